@@ -1,0 +1,138 @@
+"""Raw HTTP requests as people capture them: parse one, or write one back out.
+
+A capture comes from a proxy log, ``nc -l``, ``mhw events show --raw`` or a
+paste into an editor, so the parser is lenient where the wire is strict:
+``\\n`` as well as ``\\r\\n``, no ``Host`` header, chunked bodies with either
+line ending. It is strict about the body, the bytes a signature covers:
+Content-Length is honoured exactly, and anything odd is reported as a note
+rather than silently fixed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_REQUEST_LINE = re.compile(rb"([A-Z]+) +(\S+) +HTTP/(\d\.\d)")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LINE = re.compile(rb"\r?\n")
+
+
+class CaptureError(ValueError):
+    """The bytes are not an HTTP request we can take a body from."""
+
+
+@dataclass(frozen=True)
+class CapturedRequest:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    notes: list[str] = field(default_factory=list)
+    """What was odd about the capture and how it was read (shown to the user)."""
+
+    def header_map(self) -> dict[str, str]:
+        """Headers by name; a repeated header keeps its last value, as most frameworks do."""
+        return dict(self.headers)
+
+
+def parse_request(raw: bytes) -> CapturedRequest:
+    """Parse one raw HTTP/1.x request: request line, headers, blank line, body."""
+    head_end = _HEAD_END.search(raw)
+    if head_end is None:
+        head, rest = raw, b""
+    else:
+        head, rest = raw[: head_end.start()], raw[head_end.end() :]
+    lines = _LINE.split(head.lstrip(b"\r\n"))
+    request_line = _REQUEST_LINE.fullmatch(lines[0].strip())
+    if request_line is None:
+        shown = lines[0][:60].decode("utf-8", errors="replace")
+        raise CaptureError(
+            f"not an HTTP request: the first line should look like "
+            f"'POST /webhook HTTP/1.1', not {shown!r}"
+        )
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not name.strip():
+            raise CaptureError(f"malformed header line {line[:60].decode('latin-1')!r}")
+        headers.append((name.strip().decode("latin-1"), value.strip().decode("latin-1")))
+    if head_end is None:
+        notes = ["the capture has no blank line after the headers: read it as an empty body"]
+        return _request(request_line, headers, b"", notes)
+
+    by_name = {name.lower(): value for name, value in headers}
+    if "chunked" in by_name.get("transfer-encoding", "").lower():
+        body, notes = _dechunk(rest)
+    elif "content-length" in by_name:
+        body, notes = _exact_length(rest, by_name["content-length"])
+    else:
+        body, notes = rest, []
+    return _request(request_line, headers, body, notes)
+
+
+def format_request(request: CapturedRequest) -> bytes:
+    """The request as raw HTTP/1.1 bytes that :func:`parse_request` reads back unchanged."""
+    head = [f"{request.method} {request.target} HTTP/1.1"]
+    head += [f"{name}: {value}" for name, value in request.headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + request.body
+
+
+def _request(
+    request_line: re.Match[bytes],
+    headers: list[tuple[str, str]],
+    body: bytes,
+    notes: list[str],
+) -> CapturedRequest:
+    return CapturedRequest(
+        method=request_line.group(1).decode(),
+        target=request_line.group(2).decode("latin-1"),
+        headers=headers,
+        body=body,
+        notes=notes,
+    )
+
+
+def _exact_length(rest: bytes, header: str) -> tuple[bytes, list[str]]:
+    if not header.strip().isdigit():
+        raise CaptureError(f"Content-Length {header!r} is not a number")
+    length = int(header)
+    if len(rest) < length:
+        raise CaptureError(
+            f"the capture is truncated: Content-Length is {length} but only "
+            f"{len(rest)} bytes of body follow"
+        )
+    notes = []
+    if len(rest) > length:
+        extra = rest[length:]
+        what = "a trailing newline" if extra.strip(b"\r\n") == b"" else f"{len(extra)} more bytes"
+        notes.append(
+            f"Content-Length is {length} and {what} followed: used the first {length} bytes, "
+            "as a server would"
+        )
+    return rest[:length], notes
+
+
+def _dechunk(rest: bytes) -> tuple[bytes, list[str]]:
+    body = bytearray()
+    position = 0
+    while True:
+        line_end = _LINE.search(rest, position)
+        if line_end is None:
+            raise CaptureError("the chunked body ends before its last (zero-size) chunk")
+        size_text = rest[position : line_end.start()].split(b";")[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise CaptureError(f"bad chunk size {size_text[:20]!r} in the chunked body") from None
+        position = line_end.end()
+        if size == 0:
+            return bytes(body), ["the body was sent chunked: verified the joined chunks"]
+        if position + size > len(rest):
+            raise CaptureError("the chunked body is truncated")
+        body += rest[position : position + size]
+        position += size
+        after = _LINE.match(rest, position)
+        if after is None:
+            raise CaptureError("a chunk is longer than its declared size")
+        position = after.end()

@@ -1,0 +1,126 @@
+"""``mhw config``: read and change mhw's settings file."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from mh_webhook_cli.cli.options import FormatOption
+from mh_webhook_cli.config_file import config_path, effective, load_config, save_config
+from mh_webhook_cli.errors import ExitCode, UsageError
+from mh_webhook_cli.output import Format, emit_json, info, show, warn
+from mh_webhook_cli.settings import SETTINGS, Resolved, Setting, mask
+
+app = typer.Typer(
+    help="Show and change settings (webhook secret, API key, ngrok token).",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+KeyArgument = Annotated[
+    str,
+    typer.Argument(
+        help=f"One of: {', '.join(SETTINGS)}.",
+        autocompletion=lambda: list(SETTINGS),
+        show_default=False,
+    ),
+]
+
+
+def _setting(key: str) -> Setting:
+    try:
+        return SETTINGS[key.replace("-", "_").lower()]
+    except KeyError:
+        raise UsageError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}") from None
+
+
+def _as_json(resolved: Resolved) -> dict[str, object]:
+    return {
+        "key": resolved.setting.key,
+        "value": resolved.display or None,
+        "source": resolved.source.value,
+        "env": resolved.setting.env,
+        "secret": resolved.setting.secret,
+    }
+
+
+@app.command("path")
+def path_command() -> None:
+    """Print the config file's path (set MHW_CONFIG to use another)."""
+    print(config_path())
+
+
+@app.command("list")
+def list_command(output_format: FormatOption = Format.TEXT) -> None:
+    """List every setting: its value (secrets masked) and where it comes from."""
+    resolved = [effective(setting) for setting in SETTINGS.values()]
+    if output_format is Format.JSON:
+        emit_json([_as_json(item) for item in resolved])
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("setting", "value", "from", "env variable"):
+        table.add_column(column)
+    for item in resolved:
+        table.add_row(
+            item.setting.key, item.display or "[dim]unset[/]", item.source.value, item.setting.env
+        )
+    show(table)
+
+
+@app.command("get")
+def get_command(key: KeyArgument, output_format: FormatOption = Format.TEXT) -> None:
+    """Print one setting's effective value (secrets masked). Exit 1 if unset."""
+    resolved = effective(_setting(key))
+    if output_format is Format.JSON:
+        emit_json(_as_json(resolved))
+    elif resolved.value is not None:
+        print(resolved.display)
+    if resolved.value is None:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@app.command("set")
+def set_command(
+    key: KeyArgument,
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            help="The value; omit it to type it hidden, or pipe it on stdin "
+            "(keeps secrets out of shell history).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Save a setting in the config file (mode 0600)."""
+    setting = _setting(key)
+    if value is None or value == "-":
+        if sys.stdin.isatty():
+            value = typer.prompt(setting.description, hide_input=setting.secret)
+        else:
+            value = sys.stdin.readline()
+    value = value.strip()
+    if not value:
+        raise UsageError(f"empty value for {setting.key}; use 'mhw config unset {setting.key}'")
+    config = load_config()
+    config[setting.key] = value
+    path = save_config(config)
+    shown = mask(value) if setting.secret else value
+    info(f"Saved {setting.key} = {shown} in {path}")
+    if os.environ.get(setting.env):
+        warn(f"{setting.env} is set in the environment and takes precedence over the file")
+
+
+@app.command("unset")
+def unset_command(key: KeyArgument) -> None:
+    """Remove a setting from the config file."""
+    setting = _setting(key)
+    config = load_config()
+    if config.pop(setting.key, None) is None:
+        info(f"{setting.key} was not set in {config_path()}")
+        return
+    path = save_config(config)
+    info(f"Removed {setting.key} from {path}")

@@ -1,0 +1,57 @@
+"""Options and input handling shared by several commands, defined once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mh_webhook_cli.config_file import effective
+from mh_webhook_cli.errors import UsageError
+from mh_webhook_cli.output import Format
+from mh_webhook_cli.settings import WEBHOOK_SECRET
+
+FormatOption = Annotated[
+    Format,
+    typer.Option("--format", "-f", help="text for people, json for machines.", case_sensitive=False),
+]
+SecretOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        "-s",
+        help="Webhook secret [env MAGIC_HOUR_WEBHOOK_SECRET, config webhook_secret]. "
+        "Repeat to accept several while rotating.",
+        show_default=False,
+    ),
+]
+
+
+def webhook_secrets(flag: list[str] | None) -> list[str]:
+    """The secrets to sign or verify with, by flag > env > config; a usage error if none."""
+    if flag:
+        return flag
+    resolved = effective(WEBHOOK_SECRET)
+    if resolved.value is None:
+        raise UsageError(
+            "no webhook secret: pass --secret, set MAGIC_HOUR_WEBHOOK_SECRET, "
+            "or run 'mhw config set webhook_secret'"
+        )
+    return [resolved.value]
+
+
+def read_input(path: str | None, *, what: str) -> bytes:
+    """The exact bytes of ``path``, or of stdin for ``-`` or when stdin is piped."""
+    if path is None or path == "-":
+        if path is None and sys.stdin.isatty():
+            raise UsageError(f"no {what}: give a file, or pipe it on stdin")
+        data = sys.stdin.buffer.read()
+        if path is None and not data:
+            raise UsageError(f"no {what}: stdin was empty")
+        return data
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as failure:
+        raise UsageError(f"cannot read {what} {path}: {failure.strerror}") from None

@@ -1,0 +1,31 @@
+"""Exit codes and the errors that map to them.
+
+Every command documents its exit codes in terms of :class:`ExitCode`; the CLI
+entry point turns a :class:`MhwError` into one line on stderr and its code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    """The command did what was asked and every check passed."""
+    FAILED = 1
+    """A check failed: invalid signature, schema findings, a handler that did not answer 2xx."""
+    USAGE = 2
+    """Bad input: a wrong option, an unreadable file, a malformed request or config."""
+
+
+class MhwError(Exception):
+    """An error the user can fix; its message is one line that says how."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class UsageError(MhwError):
+    """The command line or an input file is wrong."""
+
+    exit_code = ExitCode.USAGE

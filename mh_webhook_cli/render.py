@@ -1,0 +1,114 @@
+"""How results look: a rich form for people and a JSON form for machines, side by side.
+
+Each result type has one ``*_text`` function (a rich renderable) and one
+``*_json`` function (plain data), so the two views cannot drift apart in
+what they say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from mh_webhook_cli.settings import mask
+from mh_webhook_cli.signing import Reason, VerifyResult
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+
+def describe_age(seconds: float) -> str:
+    """``'3 minutes ago'`` or ``'in 2 hours'``: how far a timestamp is from now."""
+    distance = abs(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if distance >= size or unit == "second":
+            count = int(distance // size)
+            words = f"{count} {unit}{'' if count == 1 else 's'}"
+            break
+    return f"in {words}" if seconds < 0 else f"{words} ago"
+
+
+def utc_iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def verify_json(
+    result: VerifyResult, body: bytes, secrets: list[str], notes: list[str]
+) -> dict[str, Any]:
+    """The verdict as data: everything the text view shows, with secrets masked."""
+    return {
+        "valid": result.valid,
+        "reason": result.reason.value,
+        "message": result.reason.explanation,
+        "hints": [hint.message for hint in result.hints],
+        "hint_codes": [hint.code for hint in result.hints],
+        "received_signature": result.received_signature,
+        "expected_signature": result.expected_signature,
+        "timestamp": result.timestamp,
+        "timestamp_utc": None if result.timestamp is None else utc_iso(result.timestamp),
+        "age_seconds": None if result.age_seconds is None else round(result.age_seconds, 3),
+        "tolerance_seconds": result.tolerance_seconds,
+        "secrets": [mask(secret) for secret in secrets],
+        "matched_secret_index": result.matched_secret_index,
+        "body_bytes": len(body),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "notes": notes,
+    }
+
+
+def verify_text(
+    result: VerifyResult, body: bytes, secrets: list[str], notes: list[str]
+) -> RenderableType:
+    """The verdict for people: what failed, why, and the values to compare."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    if result.valid:
+        headline = Text.assemble(("✓ valid", "bold green"), "  ", result.reason.explanation)
+    else:
+        headline = Text.assemble(
+            ("✗ invalid", "bold red"), "  ", (result.reason.value, "bold"), "  ",
+            result.reason.explanation,
+        )
+    parts: list[RenderableType] = [headline]
+    if result.hints:
+        parts.append(Text("\nWhy:", style="bold"))
+        parts.extend(Text(f"  • {hint.message}") for hint in result.hints)
+
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim")
+    facts.add_column(overflow="fold")
+    if result.received_signature is not None:
+        facts.add_row("received", result.received_signature)
+    if result.expected_signature is not None:
+        facts.add_row("expected", result.expected_signature)
+    if result.timestamp is not None and result.age_seconds is not None:
+        facts.add_row(
+            "timestamp",
+            f"{result.timestamp}  {utc_iso(result.timestamp)}, {describe_age(result.age_seconds)}"
+            + ("" if result.tolerance_seconds else "  (age not checked)"),
+        )
+    used = ", ".join(mask(secret) for secret in secrets)
+    if result.matched_secret_index is not None and len(secrets) > 1:
+        used += f"  (matched secret {result.matched_secret_index + 1} of {len(secrets)})"
+    facts.add_row("secret", used)
+    facts.add_row("body", f"{len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()[:16]}…")
+    parts += [Text(""), facts]
+
+    for note in notes:
+        parts.append(Text(f"note: {note}", style="dim"))
+    if result.reason is Reason.TIMESTAMP_TOO_OLD:
+        parts.append(
+            Text("tip: judge an old capture as of when it arrived with --at, or use --tolerance 0.")
+        )
+    if result.valid:
+        parts.append(
+            Text(
+                "tip: if your handler rejects this request, it is checking other bytes (a "
+                "re-serialized body) or another secret than these.",
+                style="dim",
+            )
+        )
+    return Group(*parts)

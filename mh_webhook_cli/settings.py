@@ -1,0 +1,133 @@
+"""Which settings exist, where each may come from, and which source wins.
+
+One rule for every command: a flag beats the environment, which beats mhw's
+config file. The API key alone has a fourth, last source: the official Magic
+Hour CLI's config file, so that someone logged in there needs no second set-up.
+
+This module is pure: the caller reads the environment and the files (see
+:mod:`mh_webhook_cli.config_file`) and passes them in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Source(str, Enum):
+    """Where a setting's value came from, as shown by ``mhw config list``."""
+
+    FLAG = "flag"
+    ENV = "env"
+    CONFIG = "config"
+    MAGIC_HOUR_CLI = "magic-hour-cli"
+    UNSET = "unset"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A value mhw reads from a flag, an environment variable or its config file."""
+
+    key: str
+    env: str
+    flag: str
+    secret: bool
+    description: str
+    from_magic_hour_cli: bool = False
+    """Fall back to the official Magic Hour CLI's config (``{"api_key": ...}``)."""
+
+
+WEBHOOK_SECRET = Setting(
+    "webhook_secret",
+    "MAGIC_HOUR_WEBHOOK_SECRET",
+    "--secret",
+    secret=True,
+    description="Webhook signing secret from the Developer Hub (mhw_live_...)",
+)
+API_KEY = Setting(
+    "api_key",
+    "MAGIC_HOUR_API_KEY",
+    "--api-key",
+    secret=True,
+    description="Magic Hour API key, for trigger and doctor",
+    from_magic_hour_cli=True,
+)
+NGROK_AUTHTOKEN = Setting(
+    "ngrok_authtoken",
+    "NGROK_AUTHTOKEN",
+    "--ngrok-authtoken",
+    secret=True,
+    description="ngrok authtoken, for a public URL in listen",
+)
+API_BASE = Setting(
+    "api_base",
+    "MAGIC_HOUR_API_BASE",
+    "--api-base",
+    secret=False,
+    description="Magic Hour API base URL (default https://api.magichour.ai)",
+)
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s for s in (WEBHOOK_SECRET, API_KEY, NGROK_AUTHTOKEN, API_BASE)
+}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A setting's effective value and where it came from."""
+
+    setting: Setting
+    value: str | None
+    source: Source
+
+    @property
+    def display(self) -> str:
+        """The value as it may be shown: masked when it is a secret."""
+        if self.value is None:
+            return ""
+        return mask(self.value) if self.setting.secret else self.value
+
+
+def resolve(
+    setting: Setting,
+    *,
+    flag: str | None = None,
+    env: Mapping[str, str],
+    config: Mapping[str, object],
+    magic_hour_cli: Mapping[str, object] | None = None,
+) -> Resolved:
+    """Pick the value of ``setting`` by precedence: flag > env > config (> Magic Hour CLI).
+
+    Empty strings count as unset, so ``MAGIC_HOUR_WEBHOOK_SECRET=`` in a
+    shell does not shadow the config file with nothing.
+    """
+    candidates: list[tuple[Source, object]] = [
+        (Source.FLAG, flag),
+        (Source.ENV, env.get(setting.env)),
+        (Source.CONFIG, config.get(setting.key)),
+    ]
+    if setting.from_magic_hour_cli and magic_hour_cli is not None:
+        candidates.append((Source.MAGIC_HOUR_CLI, magic_hour_cli.get(setting.key)))
+    for source, value in candidates:
+        if isinstance(value, str) and value:
+            return Resolved(setting, value, source)
+    return Resolved(setting, None, Source.UNSET)
+
+
+_KNOWN_PREFIX = re.compile(r"^([A-Za-z0-9]{2,8}_(?:[A-Za-z]{2,8}_)?)")
+
+
+def mask(secret: str) -> str:
+    """Show enough of a secret to recognise it, never enough to use it.
+
+    ``mhw_live_0123...a1b2`` becomes ``mhw_live_…a1b2``: the prefix says which
+    kind of secret it is, the last four characters tell two secrets apart.
+    Values too short to mask meaningfully show nothing at all.
+    """
+    if len(secret) < 12:
+        return "…" if secret else ""
+    match = _KNOWN_PREFIX.match(secret)
+    prefix = match.group(1) if match and len(secret) - len(match.group(1)) >= 16 else ""
+    return f"{prefix}…{secret[-4:]}"

@@ -1,0 +1,198 @@
+"""Magic Hour's webhook signature: signing and verification over raw bytes.
+
+Magic Hour signs every delivery with two headers:
+
+- ``magic-hour-event-timestamp``: Unix time in seconds, as decimal digits;
+- ``magic-hour-event-signature``: lowercase hex of HMAC-SHA256, keyed with the
+  whole webhook secret (UTF-8), over ``b"{timestamp}." + raw_body``.
+
+The body must be the bytes exactly as they were sent: parsing the JSON and
+serializing it again produces other bytes and therefore another signature.
+That mistake is the most common reason a handler rejects genuine events, so
+:func:`verify` can explain a mismatch (see :mod:`mh_webhook_cli.diagnosis`).
+
+This module is pure: no I/O, and the clock is read only when the caller does
+not pass ``now``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+SIGNATURE_HEADER = "magic-hour-event-signature"
+TIMESTAMP_HEADER = "magic-hour-event-timestamp"
+DEFAULT_TOLERANCE_SECONDS = 300
+"""Magic Hour's docs recommend rejecting timestamps more than five minutes from now."""
+
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+_TIMESTAMP = re.compile(r"[0-9]{1,20}")
+
+
+class Reason(str, Enum):
+    """Why a request passed or failed verification: one code per result."""
+
+    OK = "ok"
+    MISSING_SIGNATURE = "missing_signature"
+    MISSING_TIMESTAMP = "missing_timestamp"
+    MALFORMED_SIGNATURE = "malformed_signature"
+    MALFORMED_TIMESTAMP = "malformed_timestamp"
+    TIMESTAMP_TOO_OLD = "timestamp_too_old"
+    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+    SIGNATURE_MISMATCH = "signature_mismatch"
+
+    @property
+    def explanation(self) -> str:
+        return _EXPLANATIONS[self]
+
+
+_EXPLANATIONS = {
+    Reason.OK: "The signature matches the body, the timestamp and the secret.",
+    Reason.MISSING_SIGNATURE: f"The request has no {SIGNATURE_HEADER} header.",
+    Reason.MISSING_TIMESTAMP: f"The request has no {TIMESTAMP_HEADER} header.",
+    Reason.MALFORMED_SIGNATURE: (
+        "The signature is not 64 hexadecimal characters (a hex HMAC-SHA256 digest)."
+    ),
+    Reason.MALFORMED_TIMESTAMP: "The timestamp is not a whole number of seconds since the epoch.",
+    Reason.TIMESTAMP_TOO_OLD: "The timestamp is older than the tolerance allows.",
+    Reason.TIMESTAMP_IN_FUTURE: "The timestamp is further in the future than the tolerance allows.",
+    Reason.SIGNATURE_MISMATCH: "The signature does not match the body, timestamp and secret.",
+}
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One common mistake that explains a failed verification."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The verdict on one request, with what a person needs to understand it.
+
+    ``expected_signature`` is what the first secret gives for this body and
+    timestamp: showing it is safe (an HMAC does not reveal its key) and lets
+    a developer compare it with what their own code computes.
+    """
+
+    valid: bool
+    reason: Reason
+    received_signature: str | None = None
+    expected_signature: str | None = None
+    timestamp: int | None = None
+    age_seconds: float | None = None
+    """How long before ``now`` the timestamp lies; negative when it is in the future."""
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
+    matched_secret_index: int | None = None
+    """Which of several secrets matched (key rotation); None when none did."""
+    hints: tuple[Hint, ...] = field(default=())
+
+    def __bool__(self) -> bool:
+        return self.valid
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    """Return Magic Hour's signature of ``body`` sent at ``timestamp``.
+
+    >>> sign("mhw_live_test", 1730742038, b'{"type":"video.started"}')[:16]
+    'f06dd67aba8e3b31'
+    """
+    return signature_digest(secret, timestamp, body).hex()
+
+
+def signature_digest(secret: str, timestamp: int | str, body: bytes) -> bytes:
+    """The raw 32-byte HMAC behind :func:`sign`."""
+    return hmac.new(secret.encode("utf-8"), b"%s.%s" % (str(timestamp).encode(), body), hashlib.sha256).digest()
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """Look a header up by name, ignoring case as HTTP does."""
+    if name in headers:
+        return headers[name]
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def parse_timestamp(value: str) -> int | None:
+    """The header's Unix seconds, or None when it is not a plain whole number."""
+    value = value.strip()
+    return int(value) if _TIMESTAMP.fullmatch(value) else None
+
+
+def verify(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str | Sequence[str],
+    *,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+    diagnose: bool = True,
+) -> VerifyResult:
+    """Verify a received request as Magic Hour signed it.
+
+    ``body`` must be the raw bytes as received. ``headers`` is any mapping;
+    names are matched without regard to case. ``secret`` may be a list, so that
+    a handler can accept both the old and the new secret while rotating.
+    ``tolerance`` is the allowed distance between the timestamp and ``now``
+    in either direction, in seconds; 0 turns the check off.
+
+    The signature is checked before the timestamp, so that a stale but genuine
+    request says ``timestamp_too_old`` rather than hiding a wrong secret. On a
+    mismatch, ``diagnose`` tries the common mistakes and reports those that
+    explain it as ``hints`` (it costs a few hundred HMACs; a server under load
+    from forged requests may want it off).
+    """
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    if not secrets:
+        raise ValueError("verify() needs at least one secret")
+    result = VerifyResult(False, Reason.MISSING_SIGNATURE, tolerance_seconds=tolerance)
+
+    received = (header_value(headers, SIGNATURE_HEADER) or "").strip()
+    if not received:
+        return result
+    result = replace(result, reason=Reason.MISSING_TIMESTAMP, received_signature=received)
+    raw_timestamp = (header_value(headers, TIMESTAMP_HEADER) or "").strip()
+    if not raw_timestamp:
+        return result
+    timestamp = parse_timestamp(raw_timestamp)
+    if timestamp is None:
+        return replace(result, reason=Reason.MALFORMED_TIMESTAMP)
+
+    expected = [sign(s, timestamp, body) for s in secrets]
+    age = (time.time() if now is None else now) - timestamp
+    result = replace(result, expected_signature=expected[0], timestamp=timestamp, age_seconds=age)
+    if not _HEX_DIGEST.fullmatch(received):
+        reason = Reason.MALFORMED_SIGNATURE
+    elif (matched := _first_match(expected, received)) is None:
+        reason = Reason.SIGNATURE_MISMATCH
+    elif tolerance > 0 and age > tolerance:
+        reason = Reason.TIMESTAMP_TOO_OLD
+    elif tolerance > 0 and -age > tolerance:
+        reason = Reason.TIMESTAMP_IN_FUTURE
+    else:
+        return replace(result, valid=True, reason=Reason.OK, matched_secret_index=matched)
+
+    hints: tuple[Hint, ...] = ()
+    if diagnose:
+        from mh_webhook_cli.diagnosis import diagnose as find_hints
+
+        hints = tuple(find_hints(body, received, raw_timestamp, secrets, reason))
+    return replace(result, reason=reason, hints=hints)
+
+
+def _first_match(expected: Sequence[str], received: str) -> int | None:
+    """Index of the expected signature equal to ``received``, compared in constant time."""
+    for index, candidate in enumerate(expected):
+        if hmac.compare_digest(candidate, received):
+            return index
+    return None
