@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 _REQUEST_LINE = re.compile(rb"([A-Z]+) +(\S+) +HTTP/(\d\.\d)")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(rb"\r?\n")
+_UNFINISHED_CHUNKS = "the chunked body ends before its last (zero-size) chunk"
 
 
 class CaptureError(ValueError):
@@ -119,7 +120,7 @@ def _dechunk(rest: bytes) -> tuple[bytes, list[str]]:
     while True:
         line_end = _LINE.search(rest, position)
         if line_end is None:
-            raise CaptureError("the chunked body ends before its last (zero-size) chunk")
+            raise CaptureError(_UNFINISHED_CHUNKS)
         size_text = rest[position : line_end.start()].split(b";")[0].strip()
         try:
             size = int(size_text, 16)
@@ -132,6 +133,8 @@ def _dechunk(rest: bytes) -> tuple[bytes, list[str]]:
             raise CaptureError("the chunked body is truncated")
         body += rest[position : position + size]
         position += size
+        if position == len(rest):
+            raise CaptureError(_UNFINISHED_CHUNKS)
         after = _LINE.match(rest, position)
         if after is None:
             raise CaptureError("a chunk is longer than its declared size")

@@ -311,10 +311,11 @@ def _reserialization_hints(received: str, signed: str, layout: str, envelope: bo
 
 
 def _key_orders(text: str) -> list[list[str]]:
+    """The key order of every object in ``text``, with the envelope's key names unified."""
     orders: list[list[str]] = []
 
     def remember(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        orders.append([key for key, _ in pairs])
+        orders.append(["payload" if key == "object" else key for key, _ in pairs])
         return dict(pairs)
 
     json.loads(text, object_pairs_hook=remember)

@@ -101,8 +101,8 @@ class VerifyResult:
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     """Return Magic Hour's signature of ``body`` sent at ``timestamp``.
 
-    >>> sign("mhw_live_test", 1730742038, b'{"type":"video.started"}')[:16]
-    'f06dd67aba8e3b31'
+    >>> sign("whsec", 0, b"")[:16]
+    '0d1dbfdae9a6e257'
     """
     return signature_digest(secret, timestamp, body).hex()
 

@@ -18,7 +18,6 @@ from mh_webhook_cli.output import error
 
 app = typer.Typer(
     name="mhw",
-    add_completion=False,
     # Locals in a traceback could show a webhook secret or an API key.
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -62,7 +61,7 @@ def _root(
 def main() -> None:
     """Run ``mhw``: every user error becomes one line on stderr and a documented exit code."""
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="mhw", standalone_mode=False)
     except typer.TyperException as failure:
         # Typer's usage errors carry the context of the command that failed.
         context = getattr(failure, "ctx", None)

@@ -1,0 +1,66 @@
+"""The command line as a whole: help, version, errors and completion scripts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import Mhw
+from mh_webhook_cli import __version__
+
+COMPLETIONS = Path(__file__).parent.parent / "completions"
+SHELLS = {"bash": "mhw.bash", "zsh": "_mhw", "fish": "mhw.fish", "powershell": "mhw.ps1"}
+
+
+def test_version(mhw: Mhw) -> None:
+    result = mhw("--version")
+    assert (result.code, result.stdout.strip()) == (0, f"mhw {__version__}")
+
+
+def test_help_lists_every_command_with_a_description(mhw: Mhw) -> None:
+    result = mhw("--help")
+    assert result.code == 0
+    for command in ("sign", "verify", "config"):
+        line = next(line for line in result.stdout.splitlines() if f" {command} " in line)
+        assert len(line.split(command, 1)[1].strip(" │")) > 10
+
+
+def test_no_arguments_shows_help(mhw: Mhw) -> None:
+    result = mhw()
+    assert result.code == 0 and "verify" in result.stdout
+
+
+def test_unknown_command_is_one_line_exit_2(mhw: Mhw) -> None:
+    result = mhw("frobnicate")
+    assert result.code == 2
+    assert result.stderr.strip().startswith("error:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "mhw"
+    if not script.exists():
+        pytest.skip("mhw is not installed as a console script in this environment")
+    completed = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == f"mhw {__version__}"
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_committed_completion_scripts_are_current(
+    shell: str, isolated_env: dict[str, str]
+) -> None:
+    generated = subprocess.run(
+        [sys.executable, "-m", "mh_webhook_cli"],
+        env={**isolated_env, "_MHW_COMPLETE": f"source_{shell}"},
+        capture_output=True,
+        check=True,
+    ).stdout
+    committed = COMPLETIONS / SHELLS[shell]
+    assert generated, f"no completion script generated for {shell}"
+    assert committed.read_bytes() == generated, (
+        f"{committed} is stale: regenerate with "
+        f"_MHW_COMPLETE=source_{shell} mhw > completions/{SHELLS[shell]}"
+    )
