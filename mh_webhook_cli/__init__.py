@@ -10,16 +10,21 @@ The signing core is importable on its own, with no I/O::
         print(result.reason.value, [hint.message for hint in result.hints])
 """
 
-from mh_webhook_cli.signing import (
-    DEFAULT_TOLERANCE_SECONDS,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    Hint,
-    Reason,
-    VerifyResult,
-    sign,
-    verify,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.signing import (
+        DEFAULT_TOLERANCE_SECONDS,
+        SIGNATURE_HEADER,
+        TIMESTAMP_HEADER,
+        Hint,
+        Reason,
+        VerifyResult,
+        sign,
+        verify,
+    )
 
 __version__ = "0.1.0"
 
@@ -34,3 +39,13 @@ __all__ = [
     "sign",
     "verify",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: every mhw command imports this package, and only
+    # some of them need the signing core (mhw's start-up time is measured).
+    if name in __all__:
+        from mh_webhook_cli import signing
+
+        return getattr(signing, name)
+    raise AttributeError(f"module 'mh_webhook_cli' has no attribute {name!r}")

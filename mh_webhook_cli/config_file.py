@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,8 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
 
 def save_config(data: Mapping[str, Any], path: Path | None = None) -> Path:
     """Write the config atomically with mode 0600 (it may hold secrets)."""
+    import tempfile
+
     path = path or config_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".tmp")

@@ -78,10 +78,13 @@ def _explanations(
     None when no such combination does; an empty list when one does with no
     mistake at all (the signature only had the wrong form, such as upper case).
     """
+    # Pairs of mistakes try only the exact millisecond: a thousand of them for
+    # every body and secret variant would cost seconds for a rare combination.
+    every_millisecond = depth < 2 and len(body) <= MILLISECOND_SEARCH_MAX_BODY
     dimensions = [
         list(_body_variants(body)),
         [v for s in secrets for v in _secret_variants(s)],
-        list(_prefix_variants(timestamp, len(body))),
+        list(_prefix_variants(timestamp, every_millisecond)),
     ]
     found: list[Hint] | None = None
     for combination in itertools.product(*dimensions):
@@ -108,8 +111,8 @@ def _decode_signature(received: str) -> tuple[bytes | None, list[Hint]]:
         hints.append(
             Hint(
                 "sha256_prefix",
-                f"The signature carries a '{prefixed.group(1)}=' prefix: Magic Hour sends bare hex, "
-                "so strip the prefix before comparing (or stop adding it when signing).",
+                f"The signature carries a '{prefixed.group(1)}=' prefix: Magic Hour sends bare "
+                "hex, so strip the prefix before comparing (or stop adding it when signing).",
             )
         )
         text = prefixed.group(2).strip()
@@ -213,7 +216,7 @@ def _reserialized_variants(body: bytes) -> Iterator[_Variant]:
         return
     seen = {body}
     for envelope, sort_keys, ensure_ascii, layout in itertools.product(
-        (False, True), (False, True), (False, True), ("compact", "python", "indent2", "indent4")
+        (False, True), (False, True), (False, True), tuple(_LAYOUTS)
     ):
         data = _swap_envelope(document) if envelope else document
         if data is None:
@@ -228,14 +231,16 @@ def _reserialized_variants(body: bytes) -> Iterator[_Variant]:
             yield _Variant(candidate, tuple(hints))
 
 
+_LAYOUTS: dict[str, dict[str, Any]] = {
+    "compact": {"separators": (",", ":")},
+    "python": {},
+    "indent2": {"indent": 2},
+    "indent4": {"indent": 4},
+}
+
+
 def _dump(data: Any, layout: str, *, sort_keys: bool, ensure_ascii: bool) -> str:
-    options: dict[str, Any] = {
-        "compact": {"separators": (",", ":")},
-        "python": {},
-        "indent2": {"indent": 2},
-        "indent4": {"indent": 4},
-    }[layout]
-    return json.dumps(data, sort_keys=sort_keys, ensure_ascii=ensure_ascii, **options)
+    return json.dumps(data, sort_keys=sort_keys, ensure_ascii=ensure_ascii, **_LAYOUTS[layout])
 
 
 def _swap_envelope(document: Any) -> Any:
@@ -276,8 +281,9 @@ def _reserialization_hints(received: str, signed: str, layout: str, envelope: bo
         hints.append(
             Hint(
                 code,
-                f"The body was re-serialized between signing and checking: the signature is over "
-                f"{_LAYOUT_WORDS[signed_layout]}, the body checked is {_LAYOUT_WORDS[received_layout]}. "
+                "The body was re-serialized between signing and checking: the signature is over "
+                f"{_LAYOUT_WORDS[signed_layout]}, "
+                f"the body checked is {_LAYOUT_WORDS[received_layout]}. "
                 "Sign and verify the raw bytes exactly as sent; never json.dumps a parsed body.",
             )
         )
@@ -302,9 +308,9 @@ def _reserialization_hints(received: str, signed: str, layout: str, envelope: bo
         hints.append(
             Hint(
                 "body_object_envelope",
-                "The signed body wraps the event as {\"type\", \"object\"} (as the example in the "
-                "webhook spec's prose does) while the body checked uses {\"type\", \"payload\"}, "
-                "or the reverse: Magic Hour sends \"payload\".",
+                'The signed body wraps the event as {"type", "object"} (as the example in the '
+                'webhook spec\'s prose does) while the body checked uses {"type", "payload"}, '
+                'or the reverse: Magic Hour sends "payload".',
             )
         )
     return hints
@@ -375,7 +381,7 @@ def _secret_variants(secret: str) -> Iterator[_Variant]:
         )
 
 
-def _prefix_variants(timestamp: str, body_size: int) -> Iterator[_Variant]:
+def _prefix_variants(timestamp: str, every_millisecond: bool) -> Iterator[_Variant]:
     """What was put before the body: ``"{timestamp}."``, nothing, or milliseconds."""
     yield _Variant([f"{timestamp}.".encode()])
     yield _Variant(
@@ -389,11 +395,7 @@ def _prefix_variants(timestamp: str, body_size: int) -> Iterator[_Variant]:
         ),
     )
     seconds = int(timestamp)
-    milliseconds = (
-        range(seconds * 1000, seconds * 1000 + 1000)
-        if body_size <= MILLISECOND_SEARCH_MAX_BODY
-        else range(seconds * 1000, seconds * 1000 + 1)
-    )
+    milliseconds = range(seconds * 1000, seconds * 1000 + (1000 if every_millisecond else 1))
     yield _Variant(
         [f"{ms}.".encode() for ms in milliseconds],
         (

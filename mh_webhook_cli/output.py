@@ -1,21 +1,31 @@
 """The one place that decides how results reach the user.
 
-Results go to stdout: rich text on a terminal (plain text when piped, since
-rich drops styling then, and when ``NO_COLOR`` is set), or JSON with
-``--format json``. Progress, warnings and errors go to stderr, so that
-``mhw ... --format json | jq`` always receives clean JSON.
+Results go to stdout in one of three forms: rich text on a terminal (colours
+off under ``NO_COLOR``), plain text when piped, or JSON with ``--format json``.
+Progress, warnings and errors go to stderr, so that ``mhw ... --format json |
+jq`` always receives clean JSON.
+
+Renderers describe text as :data:`Line` values, styled segments, so that the
+plain form needs no rich at all: importing rich costs more than the rest of a
+``mhw verify`` run, and scripts that pipe mhw should not pay for it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console
+
+Segment = tuple[str, str]
+"""Text and the rich style to show it in on a terminal (``""`` for none)."""
+Line = Union[str, Sequence[Segment]]  # noqa: UP007 (a runtime alias: "|" needs 3.10 types)
 
 
 class Format(str, Enum):
@@ -37,9 +47,47 @@ def stderr() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def show(renderable: RenderableType) -> None:
-    """A result, for people."""
-    stdout().print(renderable)
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether to draw with rich: a terminal, or colour forced as rich itself allows."""
+    return stream.isatty() or bool(
+        os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE")
+    )
+
+
+def show(lines: Iterable[Line]) -> None:
+    """A result, for people: styled on a terminal, plain when piped."""
+    _write(lines, sys.stdout, stdout)
+
+
+def _write(lines: Iterable[Line], stream: IO[str], console: Any) -> None:
+    if not is_terminal(stream):
+        stream.write("".join(_plain(line) + "\n" for line in lines))
+        stream.flush()
+        return
+    from rich.text import Text
+
+    for line in lines:
+        console().print(Text(line) if isinstance(line, str) else Text.assemble(*line))
+
+
+def _plain(line: Line) -> str:
+    return line if isinstance(line, str) else "".join(text for text, _ in line)
+
+
+def columns(rows: Sequence[Sequence[Segment]], gap: int = 2) -> list[Line]:
+    """Rows of cells as aligned lines (a table without rules, the same in both forms)."""
+    widths = [
+        max(len(row[i][0]) for row in rows if i < len(row))
+        for i in range(max(map(len, rows), default=0))
+    ]
+    lines: list[Line] = []
+    for row in rows:
+        cells: list[Segment] = []
+        for i, (text, style) in enumerate(row):
+            last = i == len(row) - 1
+            cells.append((text if last else text.ljust(widths[i] + gap), style))
+        lines.append(cells)
+    return lines
 
 
 def emit_json(data: Any) -> None:
@@ -50,17 +98,13 @@ def emit_json(data: Any) -> None:
 
 def info(message: str) -> None:
     """Progress or confirmation, on stderr so it never mixes with results."""
-    stderr().print(message)
+    _write([message], sys.stderr, stderr)
 
 
 def warn(message: str) -> None:
-    from rich.markup import escape
-
-    stderr().print(f"[yellow]warning:[/] {escape(message)}")
+    _write([[("warning: ", "yellow"), (message, "")]], sys.stderr, stderr)
 
 
 def error(message: str) -> None:
     """One line, on stderr; the caller sets the exit code."""
-    from rich.markup import escape
-
-    stderr().print(f"[bold red]error:[/] {escape(message)}")
+    _write([[("error: ", "bold red"), (message, "")]], sys.stderr, stderr)

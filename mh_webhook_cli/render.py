@@ -1,21 +1,19 @@
 """How results look: a rich form for people and a JSON form for machines, side by side.
 
-Each result type has one ``*_text`` function (a rich renderable) and one
-``*_json`` function (plain data), so the two views cannot drift apart in
-what they say.
+Each result type has one ``*_text`` function (styled lines, see
+:mod:`mh_webhook_cli.output`) and one ``*_json`` function (plain data), side
+by side, so the two views cannot drift apart in what they say.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mh_webhook_cli.output import Line, columns
 from mh_webhook_cli.settings import mask
 from mh_webhook_cli.signing import Reason, VerifyResult
-
-if TYPE_CHECKING:
-    from rich.console import RenderableType
 
 
 def describe_age(seconds: float) -> str:
@@ -59,56 +57,59 @@ def verify_json(
 
 def verify_text(
     result: VerifyResult, body: bytes, secrets: list[str], notes: list[str]
-) -> RenderableType:
+) -> list[Line]:
     """The verdict for people: what failed, why, and the values to compare."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
+    lines: list[Line] = []
     if result.valid:
-        headline = Text.assemble(("✓ valid", "bold green"), "  ", result.reason.explanation)
+        lines.append([("✓ valid", "bold green"), ("  " + result.reason.explanation, "")])
     else:
-        headline = Text.assemble(
-            ("✗ invalid", "bold red"), "  ", (result.reason.value, "bold"), "  ",
-            result.reason.explanation,
+        lines.append(
+            [
+                ("✗ invalid", "bold red"),
+                ("  ", ""),
+                (result.reason.value, "bold"),
+                ("  " + result.reason.explanation, ""),
+            ]
         )
-    parts: list[RenderableType] = [headline]
     if result.hints:
-        parts.append(Text("\nWhy:", style="bold"))
-        parts.extend(Text(f"  • {hint.message}") for hint in result.hints)
+        lines += ["", [("Why:", "bold")]]
+        lines += [f"  • {hint.message}" for hint in result.hints]
 
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="dim")
-    facts.add_column(overflow="fold")
+    facts: list[tuple[str, str]] = []
     if result.received_signature is not None:
-        facts.add_row("received", result.received_signature)
+        facts.append(("received", result.received_signature))
     if result.expected_signature is not None:
-        facts.add_row("expected", result.expected_signature)
+        facts.append(("expected", result.expected_signature))
     if result.timestamp is not None and result.age_seconds is not None:
-        facts.add_row(
-            "timestamp",
-            f"{result.timestamp}  {utc_iso(result.timestamp)}, {describe_age(result.age_seconds)}"
-            + ("" if result.tolerance_seconds else "  (age not checked)"),
+        checked = "" if result.tolerance_seconds else "  (age not checked)"
+        facts.append(
+            (
+                "timestamp",
+                f"{result.timestamp}  {utc_iso(result.timestamp)}, "
+                f"{describe_age(result.age_seconds)}{checked}",
+            )
         )
     used = ", ".join(mask(secret) for secret in secrets)
     if result.matched_secret_index is not None and len(secrets) > 1:
         used += f"  (matched secret {result.matched_secret_index + 1} of {len(secrets)})"
-    facts.add_row("secret", used)
-    facts.add_row("body", f"{len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()[:16]}…")
-    parts += [Text(""), facts]
+    facts.append(("secret", used))
+    facts.append(("body", f"{len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()[:16]}…"))
+    lines.append("")
+    lines += columns([[(name, "dim"), (value, "")] for name, value in facts])
 
-    for note in notes:
-        parts.append(Text(f"note: {note}", style="dim"))
+    lines += [[(f"note: {note}", "dim")] for note in notes]
     if result.reason is Reason.TIMESTAMP_TOO_OLD:
-        parts.append(
-            Text("tip: judge an old capture as of when it arrived with --at, or use --tolerance 0.")
+        lines.append(
+            "tip: judge an old capture as of when it arrived with --at, or use --tolerance 0."
         )
     if result.valid:
-        parts.append(
-            Text(
-                "tip: if your handler rejects this request, it is checking other bytes (a "
-                "re-serialized body) or another secret than these.",
-                style="dim",
-            )
+        lines.append(
+            [
+                (
+                    "tip: if your handler rejects this request, it is checking other bytes (a "
+                    "re-serialized body) or another secret than these.",
+                    "dim",
+                )
+            ]
         )
-    return Group(*parts)
+    return lines

@@ -109,7 +109,9 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
 
 def signature_digest(secret: str, timestamp: int | str, body: bytes) -> bytes:
     """The raw 32-byte HMAC behind :func:`sign`."""
-    return hmac.new(secret.encode("utf-8"), b"%s.%s" % (str(timestamp).encode(), body), hashlib.sha256).digest()
+    return hmac.new(
+        secret.encode("utf-8"), b"%s.%s" % (str(timestamp).encode(), body), hashlib.sha256
+    ).digest()
 
 
 def header_value(headers: Mapping[str, str], name: str) -> str | None:

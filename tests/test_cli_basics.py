@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import Mhw
+
 from mh_webhook_cli import __version__
 
 COMPLETIONS = Path(__file__).parent.parent / "completions"
@@ -44,14 +44,14 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "mhw"
     if not script.exists():
         pytest.skip("mhw is not installed as a console script in this environment")
-    completed = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, check=True
+    )
     assert completed.stdout.strip() == f"mhw {__version__}"
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))
-def test_committed_completion_scripts_are_current(
-    shell: str, isolated_env: dict[str, str]
-) -> None:
+def test_committed_completion_scripts_are_current(shell: str, isolated_env: dict[str, str]) -> None:
     generated = subprocess.run(
         [sys.executable, "-m", "mh_webhook_cli"],
         env={**isolated_env, "_MHW_COMPLETE": f"source_{shell}"},

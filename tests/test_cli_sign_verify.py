@@ -12,12 +12,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-
 from conftest import SECRET, Mhw
 
-BODY = b'{"type":"video.completed","payload":{"id":"clx7uu86w0a5qp55yxz315r6r","status":"complete","name":"Caf\xc3\xa9"}}'
+BODY = (
+    b'{"type":"video.completed","payload":{"id":"clx7uu86w0a5qp55yxz315r6r",'
+    b'"status":"complete","name":"Caf\xc3\xa9"}}'
+)
 
 
 def recipe(secret: str, timestamp: int | str, body: bytes) -> str:
@@ -87,7 +90,7 @@ def test_sign_without_any_secret_is_a_usage_error(mhw: Mhw, body_file: Path) -> 
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
@@ -120,7 +123,8 @@ def test_curl_command_sends_exact_signed_bytes(
     args = ["sign", "--secret", SECRET, "--curl", recorder]
     result = mhw(*args, "-", input=body) if from_stdin else mhw(*args, str(body_file))
     assert result.code == 0, result.stderr
-    subprocess.run(["bash", "-c", result.stdout], check=True, capture_output=True, timeout=20)
+    bash = shutil.which("bash") or "/bin/bash"
+    subprocess.run([bash, "-c", result.stdout], check=True, capture_output=True, timeout=20)
     headers, received = _Recorder.received[-1]
     assert received == body
     assert headers["magic-hour-event-signature"] == recipe(

@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from conftest import SECRET, Mhw
+
 from mh_webhook_cli.settings import API_KEY, WEBHOOK_SECRET, Source, mask, resolve
 
 
@@ -78,9 +78,13 @@ def test_list_shows_value_and_source_of_every_setting(
     mhw("config", "set", "webhook_secret", SECRET)
     official = tmp_path / "magic-hour.json"
     official.write_text(json.dumps({"api_key": "mhk_live_abcdefghijklmnopqrstuvwxyz"}))
-    env = {"NGROK_AUTHTOKEN": "2abcdefghijklmnopqrstuvwxyz_token", "MAGIC_HOUR_CONFIG": str(official)}
+    env = {
+        "NGROK_AUTHTOKEN": "2abcdefghijklmnopqrstuvwxyz_token",
+        "MAGIC_HOUR_CONFIG": str(official),
+    }
     listing = {
-        item["key"]: item for item in json.loads(mhw("config", "list", "-f", "json", env=env).stdout)
+        item["key"]: item
+        for item in json.loads(mhw("config", "list", "-f", "json", env=env).stdout)
     }
     assert listing["webhook_secret"]["source"] == "config"
     assert listing["api_key"]["source"] == "magic-hour-cli"
@@ -131,10 +135,15 @@ def test_env_overriding_the_file_is_pointed_out(mhw: Mhw) -> None:
 
 def test_resolve_order_for_the_api_key() -> None:
     official = {"api_key": "official"}
-    assert resolve(API_KEY, env={}, config={}, magic_hour_cli=official).source is Source.MAGIC_HOUR_CLI
+    assert (
+        resolve(API_KEY, env={}, config={}, magic_hour_cli=official).source is Source.MAGIC_HOUR_CLI
+    )
     assert resolve(API_KEY, env={}, config={"api_key": "c"}, magic_hour_cli=official).value == "c"
     assert resolve(API_KEY, env={"MAGIC_HOUR_API_KEY": "e"}, config={"api_key": "c"}).value == "e"
-    assert resolve(WEBHOOK_SECRET, env={}, config={}, magic_hour_cli={"webhook_secret": "no"}).source is Source.UNSET
+    assert (
+        resolve(WEBHOOK_SECRET, env={}, config={}, magic_hour_cli={"webhook_secret": "no"}).source
+        is Source.UNSET
+    )
 
 
 @pytest.mark.parametrize(

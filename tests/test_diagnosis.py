@@ -70,14 +70,14 @@ def test_body_changed_after_signing(received: bytes, expected_code: str) -> None
 
 def test_signer_sorted_the_keys() -> None:
     sorted_keys = json.dumps(EVENT, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    reason, found = codes(COMPACT, signed(sorted_keys.encode()))
+    _reason, found = codes(COMPACT, signed(sorted_keys.encode()))
     assert found == ["body_keys_reordered"]
 
 
 def test_line_endings_converted_to_crlf() -> None:
     """A pretty-printed body signed with LF, saved by a Windows editor with CRLF."""
     pretty = json.dumps(EVENT, indent=2, ensure_ascii=False).encode()
-    reason, found = codes(pretty.replace(b"\n", b"\r\n"), signed(pretty))
+    _reason, found = codes(pretty.replace(b"\n", b"\r\n"), signed(pretty))
     assert found == ["body_crlf"]
 
 
@@ -91,7 +91,7 @@ def test_magic_hours_own_test_script_mistake() -> None:
 
 def test_newline_stripped_after_signing() -> None:
     """curl -d @file drops the file's final newline that the signer included."""
-    reason, found = codes(COMPACT, signed(COMPACT + b"\n"))
+    _reason, found = codes(COMPACT, signed(COMPACT + b"\n"))
     assert "body_newline_stripped" in found
 
 
@@ -101,17 +101,17 @@ def test_body_signed_with_object_envelope_from_the_spec_prose() -> None:
         separators=(",", ":"),
         ensure_ascii=False,
     ).encode()
-    reason, found = codes(COMPACT, signed(wrapped))
+    _reason, found = codes(COMPACT, signed(wrapped))
     assert found == ["body_object_envelope"]
 
 
 def test_signed_without_timestamp_prefix() -> None:
-    reason, found = codes(COMPACT, signed(COMPACT, prefix=b""))
+    _reason, found = codes(COMPACT, signed(COMPACT, prefix=b""))
     assert found == ["signed_without_timestamp"]
 
 
 def test_signed_with_millisecond_timestamp() -> None:
-    reason, found = codes(COMPACT, signed(COMPACT, prefix=f"{NOW * 1000 + 417}.".encode()))
+    _reason, found = codes(COMPACT, signed(COMPACT, prefix=f"{NOW * 1000 + 417}.".encode()))
     assert found == ["millisecond_timestamp"]
 
 
@@ -131,7 +131,7 @@ def test_millisecond_timestamp_header() -> None:
     ],
 )
 def test_secret_stored_with_whitespace_or_quotes(verifier_secret: str, expected_code: str) -> None:
-    reason, found = codes(COMPACT, signed(COMPACT), secret=verifier_secret)
+    _reason, found = codes(COMPACT, signed(COMPACT), secret=verifier_secret)
     assert expected_code in found
 
 
@@ -142,7 +142,7 @@ def test_secret_stored_with_whitespace_or_quotes(verifier_secret: str, expected_
 def test_signer_used_secret_with_whitespace_or_quotes(
     signer_secret: str, expected_code: str
 ) -> None:
-    reason, found = codes(COMPACT, signed(COMPACT, secret=signer_secret))
+    _reason, found = codes(COMPACT, signed(COMPACT, secret=signer_secret))
     assert found == [expected_code]
 
 
@@ -166,18 +166,18 @@ def test_base64_instead_of_hex() -> None:
 
 
 def test_truncated_signature_as_in_the_docs() -> None:
-    reason, found = codes(COMPACT, "3e771b50c")
+    _reason, found = codes(COMPACT, "3e771b50c")
     assert found == ["truncated_signature"]
 
 
 def test_unreadable_signature() -> None:
-    reason, found = codes(COMPACT, "not a signature at all!")
+    _reason, found = codes(COMPACT, "not a signature at all!")
     assert found == ["unreadable_signature"]
 
 
 def test_two_mistakes_at_once() -> None:
     """Pretty-printed body *and* a secret with a trailing newline on the signer's side."""
-    reason, found = codes(
+    _reason, found = codes(
         json.dumps(EVENT, indent=2, ensure_ascii=False).encode(),
         signed(COMPACT, secret=SECRET + "\n"),
     )
@@ -229,5 +229,5 @@ def test_diagnosis_can_be_turned_off() -> None:
 
 def test_non_json_body_is_still_diagnosed() -> None:
     body = b"\xff\xfe not json"
-    reason, found = codes(body + b"\n", signed(body))
+    _reason, found = codes(body + b"\n", signed(body))
     assert found == ["body_newline_added"]

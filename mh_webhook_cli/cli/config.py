@@ -11,7 +11,7 @@ import typer
 from mh_webhook_cli.cli.options import FormatOption
 from mh_webhook_cli.config_file import config_path, effective, load_config, save_config
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.output import Format, emit_json, info, show, warn
+from mh_webhook_cli.output import Format, columns, emit_json, info, show, warn
 from mh_webhook_cli.settings import SETTINGS, Resolved, Setting, mask
 
 app = typer.Typer(
@@ -59,16 +59,17 @@ def list_command(output_format: FormatOption = Format.TEXT) -> None:
     if output_format is Format.JSON:
         emit_json([_as_json(item) for item in resolved])
         return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("setting", "value", "from", "env variable"):
-        table.add_column(column)
-    for item in resolved:
-        table.add_row(
-            item.setting.key, item.display or "[dim]unset[/]", item.source.value, item.setting.env
-        )
-    show(table)
+    header = [(title, "bold") for title in ("setting", "value", "from", "env variable")]
+    rows = [
+        [
+            (item.setting.key, ""),
+            (item.display, "") if item.value else ("unset", "dim"),
+            (item.source.value, ""),
+            (item.setting.env, "dim"),
+        ]
+        for item in resolved
+    ]
+    show(columns([header, *rows]))
 
 
 @app.command("get")

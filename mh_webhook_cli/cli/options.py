@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.config_file import effective
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.output import Format
-from mh_webhook_cli.settings import WEBHOOK_SECRET
 
 FormatOption = Annotated[
     Format,
-    typer.Option("--format", "-f", help="text for people, json for machines.", case_sensitive=False),
+    typer.Option(
+        "--format", "-f", help="text for people, json for machines.", case_sensitive=False
+    ),
 ]
 SecretOption = Annotated[
     list[str] | None,
@@ -33,6 +33,9 @@ def webhook_secrets(flag: list[str] | None) -> list[str]:
     """The secrets to sign or verify with, by flag > env > config; a usage error if none."""
     if flag:
         return flag
+    from mh_webhook_cli.config_file import effective
+    from mh_webhook_cli.settings import WEBHOOK_SECRET
+
     resolved = effective(WEBHOOK_SECRET)
     if resolved.value is None:
         raise UsageError(

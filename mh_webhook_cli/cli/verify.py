@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mh_webhook_cli.capture import CaptureError, CapturedRequest, parse_request
 from mh_webhook_cli.cli.options import FormatOption, SecretOption, read_input, webhook_secrets
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.output import Format, emit_json, show
-from mh_webhook_cli.render import verify_json, verify_text
 from mh_webhook_cli.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+)
+from mh_webhook_cli.signing import (
     verify as verify_request,
 )
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.capture import CapturedRequest
 
 
 def verify(
@@ -76,6 +79,8 @@ def verify(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Verify a request's signature; explain why it fails. Exit 0 valid, 1 invalid."""
+    from mh_webhook_cli.render import verify_json, verify_text
+
     captured = _load_request(request, body_file, signature, timestamp)
     secrets = webhook_secrets(secret)
     now = time.time() if at is None else parse_time(at)
@@ -98,6 +103,8 @@ def _load_request(
     Header values given as options override those in a capture, so one can ask
     "would this capture verify with that signature?".
     """
+    from mh_webhook_cli.capture import CapturedRequest, CaptureError, parse_request
+
     if request is not None and body_file is not None:
         raise UsageError("give --request or --body-file, not both")
     if body_file is not None:
