@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Mhw
 
+from conftest import Mhw
 from mh_webhook_cli import __version__
 
 COMPLETIONS = Path(__file__).parent.parent / "completions"
@@ -23,7 +23,7 @@ def test_version(mhw: Mhw) -> None:
 def test_help_lists_every_command_with_a_description(mhw: Mhw) -> None:
     result = mhw("--help")
     assert result.code == 0
-    for command in ("sign", "verify", "config"):
+    for command in ("sign", "verify", "fixtures", "config"):
         line = next(line for line in result.stdout.splitlines() if f" {command} " in line)
         assert len(line.split(command, 1)[1].strip(" │")) > 10
 

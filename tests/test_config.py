@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, Mhw
 
+from conftest import SECRET, Mhw
 from mh_webhook_cli.settings import API_KEY, WEBHOOK_SECRET, Source, mask, resolve
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mh_webhook_cli import __version__
-from mh_webhook_cli.cli import config, sign, verify
+from mh_webhook_cli.cli import config, fixtures, sign, verify
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.output import error
 
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 app.command("sign", help=sign.__doc__)(sign.sign)
 app.command("verify", help=verify.__doc__)(verify.verify)
+app.add_typer(fixtures.app, name="fixtures")
 app.add_typer(config.app, name="config")
 
 

@@ -1,0 +1,119 @@
+"""``mhw fixtures``: the nine Magic Hour events as realistic examples, and a schema check."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Annotated
+
+import typer
+
+from mh_webhook_cli.cli.options import FormatOption, read_input
+from mh_webhook_cli.errors import ExitCode, UsageError
+from mh_webhook_cli.output import Format, Line, columns, emit_json, show
+
+app = typer.Typer(
+    help="Example events for all nine Magic Hour webhooks, and a schema check for yours.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _event_types() -> list[str]:
+    from mh_webhook_cli.events import EVENT_TYPES
+
+    return list(EVENT_TYPES)
+
+
+@app.command("list")
+def list_command(output_format: FormatOption = Format.TEXT) -> None:
+    """List the events: project type and what each one represents."""
+    from mh_webhook_cli.fixtures import FIXTURE_DESCRIPTIONS
+
+    if output_format is Format.JSON:
+        emit_json(
+            [
+                {"event": event, "project_type": project_type, "description": summary}
+                for event, (project_type, summary) in FIXTURE_DESCRIPTIONS.items()
+            ]
+        )
+        return
+    header = [(title, "bold") for title in ("event", "project type", "what it represents")]
+    rows = [
+        [(event, "cyan"), (project_type, ""), (summary, "")]
+        for event, (project_type, summary) in FIXTURE_DESCRIPTIONS.items()
+    ]
+    show(columns([header, *rows]))
+
+
+@app.command("show")
+def show_command(
+    event: Annotated[
+        str, typer.Argument(help="One of the nine event types.", autocompletion=_event_types)
+    ],
+    project_id: Annotated[
+        str | None, typer.Option("--id", help="Project id to use.", show_default=False)
+    ] = None,
+    error_code: Annotated[
+        str | None,
+        typer.Option(help="Error code of an errored event (a documented one).", show_default=False),
+    ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="PATH=VALUE",
+            help="Change a field, e.g. payload.status=error or payload.downloads=[] (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    output_format: FormatOption = Format.TEXT,
+) -> None:
+    """Print an event as Magic Hour would send it (--format json: compact, exactly as sent)."""
+    from mh_webhook_cli.fixtures import OverrideError, apply_overrides, build_fixture
+
+    if event not in _event_types():
+        raise UsageError(f"unknown event {event!r}; one of: {', '.join(_event_types())}")
+    try:
+        document = build_fixture(
+            event, project_id=project_id, error_code=error_code, now=datetime.now(timezone.utc)
+        )
+        document = apply_overrides(document, assignments or [])
+    except (OverrideError, ValueError) as failure:
+        raise UsageError(str(failure)) from None
+    if output_format is Format.JSON:
+        print(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+    else:
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@app.command("validate")
+def validate_command(
+    file: Annotated[
+        str | None,
+        typer.Argument(help="JSON event to check; - or omitted reads stdin.", show_default=False),
+    ] = None,
+    output_format: FormatOption = Format.TEXT,
+) -> None:
+    """Check an event against Magic Hour's schema. Exit 1 when there are findings."""
+    from mh_webhook_cli.events import validate_body
+
+    findings = validate_body(read_input(file, what="event"))
+    if output_format is Format.JSON:
+        emit_json(
+            {
+                "valid": not findings,
+                "findings": [
+                    {"path": f.path, "code": f.code, "message": f.message} for f in findings
+                ],
+            }
+        )
+    elif findings:
+        lines: list[Line] = [[("✗ ", "bold red"), (f"{len(findings)} finding(s)", "bold")]]
+        lines += columns(
+            [[(f.path, "cyan"), (f.code, "yellow"), (f.message, "")] for f in findings]
+        )
+        show(lines)
+    else:
+        show([[("✓ ", "bold green"), ("valid: matches Magic Hour's schema", "")]])
+    if findings:
+        raise typer.Exit(ExitCode.FAILED)
