@@ -96,9 +96,14 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def info(message: str) -> None:
+def info(message: Line) -> None:
     """Progress or confirmation, on stderr so it never mixes with results."""
     _write([message], sys.stderr, stderr)
+
+
+def show_stderr(lines: Iterable[Line]) -> None:
+    """Lines for people that are not the result (banners, summaries): on stderr."""
+    _write(lines, sys.stderr, stderr)
 
 
 def warn(message: str) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mh_webhook_cli import __version__
-from mh_webhook_cli.cli import config, fixtures, sign, verify
+from mh_webhook_cli.cli import config, fixtures, listen, send, sign, verify
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.output import error
 
@@ -22,8 +22,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("sign", help=sign.__doc__)(sign.sign)
+app.command("listen", help=listen.__doc__)(listen.listen)
+app.command("send", help=send.__doc__)(send.send)
 app.command("verify", help=verify.__doc__)(verify.verify)
+app.command("sign", help=sign.__doc__)(sign.sign)
 app.add_typer(fixtures.app, name="fixtures")
 app.add_typer(config.app, name="config")
 

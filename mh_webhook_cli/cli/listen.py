@@ -1,0 +1,358 @@
+"""Receive webhooks locally: show each one live, verify it, store it, forward it."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mh_webhook_cli.cli.options import FormatOption, SecretOption
+from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
+from mh_webhook_cli.output import Format, Line, emit_json, info, show, show_stderr, warn
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.http_server import Limits
+    from mh_webhook_cli.listener import Delivery, ListenConfig, Listener
+
+
+def listen(
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to your network.")
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0)] = 8787,
+    path: Annotated[
+        str | None,
+        typer.Option(help="Accept only this path (404 elsewhere). [default: any path]"),
+    ] = None,
+    secret: SecretOption = None,
+    tolerance: Annotated[
+        int, typer.Option(help="Allowed timestamp age in seconds; 0 turns it off.", min=0)
+    ] = 300,
+    reject_invalid: Annotated[
+        bool, typer.Option(help="Answer 401 to a bad or missing signature, like production.")
+    ] = False,
+    respond_status: Annotated[
+        int,
+        typer.Option(help="Status to answer with (simulate a failing handler).", min=100, max=599),
+    ] = 200,
+    respond_body: Annotated[
+        str, typer.Option(help="Body to answer a 2xx with.")
+    ] = '{"received":true}',
+    respond_delay: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait before answering (Magic Hour gives up after 10).", min=0
+        ),
+    ] = 0.0,
+    mirror_status: Annotated[
+        bool,
+        typer.Option(help="Answer with the status of the first --forward-to handler."),
+    ] = False,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            help="Show and forward only these types, e.g. 'video.*,image.completed' "
+            "(everything is still stored).",
+        ),
+    ] = None,
+    forward_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--forward-to",
+            metavar="[TYPES=]URL",
+            help="Forward each request's exact bytes and headers to your handler; "
+            "'video.*=URL' routes by type (repeatable).",
+        ),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra header on forwards."),
+    ] = None,
+    forward_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a forward target.", min=0.1)
+    ] = 10.0,
+    store: Annotated[
+        Path | None, typer.Option(help="Capture store file. [default: mhw's data dir, $MHW_STORE]")
+    ] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Keep nothing on disk.")] = False,
+    max_body: Annotated[
+        int, typer.Option(help="Largest body accepted (bytes); then 413.", min=1)
+    ] = (1024 * 1024),
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds a client may take to send a request; then 408.", min=0.1)
+    ] = 10.0,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            help="For CI: exit 0 once these types (comma-separated) have arrived validly signed; "
+            "exit 1 at --timeout.",
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option(help="With --expect: how many of each.", min=1)] = 1,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (exit 1 with --expect).")
+    ] = None,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the URL (JSON) here once accepting, for scripts to wait on."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print payloads and handler answers.")
+    ] = False,
+    output_format: FormatOption = Format.TEXT,
+) -> None:
+    """Receive webhooks locally: show each one live, verify, store and forward it."""
+    from mh_webhook_cli.http_server import Limits
+    from mh_webhook_cli.listener import ForwardRoute, ListenConfig
+    from mh_webhook_cli.sender import parse_header
+
+    secrets = _optional_secrets(secret)
+    if reject_invalid and not secrets:
+        raise UsageError("--reject-invalid needs a webhook secret (--secret or config)")
+    routes = tuple(ForwardRoute.parse(target) for target in forward_to or [])
+    if mirror_status and not routes:
+        raise UsageError("--mirror-status needs --forward-to")
+    for route in routes:
+        if not route.url.startswith(("http://", "https://")):
+            raise UsageError(f"--forward-to {route.url!r} is not an http(s) URL")
+    try:
+        extra_headers = tuple(parse_header(text) for text in header or [])
+    except ValueError as failure:
+        raise UsageError(str(failure)) from None
+    config = ListenConfig(
+        secrets=tuple(secrets),
+        tolerance=tolerance,
+        path=path,
+        respond_status=respond_status,
+        respond_body=respond_body.encode(),
+        respond_delay=respond_delay,
+        reject_invalid=reject_invalid,
+        mirror_status=mirror_status,
+        event_patterns=_patterns(events),
+        forwards=routes,
+        forward_headers=extra_headers,
+        forward_timeout=forward_timeout,
+    )
+    expected = _patterns(expect)
+    store_path = None
+    if not no_store:
+        from mh_webhook_cli.store import default_store_path
+
+        store_path = store or default_store_path()
+    presenter = Presenter(output_format, verbose)
+    limits = Limits(max_body=max_body, read_timeout=read_timeout)
+    session = Session(config, host, port, store_path, limits, presenter, expected, count)
+    code = asyncio.run(session.run(timeout, ready_file))
+    raise typer.Exit(code)
+
+
+def _patterns(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _optional_secrets(flag: list[str] | None) -> list[str]:
+    if flag:
+        return flag
+    from mh_webhook_cli.config_file import effective
+    from mh_webhook_cli.settings import WEBHOOK_SECRET
+
+    value = effective(WEBHOOK_SECRET).value
+    return [value] if value else []
+
+
+class Presenter:
+    """Shows deliveries as they are committed: lines on a terminal or JSON lines on stdout."""
+
+    def __init__(self, output_format: Format, verbose: bool) -> None:
+        self.output_format = output_format
+        self.verbose = verbose
+        self.refused = 0
+
+    def delivered(self, delivery: Delivery) -> None:
+        from mh_webhook_cli import render_listen
+
+        if not delivery.shown:
+            return
+        if self.output_format is Format.JSON:
+            if not delivery.forwarding:
+                emit_json(render_listen.delivery_json(delivery))
+            return
+        lines = [render_listen.delivery_line(delivery), *render_listen.finding_lines(delivery)]
+        if self.verbose:
+            lines += _payload_lines(delivery)
+        show(lines)
+
+    def forwarded(self, delivery: Delivery) -> None:
+        from mh_webhook_cli import render_listen
+
+        if self.output_format is Format.JSON:
+            emit_json(render_listen.delivery_json(delivery))
+        else:
+            show(render_listen.forward_lines(delivery, self.verbose))
+
+    def refused_request(self, client: str, status: int, reason: str) -> None:
+        self.refused += 1
+        warn(f"refused a request from {client}: {status} {reason}")
+
+
+def _payload_lines(delivery: Delivery) -> list[str]:
+    try:
+        document = json.loads(delivery.request.body)
+    except ValueError:
+        return ["    " + delivery.request.body.decode("utf-8", errors="replace")]
+    pretty = json.dumps(document, indent=2, ensure_ascii=False)
+    return ["    " + line for line in pretty.splitlines()]
+
+
+class Session:
+    """One run of the listener: start, announce, wait for a stop, clean up, summarise."""
+
+    def __init__(
+        self,
+        config: ListenConfig,
+        host: str,
+        port: int,
+        store_path: Path | None,
+        limits: Limits,
+        presenter: Presenter,
+        expected: tuple[str, ...],
+        count: int,
+    ) -> None:
+        self.config = config
+        self.host = host
+        self.port = port
+        self.store_path = store_path
+        self.limits = limits
+        self.presenter = presenter
+        self.expected = expected
+        self.count = count
+        self.arrived: Counter[str] = Counter()
+        self._satisfied = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    async def run(self, timeout: float | None, ready_file: Path | None) -> int:
+        from mh_webhook_cli.http_server import serve
+        from mh_webhook_cli.listener import Listener
+        from mh_webhook_cli.store import GroupCommitter
+
+        # Signals first: a script may stop us the moment the ready file appears.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._stop.set)
+        committer = GroupCommitter(self.store_path) if self.store_path else None
+        client = None
+        if self.config.forwards:
+            import httpx
+
+            client = httpx.AsyncClient()
+        listener = Listener(
+            self.config, committer, self._delivered, self.presenter.forwarded, client
+        )
+        try:
+            try:
+                server = await serve(
+                    listener.handle,
+                    self.host,
+                    self.port,
+                    limits=self.limits,
+                    on_reject=self.presenter.refused_request,
+                )
+            except OSError as failure:
+                raise MhwError(
+                    f"cannot listen on {self.host}:{self.port}: {failure.strerror}"
+                    + (" (use --port 0 for a free port)" if failure.errno == 98 else "")
+                ) from None
+            bound_port = server.sockets[0].getsockname()[1]
+            url = f"http://{_url_host(self.host)}:{bound_port}{self.config.path or '/'}"
+            self._banner(url)
+            if ready_file is not None:
+                _write_ready_file(ready_file, url, bound_port, self.store_path)
+            code = await self._wait(timeout)
+            server.close()
+            await listener.drain(self.config.forward_timeout)
+        finally:
+            if client is not None:
+                await client.aclose()
+            if committer is not None:
+                committer.close()
+        self._summary(listener)
+        return code
+
+    def _delivered(self, delivery: Delivery) -> None:
+        self.presenter.delivered(delivery)
+        if self.expected and delivery.verification == "ok" and delivery.event_type:
+            for pattern in self.expected:
+                if fnmatch.fnmatchcase(delivery.event_type, pattern):
+                    self.arrived[pattern] += 1
+            if all(self.arrived[pattern] >= self.count for pattern in self.expected):
+                self._satisfied.set()
+
+    async def _wait(self, timeout: float | None) -> int:
+        """Until Ctrl-C, SIGTERM, the expected events, or the timeout; returns the exit code."""
+        waiters = {
+            asyncio.ensure_future(self._stop.wait()),
+            asyncio.ensure_future(self._satisfied.wait()),
+        }
+        done, pending = await asyncio.wait(
+            waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        if self._satisfied.is_set():
+            info(f"all expected events arrived: {self._arrivals()}")
+            return ExitCode.OK
+        if self.expected:
+            if not done:
+                info(f"timed out waiting for {', '.join(self.expected)}: {self._arrivals()}")
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+    def _arrivals(self) -> str:
+        return ", ".join(f"{p} x{self.arrived[p]} of {self.count}" for p in self.expected)
+
+    def _banner(self, url: str) -> None:
+        from mh_webhook_cli.settings import mask
+
+        any_path = "" if self.config.path else " (any path)"
+        lines: list[Line] = [
+            [("mhw listening", "bold"), (" on ", ""), (url, "bold cyan"), (any_path, "")]
+        ]
+        if self.config.secrets:
+            lines.append("  secret   " + ", ".join(mask(s) for s in self.config.secrets))
+        lines.append(f"  store    {self.store_path or 'off (--no-store)'}")
+        lines += [f"  forward  {r.pattern or '*'} → {r.url}" for r in self.config.forwards]
+        if self.expected:
+            lines.append(f"  expect   {', '.join(self.expected)} x{self.count}")
+        lines.append([("  Ctrl-C to stop", "dim")])
+        show_stderr(lines)
+        if not self.config.secrets:
+            warn(
+                "no webhook secret: signatures are not checked "
+                "(pass --secret or run 'mhw config set webhook_secret')"
+            )
+
+    def _summary(self, listener: Listener) -> None:
+        from mh_webhook_cli import render_listen
+
+        show_stderr(render_listen.summary_lines(listener.counts, self.presenter.refused))
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):  # noqa: S104 - shown as a URL, not bound here
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _write_ready_file(path: Path, url: str, port: int, store: Path | None) -> None:
+    data = {"url": url, "port": port, "pid": os.getpid(), "store": str(store) if store else None}
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data) + "\n")
+    os.replace(temporary, path)

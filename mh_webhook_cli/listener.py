@@ -1,0 +1,359 @@
+"""What ``mhw listen`` does with each request: judge it, store it, answer, then show and forward.
+
+One request's path, in order:
+
+1. verify the signature over the exact bytes and validate the event (pure core);
+2. submit it to the capture store and wait until it is *committed*;
+3. answer the sender (after ``--respond-delay``, or with the handler's status
+   under ``--mirror-status``);
+4. off the request path: hand it to the presenter, forward it to the user's
+   handlers, record each forward result in the store.
+
+Nothing here decides how things look: a :class:`Delivery` goes to a callback,
+and the command decides between rich lines and JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import json
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mh_webhook_cli.events import Finding, validate_body
+from mh_webhook_cli.http_server import Request, Response
+from mh_webhook_cli.signing import (
+    DEFAULT_TOLERANCE_SECONDS,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Reason,
+    verify,
+)
+from mh_webhook_cli.store import ForwardResult, NewRequest
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mh_webhook_cli.store import GroupCommitter
+
+UNSIGNED = "unsigned"
+UNCHECKED = "unchecked"
+MAGIC_HOUR_TIMEOUT_SECONDS = 10.0
+RETRY_MEMORY = 10_000
+"""Distinct deliveries remembered to mark retries; bounded so a long session stays small."""
+_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
+
+
+@dataclass(frozen=True)
+class ForwardRoute:
+    """Where to forward: every event, or those whose type matches ``pattern`` (``video.*``)."""
+
+    url: str
+    pattern: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ForwardRoute:
+        """``URL`` or ``PATTERN=URL``, as given to ``--forward-to``."""
+        pattern, equals, url = text.partition("=")
+        if equals and "://" not in pattern:
+            return cls(url.strip(), pattern.strip())
+        return cls(text.strip())
+
+    def wants(self, event_type: str | None) -> bool:
+        return self.pattern is None or fnmatch.fnmatchcase(event_type or "", self.pattern)
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    secrets: tuple[str, ...] = ()
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS
+    path: str | None = None
+    """Accept only this path (404 elsewhere); None accepts any."""
+    respond_status: int = 200
+    respond_body: bytes = b'{"received":true}'
+    respond_delay: float = 0.0
+    reject_invalid: bool = False
+    """Answer 401 to a bad or missing signature, as a production handler should."""
+    mirror_status: bool = False
+    """Answer with the first forward target's status, so retries behave as in production."""
+    event_patterns: tuple[str, ...] = ()
+    """Show and forward only these event types (globs); everything is still stored."""
+    forwards: tuple[ForwardRoute, ...] = ()
+    forward_headers: tuple[tuple[str, str], ...] = ()
+    forward_timeout: float = MAGIC_HOUR_TIMEOUT_SECONDS
+
+
+@dataclass
+class Delivery:
+    """A received request and what the listener made of it."""
+
+    request: Request
+    received_at: float
+    event_type: str | None
+    project_id: str | None
+    verification: str
+    findings: list[Finding]
+    answer: int
+    shown: bool
+    id: int | None = None
+    is_retry: bool = False
+    """Same type, project id and body as an earlier delivery: Magic Hour retried it."""
+    retry_of: int | None = None
+    forwarding: bool = False
+    """Forward results will follow (see ``Listener``'s ``on_forwarded``)."""
+    forwards: list[ForwardResult] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return self.verification == Reason.OK.value and not self.findings
+
+
+Notify = Callable[[Delivery], None]
+
+
+class Listener:
+    """The request handler of ``mhw listen`` (see the module docstring for the order of work)."""
+
+    def __init__(
+        self,
+        config: ListenConfig,
+        committer: GroupCommitter | None,
+        on_delivery: Notify,
+        on_forwarded: Notify | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = config
+        self._committer = committer
+        self._on_delivery = on_delivery
+        self._on_forwarded = on_forwarded or (lambda delivery: None)
+        self._client = client
+        self._first_delivery: OrderedDict[tuple[str | None, str | None, bytes], int | None] = (
+            OrderedDict()
+        )
+        self._background: set[asyncio.Future[Any]] = set()
+        self.counts: Counter[tuple[str, str]] = Counter()
+        """Deliveries by (event type, verification), for the summary on exit."""
+
+    def handle(self, request: Request) -> Response | Awaitable[Response]:
+        delivery = self.judge(request)
+        needs_coroutine = self.config.respond_delay > 0 or (
+            self.config.mirror_status and self._routes_for(delivery)
+        )
+        if needs_coroutine:
+            return self._answer_slowly(delivery)
+        if self._committer is None:
+            self._accepted(delivery)
+            return self._response(delivery.answer)
+        # The common case without a task per request: answer when the commit future resolves.
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[Response] = loop.create_future()
+        committed = asyncio.wrap_future(self._committer.submit(self._record(delivery)))
+
+        def after_commit(done: asyncio.Future[int]) -> None:
+            if done.exception() is not None:
+                answered.set_result(Response(500, b"mhw could not store the request\n"))
+                return
+            delivery.id = done.result()
+            answered.set_result(self._response(delivery.answer))
+            self._accepted(delivery)
+
+        committed.add_done_callback(after_commit)
+        return answered
+
+    def judge(self, request: Request) -> Delivery:
+        """Verify and validate ``request``, and decide the answer (pure computation)."""
+        if request.method == "POST":
+            event_type, project_id, findings = _inspect(request.body)
+        else:
+            event_type, project_id, findings = None, None, []
+        verification = self._verification(request)
+        config = self.config
+        if request.method != "POST":
+            answer = 405
+        elif config.path is not None and request.path != config.path:
+            answer = 404
+        elif config.reject_invalid and verification != Reason.OK.value:
+            answer = 401
+        else:
+            answer = config.respond_status
+        shown = not config.event_patterns or any(
+            fnmatch.fnmatchcase(event_type or "", pattern) for pattern in config.event_patterns
+        )
+        delivery = Delivery(
+            request, time.time(), event_type, project_id, verification, findings, answer, shown
+        )
+        return delivery
+
+    def _verification(self, request: Request) -> str:
+        if request.header(SIGNATURE_HEADER) is None and request.header(TIMESTAMP_HEADER) is None:
+            return UNSIGNED
+        if not self.config.secrets:
+            return UNCHECKED
+        result = verify(
+            request.body,
+            dict(request.headers),
+            list(self.config.secrets),
+            tolerance=self.config.tolerance,
+            diagnose=False,  # forged floods must stay cheap; `mhw verify --event` explains
+        )
+        return result.reason.value
+
+    def _record(self, delivery: Delivery) -> NewRequest:
+        request = delivery.request
+        return NewRequest(
+            received_at=delivery.received_at,
+            method=request.method,
+            path=request.target,
+            headers=request.headers,
+            body=request.body,
+            client=request.client,
+            event_type=delivery.event_type,
+            project_id=delivery.project_id,
+            verification=delivery.verification,
+            findings=[
+                {"path": f.path, "code": f.code, "message": f.message} for f in delivery.findings
+            ],
+            response_status=delivery.answer,
+        )
+
+    def _accepted(self, delivery: Delivery) -> None:
+        """Stored and about to be answered: mark retries, count, show, forward."""
+        key = (
+            delivery.event_type,
+            delivery.project_id,
+            hashlib.sha256(delivery.request.body).digest(),
+        )
+        if key in self._first_delivery:
+            delivery.is_retry = True
+            delivery.retry_of = self._first_delivery[key]
+            self._first_delivery.move_to_end(key)
+        else:
+            self._first_delivery[key] = delivery.id
+            if len(self._first_delivery) > RETRY_MEMORY:
+                self._first_delivery.popitem(last=False)
+        self.counts[(delivery.event_type or "(not an event)", delivery.verification)] += 1
+        routes = self._routes_for(delivery)
+        delivery.forwarding = bool(routes)
+        # Scheduled, not called: the answer is written first, rendering comes after it.
+        asyncio.get_running_loop().call_soon(self._on_delivery, delivery)
+        if routes and not self.config.mirror_status:
+            self._in_background(self._forward_all(delivery, routes))
+
+    async def _answer_slowly(self, delivery: Delivery) -> Response:
+        if self._committer is not None:
+            try:
+                delivery.id = await asyncio.wrap_future(
+                    self._committer.submit(self._record(delivery))
+                )
+            except Exception:
+                return Response(500, b"mhw could not store the request\n")
+        self._accepted(delivery)
+        if self.config.respond_delay > 0:
+            await asyncio.sleep(self.config.respond_delay)
+        routes = self._routes_for(delivery)
+        if self.config.mirror_status and routes:
+            results = await self._forward_all(delivery, routes)
+            status = results[0]["status"]
+            return self._response(status if status is not None else 502)
+        return self._response(delivery.answer)
+
+    def _routes_for(self, delivery: Delivery) -> list[ForwardRoute]:
+        if not delivery.shown or delivery.answer in (404, 405):
+            return []
+        return [route for route in self.config.forwards if route.wants(delivery.event_type)]
+
+    async def _forward_all(
+        self, delivery: Delivery, routes: Sequence[ForwardRoute]
+    ) -> list[ForwardResult]:
+        assert self._client is not None, "forwarding needs an httpx client"
+        results = await asyncio.gather(
+            *(forward(self._client, route.url, delivery.request, self.config) for route in routes)
+        )
+        delivery.forwards = list(results)
+        if self._committer is not None and delivery.id is not None:
+            for result in results:
+                self._committer.submit_forward(delivery.id, result)
+        self._on_forwarded(delivery)
+        return list(results)
+
+    def _response(self, status: int) -> Response:
+        body = self.config.respond_body if status < 300 else _ERROR_BODIES.get(status, b"")
+        return Response(status, body, [("content-type", "application/json")])
+
+    def _in_background(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (a bounded time) for forwards still under way, before shutting down."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)
+
+
+_ERROR_BODIES = {
+    401: b'{"error":"invalid signature"}',
+    404: b'{"error":"not the webhook path"}',
+    405: b'{"error":"webhooks are POST requests"}',
+}
+
+
+async def forward(
+    client: httpx.AsyncClient, url: str, request: Request, config: ListenConfig
+) -> ForwardResult:
+    """Send the exact bytes and headers received (plus ``-H`` extras) to the user's handler."""
+    import httpx
+
+    headers = [(name, value) for name, value in request.headers if name.lower() not in _HOP_BY_HOP]
+    headers += list(config.forward_headers)
+    started = time.perf_counter()
+    try:
+        answer = await client.post(
+            url, content=request.body, headers=headers, timeout=config.forward_timeout
+        )
+    except httpx.TimeoutException:
+        return ForwardResult(
+            target=url,
+            status=None,
+            latency_ms=None,
+            error=f"no answer within {config.forward_timeout:g} s",
+            body=None,
+        )
+    except httpx.HTTPError as failure:
+        return ForwardResult(
+            target=url, status=None, latency_ms=None, error=_describe(failure), body=None
+        )
+    return ForwardResult(
+        target=url,
+        status=answer.status_code,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        error=None,
+        body=answer.text[:2000],
+    )
+
+
+def _describe(failure: Exception) -> str:
+    text = str(failure) or type(failure).__name__
+    if "refused" in text.lower() or "connect" in type(failure).__name__.lower():
+        return f"cannot connect ({text})"
+    return text
+
+
+def _inspect(body: bytes) -> tuple[str | None, str | None, list[Finding]]:
+    """The event type, the project id and the schema findings."""
+    findings = validate_body(body)
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None, None, findings
+    if not isinstance(data, dict):
+        return None, None, findings
+    event_type = data.get("type") if isinstance(data.get("type"), str) else None
+    payload = data.get("payload")
+    project_id = payload.get("id") if isinstance(payload, dict) else None
+    return event_type, project_id if isinstance(project_id, str) else None, findings

@@ -1,0 +1,168 @@
+"""How ``mhw send`` results look: text and JSON renderers side by side, as in :mod:`render`.
+
+Kept apart from :mod:`mh_webhook_cli.render` so that ``mhw verify`` does not load them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mh_webhook_cli.output import Line, Segment, columns
+from mh_webhook_cli.sender import LoadSummary, SendResult
+
+TEXT_BODY_LIMIT = 2048
+"""A terminal shows the start of a response body; a handler's error page can be huge."""
+JSON_BODY_LIMIT = 65536
+"""Machines get more of the body, but an accidental download still must not flood a pipe."""
+
+
+def _body(body: bytes, limit: int) -> tuple[str, bool]:
+    return body[:limit].decode("utf-8", errors="replace"), len(body) > limit
+
+
+def _verdict(result: SendResult, expect_status: int | None) -> Segment:
+    if result.ok(expect_status):
+        return ("✓", "bold green")
+    return ("✗", "bold red")
+
+
+def _status(result: SendResult) -> Segment:
+    if result.status is None:
+        return ("no answer", "bold red")
+    style = "green" if 200 <= result.status < 300 else "yellow" if result.status < 500 else "red"
+    return (str(result.status), "bold " + style)
+
+
+def send_json(result: SendResult, expect_status: int | None) -> dict[str, Any]:
+    """One delivery as data: everything :func:`send_text` shows, body less truncated."""
+    body, truncated = _body(result.response_body, JSON_BODY_LIMIT)
+    return {
+        "url": result.url,
+        "event": result.event,
+        "status": result.status,
+        "ok": result.ok(expect_status),
+        "expected_status": expect_status,
+        "error": result.error,
+        "latency_ms": round(result.latency_ms, 3),
+        "attempts": result.attempts,
+        "response_headers": dict(result.response_headers),
+        "body": body,
+        "body_bytes": len(result.response_body),
+        "body_truncated": truncated,
+        "signature": result.signature,
+        "timestamp": result.timestamp,
+    }
+
+
+def send_line(result: SendResult, expect_status: int | None) -> Line:
+    """One delivery on one line, for runs that send several events."""
+    line: list[Segment] = [
+        _verdict(result, expect_status),
+        (" ", ""),
+        ((result.event or "(data)").ljust(16), "bold"),
+        (" ", ""),
+        _status(result),
+        (f"  {result.latency_ms:.1f} ms", "dim"),
+    ]
+    if result.error:
+        line.append(("  " + result.error, ""))
+    if result.attempts > 1:
+        line.append((f"  after {result.attempts} attempts", "dim"))
+    return line
+
+
+def send_text(result: SendResult, expect_status: int | None) -> list[Line]:
+    """One delivery for people: the verdict, what was signed, and what the handler answered."""
+    lines: list[Line] = [send_line(result, expect_status)]
+    facts: list[list[Segment]] = [[("url", "dim"), (result.url, "")]]
+    if result.signature is not None:
+        facts.append([("signature", "dim"), (result.signature, "")])
+        facts.append([("timestamp", "dim"), (str(result.timestamp), "")])
+    else:
+        facts.append([("signature", "dim"), ("(not signed)", "")])
+    if expect_status is not None:
+        facts.append([("expected", "dim"), (f"status {expect_status}", "")])
+    lines += columns(facts)
+    if result.status is None:
+        return lines
+    if result.response_headers:
+        lines += ["", [("Response headers", "bold")]]
+        lines += [f"  {name}: {value}" for name, value in result.response_headers]
+    body, truncated = _body(result.response_body, TEXT_BODY_LIMIT)
+    lines += ["", [("Response body", "bold"), (f"  {len(result.response_body)} bytes", "dim")]]
+    lines += [f"  {line}" for line in body.splitlines()] or [[("  (empty)", "dim")]]
+    if truncated:
+        lines.append(
+            [
+                (
+                    f"  … truncated to the first {TEXT_BODY_LIMIT} bytes (see --format json)",
+                    "dim",
+                )
+            ]
+        )
+    return lines
+
+
+def retry_line(result: SendResult, delay: float) -> str:
+    """A failed attempt and the wait before the next, for stderr while retrying."""
+    outcome = result.error or f"status {result.status}"
+    return f"attempt {result.attempts}: {outcome}; retrying in {delay:g} s"
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def load_json(summary: LoadSummary) -> dict[str, Any]:
+    """A load test as data."""
+    return {
+        "url": summary.url,
+        "event": summary.event,
+        "count": summary.count,
+        "concurrency": summary.concurrency,
+        "ok": summary.ok,
+        "failed": summary.failed,
+        "duration_s": round(summary.duration_s, 3),
+        "requests_per_second": round(summary.requests_per_second, 1),
+        "latency_ms": {
+            "p50": _ms(summary.percentile(0.50)),
+            "p95": _ms(summary.percentile(0.95)),
+            "p99": _ms(summary.percentile(0.99)),
+            "mean": _ms(summary.mean_ms),
+            "max": _ms(max(summary.latencies_ms, default=None)),
+        },
+        "statuses": {str(status): number for status, number in summary.statuses.items()},
+        "errors": summary.errors,
+    }
+
+
+def load_text(summary: LoadSummary) -> list[Line]:
+    """A load test for people: throughput, latency percentiles, what came back."""
+    verdict: Segment = ("✓", "bold green") if summary.failed == 0 else ("✗", "bold red")
+    lines: list[Line] = [
+        [
+            verdict,
+            (f" {summary.ok} of {summary.count} accepted", "bold"),
+            (f"  {summary.requests_per_second:,.0f} requests/s", "bold"),
+            (f"  ({summary.duration_s:.2f} s, concurrency {summary.concurrency})", "dim"),
+        ]
+    ]
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} ms"
+
+    latency = (
+        f"p50 {ms(summary.percentile(0.5))}  p95 {ms(summary.percentile(0.95))}  "
+        f"p99 {ms(summary.percentile(0.99))}  max {ms(max(summary.latencies_ms, default=None))}"
+    )
+    statuses = "  ".join(f"{status}: {number}" for status, number in summary.statuses.items())
+    rows: list[list[Segment]] = [
+        [("url", "dim"), (summary.url, "")],
+        [("latency", "dim"), (latency, "")],
+        [("statuses", "dim"), (statuses or "(none)", "")],
+    ]
+    rows += [
+        [("error", "dim"), (f"{number} x {message}", "red")]
+        for message, number in summary.errors.items()
+    ]
+    return lines + columns(rows)

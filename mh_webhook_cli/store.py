@@ -1,0 +1,522 @@
+"""The capture store: every webhook request ``mhw listen`` receives, in one SQLite file.
+
+The listener must never lose a request, so a request is committed here before
+its HTTP answer is sent. Committing one transaction per request would cap the
+listener at the disk's commit rate; :class:`GroupCommitter` instead commits
+whatever has queued up in one transaction and only then resolves each
+request's future, so an answer still never goes out before its row is durable.
+
+The file is opened in WAL mode: ``mhw events`` in other processes read a
+consistent snapshot while the listener writes, and a writer killed mid-burst
+(SIGKILL) leaves every committed transaction intact and the rest rolled back.
+``synchronous=NORMAL`` survives a process crash (what SIGKILL is); only a power
+loss can drop the last few commits, which a developer tool can accept for the
+throughput it buys.
+
+Request bodies and headers can be sensitive, so the file is created 0600 in a
+directory created 0700. This module is the only one that imports sqlite3.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypedDict, TypeVar
+
+from mh_webhook_cli.errors import MhwError
+
+STORE_ENV = "MHW_STORE"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 5.0
+"""How long a connection waits for another one's write lock before failing."""
+MAX_GROUP = 256
+"""The most requests :class:`GroupCommitter` puts in one transaction."""
+
+_SCHEMA = (
+    # AUTOINCREMENT: ids are never reused after 'mhw events clear', so an id
+    # someone wrote down never silently points at another request.
+    """CREATE TABLE IF NOT EXISTS requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at REAL NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        body_sha256 BLOB NOT NULL,
+        client TEXT NOT NULL,
+        event_type TEXT,
+        project_id TEXT,
+        verification TEXT NOT NULL,
+        findings TEXT NOT NULL,
+        response_status INTEGER NOT NULL,
+        retry_of INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS requests_received_at ON requests (received_at)",
+    "CREATE INDEX IF NOT EXISTS requests_event_type ON requests (event_type)",
+    "CREATE INDEX IF NOT EXISTS requests_body_sha256 ON requests (body_sha256)",
+    """CREATE TABLE IF NOT EXISTS forwards (
+        id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL,
+        result TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS forwards_request_id ON forwards (request_id)",
+)
+
+_INSERT = """
+INSERT INTO requests (
+    received_at, method, path, headers, body, body_sha256, client, event_type,
+    project_id, verification, findings, response_status, retry_of
+) VALUES (
+    :received_at, :method, :path, :headers, :body, :body_sha256, :client, :event_type,
+    :project_id, :verification, :findings, :response_status,
+    -- A retry is a later delivery of the same event: same type, project and bytes.
+    (SELECT min(id) FROM requests WHERE body_sha256 = :body_sha256
+     AND event_type = :event_type AND project_id IS :project_id AND body = :body)
+)
+"""
+_INSERT_FORWARD = "INSERT INTO forwards (request_id, result) VALUES (?, ?)"
+# Every query below is put together from these constants, never from input: hence the noqa S608.
+_COLUMNS = (
+    "id, received_at, method, path, headers, body, client, event_type, project_id, "
+    "verification, findings, response_status, retry_of"
+)
+_INVALID = "(verification != 'ok' OR findings != '[]')"
+
+Finding = dict[str, str]
+"""A schema finding as stored: ``{"path", "code", "message"}``."""
+
+
+class ForwardResult(TypedDict):
+    """What happened when the listener forwarded a request to a handler."""
+
+    target: str
+    status: int | None
+    latency_ms: float | None
+    error: str | None
+    body: str | None
+
+
+class StoreError(MhwError):
+    """The capture store cannot be opened, read or written; the message names the file."""
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """One request as the listener received and judged it, before it is stored."""
+
+    received_at: float
+    """Unix seconds."""
+    method: str
+    path: str
+    """The request target as received, query string included."""
+    headers: list[tuple[str, str]]
+    """In the order received, repeated headers kept."""
+    body: bytes
+    """Exactly the bytes received (de-chunked): what a signature covers."""
+    client: str
+    """``ip:port`` of the sender."""
+    event_type: str | None
+    project_id: str | None
+    verification: str
+    """A :class:`~mh_webhook_cli.signing.Reason` value, ``unsigned`` or ``unchecked``."""
+    findings: list[Finding]
+    response_status: int
+    """The status the listener answered with."""
+
+    @property
+    def valid(self) -> bool:
+        """Signed correctly and matching the schema: what ``--invalid`` leaves out."""
+        return self.verification == "ok" and not self.findings
+
+
+@dataclass(frozen=True)
+class StoredRequest(NewRequest):
+    """A request as read back from the store."""
+
+    id: int
+    forwards: list[ForwardResult] = field(default_factory=list)
+    retry_of: int | None = None
+    """The id of the first stored delivery of the same event, when this one is a retry."""
+
+
+def default_store_path() -> Path:
+    """``$MHW_STORE``, else ``events.sqlite3`` in mhw's user data directory."""
+    if os.environ.get(STORE_ENV):
+        return Path(os.environ[STORE_ENV]).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("mhw", appauthor=False) / "events.sqlite3"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reported(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
+    """Turn SQLite's exceptions into a one-line :class:`StoreError` that names the file."""
+
+    @wraps(method)
+    def wrapper(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as failure:
+            raise StoreError(f"capture store {self.path}: {failure}") from failure
+
+    return wrapper
+
+
+class Store:
+    """One connection to the store, for one thread: the listener's side jobs and ``mhw events``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection = _connect(path)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @_reported
+    def add_many(self, requests: Sequence[NewRequest]) -> builtins.list[int]:
+        """Store ``requests`` in one transaction (a group commit); their ids, in order."""
+        rows = [_row(request) for request in requests]
+        with _transaction(self._connection):
+            return [_insert(self._connection, _INSERT, row) for row in rows]
+
+    def add(self, request: NewRequest) -> int:
+        return self.add_many([request])[0]
+
+    @_reported
+    def record_forward(self, request_id: int, result: ForwardResult) -> None:
+        """Attach what forwarding a request did; it happens after the answer, so separately."""
+        parameters = _forward_row(request_id, result)
+        with _transaction(self._connection):
+            _insert(self._connection, _INSERT_FORWARD, parameters)
+
+    def get(self, request_id: int) -> StoredRequest | None:
+        found = self._select(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,))  # noqa: S608
+        return found[0] if found else None
+
+    def list(
+        self,
+        *,
+        event_glob: str | None = None,
+        since: float | None = None,
+        invalid_only: bool = False,
+        limit: int | None = None,
+    ) -> builtins.list[StoredRequest]:
+        """Requests newest first; ``event_glob`` matches like :func:`fnmatch.fnmatchcase`."""
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if event_glob is not None:
+            # SQLite's GLOB is fnmatch's language except that it negates with ^ instead of !.
+            conditions.append("event_type GLOB ?")
+            parameters.append(event_glob.replace("[!", "[^"))
+        if since is not None:
+            conditions.append("received_at >= ?")
+            parameters.append(since)
+        if invalid_only:
+            conditions.append(_INVALID)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"SELECT {_COLUMNS} FROM requests {where} ORDER BY received_at DESC, id DESC"  # noqa: S608
+        if limit is not None:
+            sql += " LIMIT ?"
+            parameters.append(limit)
+        return self._select(sql, parameters)
+
+    def iter_oldest_first(self, page_size: int = 500) -> Iterator[StoredRequest]:
+        """Every request, oldest first, a page at a time: an export never holds the whole store."""
+        after: tuple[float, int] = (float("-inf"), 0)
+        while True:
+            page = self._select(
+                f"SELECT {_COLUMNS} FROM requests WHERE (received_at, id) > (?, ?) "  # noqa: S608
+                "ORDER BY received_at, id LIMIT ?",
+                (*after, page_size),
+            )
+            yield from page
+            if len(page) < page_size:
+                return
+            after = (page[-1].received_at, page[-1].id)
+
+    @_reported
+    def count(self) -> int:
+        return int(self._connection.execute("SELECT count(*) FROM requests").fetchone()[0])
+
+    @_reported
+    def clear(self) -> int:
+        """Delete every request and its forward results; how many requests there were."""
+        with _transaction(self._connection):
+            self._connection.execute("DELETE FROM forwards")
+            return self._connection.execute("DELETE FROM requests").rowcount
+
+    def close(self) -> None:
+        self._connection.close()
+
+    @_reported
+    def _select(self, sql: str, parameters: Sequence[Any]) -> builtins.list[StoredRequest]:
+        # One read transaction, so the forwards belong to the same snapshot as the requests.
+        with _transaction(self._connection, "BEGIN"):
+            rows = self._connection.execute(sql, parameters).fetchall()
+            forwards: dict[int, builtins.list[ForwardResult]] = {}
+            ids = [row[0] for row in rows]
+            # Chunks stay under SQLite's limit on the number of parameters in one statement.
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                for request_id, result in self._connection.execute(
+                    f"SELECT request_id, result FROM forwards WHERE request_id IN ({marks}) "  # noqa: S608
+                    "ORDER BY id",
+                    chunk,
+                ):
+                    forwards.setdefault(request_id, []).append(json.loads(result))
+        return [_stored(row, forwards.get(row[0], [])) for row in rows]
+
+
+class GroupCommitter:
+    """A writer thread that commits queued requests in groups and then resolves their futures.
+
+    ``submit`` may be called from any thread (an asyncio listener wraps the
+    future with :func:`asyncio.wrap_future`). A future resolves with the row id
+    only after the transaction holding its row has committed, or fails with a
+    :class:`StoreError` when that transaction failed (disk full, I/O error): the
+    listener then answers 500 rather than pretend. A future cancelled by its
+    caller still has its request stored: the request was received.
+    """
+
+    def __init__(self, path: Path, *, max_group: int = MAX_GROUP) -> None:
+        self.path = path
+        self._max_group = max_group
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        # Opened here so that a store that cannot be opened fails the caller, not the thread.
+        self._connection = _connect(path)
+        self._thread = threading.Thread(target=self._run, name="mhw-store-writer", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> GroupCommitter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def submit(self, request: NewRequest) -> Future[int]:
+        """Queue ``request``; the future resolves with its id once it is committed."""
+        return self._enqueue(_Job(request, None, Future()))
+
+    def submit_forward(self, request_id: int, result: ForwardResult) -> Future[int]:
+        """Queue a forward result, committed in the same groups, so the listener has one writer."""
+        return self._enqueue(_Job(None, (request_id, result), Future()))
+
+    def close(self) -> None:
+        """Commit everything already submitted, then stop the thread and close the connection."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join()
+        self._connection.close()
+
+    def _enqueue(self, job: _Job) -> Future[int]:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"capture store {self.path} is closed")
+            self._queue.put(job)
+        return job.future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < self._max_group:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                group.append(job)
+            self._commit(group)
+
+    def _commit(self, group: list[_Job]) -> None:
+        # A running future can no longer be cancelled by its caller while we resolve it;
+        # a cancelled one is still stored, since its request was received.
+        for job in group:
+            job.future.set_running_or_notify_cancel()
+        statements: list[tuple[_Job, str, dict[str, Any] | tuple[Any, ...]]] = []
+        for job in group:
+            try:
+                if job.request is not None:
+                    statements.append((job, _INSERT, _row(job.request)))
+                elif job.forward is not None:
+                    statements.append((job, _INSERT_FORWARD, _forward_row(*job.forward)))
+            except (TypeError, ValueError) as failure:  # not JSON: this job fails, not the group
+                if job.future.running():
+                    job.future.set_exception(failure)
+        try:
+            with _transaction(self._connection):
+                ids = [_insert(self._connection, sql, row) for _, sql, row in statements]
+        except sqlite3.Error as failure:
+            error = StoreError(f"capture store {self.path}: {failure}")
+            error.__cause__ = failure
+            for job, _, _ in statements:
+                if job.future.running():
+                    job.future.set_exception(error)
+            return
+        for (job, _, _), row_id in zip(statements, ids, strict=True):
+            if job.future.running():
+                job.future.set_result(row_id)
+
+
+@dataclass(frozen=True)
+class _Job:
+    request: NewRequest | None
+    forward: tuple[int, ForwardResult] | None
+    future: Future[int]
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` (take the write lock now, or wait for it) ... ``COMMIT``/``ROLLBACK``."""
+
+    def __init__(self, connection: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> None:
+        self._connection = connection
+        self._begin = begin
+
+    def __enter__(self) -> None:
+        self._connection.execute(self._begin)
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self._connection.execute("COMMIT")
+        elif self._connection.in_transaction:
+            self._connection.execute("ROLLBACK")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection configured for the store, creating the file (0600) and schema if missing.
+
+    Autocommit mode (``isolation_level=None``): transactions are begun
+    explicitly, so a reader never holds a snapshot longer than its query.
+    """
+    _create_private_file(path)
+    try:
+        connection = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as failure:
+        raise StoreError(f"cannot open capture store {path}: {failure}") from failure
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        _migrate(connection, path)
+    except sqlite3.Error as failure:
+        connection.close()
+        raise StoreError(f"cannot open capture store {path}: {failure}") from failure
+    except StoreError:
+        connection.close()
+        raise
+    return connection
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the directory (0700) and an empty file (0600) before SQLite does.
+
+    SQLite would create the file 0644 under the usual umask, and it gives the
+    ``-wal`` and ``-shm`` files the database file's mode, so fixing the mode of
+    this one file keeps all three private. An existing file is left as it is.
+    """
+    if path.exists():
+        return
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as failure:
+        raise StoreError(f"cannot create capture store {path}: {failure.strerror}") from None
+    try:
+        os.fchmod(descriptor, 0o600)  # umask-proof
+    finally:
+        os.close(descriptor)
+
+
+def _migrate(connection: sqlite3.Connection, path: Path) -> None:
+    """Create the schema once; refuse a file written by a newer mhw instead of damaging it."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return  # the usual case takes no write lock, so readers never wait for the listener
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"capture store {path} has schema version {version}, newer than this mhw's "
+            f"{SCHEMA_VERSION}: upgrade mhw or use another --store"
+        )
+    with _transaction(connection):
+        for statement in _SCHEMA:
+            connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _row(request: NewRequest) -> dict[str, Any]:
+    """The request as insert parameters; raises on findings that are not plain JSON."""
+    return {
+        "received_at": request.received_at,
+        "method": request.method,
+        "path": request.path,
+        "headers": json.dumps([[name, value] for name, value in request.headers]),
+        "body": request.body,
+        "body_sha256": hashlib.sha256(request.body).digest(),
+        "client": request.client,
+        "event_type": request.event_type,
+        "project_id": request.project_id,
+        "verification": request.verification,
+        "findings": json.dumps(request.findings),
+        "response_status": request.response_status,
+    }
+
+
+def _forward_row(request_id: int, result: ForwardResult) -> tuple[int, str]:
+    return request_id, json.dumps(result)
+
+
+def _insert(
+    connection: sqlite3.Connection, sql: str, parameters: dict[str, Any] | tuple[Any, ...]
+) -> int:
+    row_id = connection.execute(sql, parameters).lastrowid
+    assert row_id is not None  # an INSERT always sets it
+    return row_id
+
+
+def _stored(row: tuple[Any, ...], forwards: list[ForwardResult]) -> StoredRequest:
+    (row_id, received_at, method, path, headers, body, client, event_type, project_id) = row[:9]
+    verification, findings, response_status, retry_of = row[9:]
+    return StoredRequest(
+        id=row_id,
+        received_at=received_at,
+        method=method,
+        path=path,
+        headers=[(name, value) for name, value in json.loads(headers)],
+        body=bytes(body),
+        client=client,
+        event_type=event_type,
+        project_id=project_id,
+        verification=verification,
+        findings=json.loads(findings),
+        response_status=response_status,
+        forwards=forwards,
+        retry_of=retry_of,
+    )

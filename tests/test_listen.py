@@ -1,0 +1,468 @@
+"""``mhw listen`` as a real process on a real loopback port."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import SECRET
+from mh_webhook_cli.fixtures import build_fixture
+from mh_webhook_cli.store import Store
+
+
+def signed_headers(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
+    """The documented recipe, written independently of mhw."""
+    timestamp = str(int(time.time()) if at is None else at)
+    signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return {
+        "content-type": "application/json",
+        "magic-hour-event-signature": signature.hexdigest(),
+        "magic-hour-event-timestamp": timestamp,
+    }
+
+
+def event_body(
+    project_id: str = "clx7uu86w0a5qp55yxz315r6r", kind: str = "video.completed"
+) -> bytes:
+    """A complete, schema-valid event, compact as Magic Hour sends it."""
+    event = build_fixture(kind, project_id=project_id, now=datetime.now(timezone.utc))
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Listening:
+    process: subprocess.Popen[bytes]
+    url: str
+    port: int
+    store: Path
+    stdout_path: Path
+    stderr_path: Path
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout().splitlines() if line.strip()]
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=20)
+
+    def stored(self) -> list[tuple[Any, ...]]:
+        """(id, type, project id, verification, answer, body) of every stored request."""
+        with Store(self.store) as store:
+            requests = sorted(store.list(limit=None), key=lambda request: request.id)
+        return [
+            (r.id, r.event_type, r.project_id, r.verification, r.response_status, r.body)
+            for r in requests
+        ]
+
+
+Start = Callable[..., Listening]
+
+
+@pytest.fixture
+def start_listener(isolated_env: dict[str, str], tmp_path: Path) -> Iterator[Start]:
+    started: list[Listening] = []
+
+    def start(*args: str, store: bool = True, env: dict[str, str] | None = None) -> Listening:
+        index = len(started)
+        ready = tmp_path / f"ready-{index}.json"
+        store_path = tmp_path / f"events-{index}.sqlite3"
+        stdout_path = tmp_path / f"stdout-{index}.txt"
+        stderr_path = tmp_path / f"stderr-{index}.txt"
+        command = [sys.executable, "-m", "mh_webhook_cli", "listen", "--port", "0"]
+        command += ["--ready-file", str(ready), *args]
+        if store:
+            command += ["--store", str(store_path)]
+        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=err, env={**isolated_env, **(env or {})}
+            )
+        listening = Listening(process, "", 0, store_path, stdout_path, stderr_path)
+        started.append(listening)
+
+        def is_ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"listener exited: {listening.stderr()}")
+            return ready.exists()
+
+        wait_for(is_ready, what="the ready file")
+        info = json.loads(ready.read_text())
+        listening.url, listening.port = info["url"], info["port"]
+        return listening
+
+    yield start
+    for listening in started:
+        if listening.process.poll() is None:
+            listening.process.kill()
+            listening.process.wait()
+
+
+def test_signed_event_is_verified_stored_and_printed_as_json(start_listener: Start) -> None:
+    listening = start_listener("--secret", SECRET, "--format", "json")
+    body = event_body()
+    answer = httpx.post(listening.url, content=body, headers=signed_headers(body))
+    assert answer.status_code == 200
+    line = wait_for(listening.json_lines, what="a JSON line")[0]
+    assert line["type"] == "video.completed"
+    assert line["project_id"] == "clx7uu86w0a5qp55yxz315r6r"
+    assert line["verification"] == "ok" and line["valid"] is True
+    assert line["body"].encode() == body
+    assert line["answer"] == 200
+    assert listening.stop() == 0
+    [(row_id, kind, project, verification, status, stored_body)] = listening.stored()
+    assert (kind, project, verification, status, stored_body) == (
+        "video.completed",
+        "clx7uu86w0a5qp55yxz315r6r",
+        "ok",
+        200,
+        body,
+    )
+    assert line["id"] == row_id
+    assert SECRET not in listening.stdout() + listening.stderr()
+    assert "mhw_live_…cdef" in listening.stderr()
+
+
+def test_text_lines_show_type_id_verdict_answer_and_retries(start_listener: Start) -> None:
+    listening = start_listener("--secret", SECRET)
+    body = event_body()
+    for _ in range(2):
+        httpx.post(listening.url, content=body, headers=signed_headers(body))
+    forged = event_body("clxforged00000000000000000")
+    httpx.post(listening.url, content=forged, headers=signed_headers(forged, "someone-else"))
+    httpx.post(listening.url, content=forged)
+    wait_for(lambda: listening.stdout().count("\n") >= 4, what="four lines")
+    lines = listening.stdout().splitlines()
+    assert "video.completed" in lines[0] and "✓ signed" in lines[0] and "→ 200" in lines[0]
+    assert "retry of #1" in lines[1]
+    assert "✗ signature_mismatch" in lines[2]
+    assert "unsigned" in lines[3]
+    assert listening.stop() == 0
+    summary = listening.stderr()
+    assert "received 4 request(s)" in summary
+
+
+def test_reject_invalid_answers_401_but_stores(start_listener: Start) -> None:
+    listening = start_listener("--secret", SECRET, "--reject-invalid")
+    body = event_body()
+    assert httpx.post(listening.url, content=body).status_code == 401
+    stale = signed_headers(body, at=int(time.time()) - 3600)
+    assert httpx.post(listening.url, content=body, headers=stale).status_code == 401
+    assert httpx.post(listening.url, content=body, headers=signed_headers(body)).status_code == 200
+    listening.stop()
+    verdicts = [row[3] for row in listening.stored()]
+    assert verdicts == ["unsigned", "timestamp_too_old", "ok"]
+
+
+def test_respond_status_and_path(start_listener: Start) -> None:
+    listening = start_listener("--respond-status", "503", "--path", "/hooks/mh")
+    base = listening.url.rsplit("/hooks/mh", 1)[0]
+    assert httpx.post(f"{base}/hooks/mh", content=event_body()).status_code == 503
+    assert httpx.post(f"{base}/elsewhere", content=event_body()).status_code == 404
+    assert httpx.get(f"{base}/hooks/mh").status_code == 405
+    listening.stop()
+    assert [row[4] for row in listening.stored()] == [503, 404, 405]
+
+
+def test_burst_at_concurrency_32_stores_every_acknowledged_request(start_listener: Start) -> None:
+    listening = start_listener("--secret", SECRET, "--format", "json")
+    total = 2000
+
+    def send_many(worker: int) -> int:
+        acknowledged = 0
+        with httpx.Client() as client:
+            for index in range(worker, total, 32):
+                body = event_body(f"clxburst{index:017d}")
+                if client.post(
+                    listening.url, content=body, headers=signed_headers(body)
+                ).is_success:
+                    acknowledged += 1
+        return acknowledged
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        acknowledged = sum(pool.map(send_many, range(32)))
+    assert acknowledged == total
+    assert listening.stop() == 0
+    rows = listening.stored()
+    assert len(rows) == total
+    assert {row[2] for row in rows} == {f"clxburst{index:017d}" for index in range(total)}
+    assert all(row[3] == "ok" for row in rows)
+    assert len(listening.json_lines()) == total
+
+
+def test_sigkill_mid_burst_loses_no_acknowledged_request(start_listener: Start) -> None:
+    listening = start_listener()
+    acknowledged: set[str] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def send_until_stopped(worker: int) -> None:
+        with httpx.Client(timeout=5) as client:
+            for index in range(worker, 10**6, 16):
+                if stop.is_set():
+                    return
+                project = f"clxkill{index:018d}"
+                try:
+                    answer = client.post(listening.url, content=event_body(project))
+                except httpx.HTTPError:
+                    return
+                if answer.is_success:
+                    with lock:
+                        acknowledged.add(project)
+
+    threads = [threading.Thread(target=send_until_stopped, args=(w,)) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(acknowledged) >= 500, what="500 acknowledged requests")
+    listening.process.kill()
+    listening.process.wait(timeout=10)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    with sqlite3.connect(listening.store) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    stored = {row[2] for row in listening.stored()}
+    assert acknowledged <= stored, f"lost {len(acknowledged - stored)} acknowledged requests"
+
+
+def raw_exchange(port: int, data: bytes, *, read_timeout: float = 10.0) -> bytes:
+    """Send raw bytes, return everything the server answers until it closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as connection:
+        connection.sendall(data)
+        connection.shutdown(socket.SHUT_WR)
+        received = b""
+        while True:
+            try:
+                chunk = connection.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def test_bad_input_corpus_then_still_serving(start_listener: Start) -> None:
+    listening = start_listener(
+        "--secret", SECRET, "--max-body", "4096", "--read-timeout", "0.5", "--format", "json"
+    )
+    port = listening.port
+    body = event_body()
+    cases = {
+        "invalid json": (b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n{not json", b" 200 "),
+        "not utf-8": (b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\xff\xfe\x00{", b" 200 "),
+        "oversized body": (b"POST / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n{}", b" 413 "),
+        "oversized headers": (b"POST / HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", b" 431 "),
+        "garbled timestamp": (
+            b"POST / HTTP/1.1\r\nmagic-hour-event-signature: abc\r\n"
+            b"magic-hour-event-timestamp: yesterday\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body),
+            b" 200 ",
+        ),
+        "chunked": (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+            + b"".join(f"{k}: {v}\r\n".encode() for k, v in signed_headers(body).items())
+            + b"\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
+            b" 200 ",
+        ),
+        "not http": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n", b" 400 "),
+        "slow client": (b"POST / HTTP/1.1\r\nContent-Length: 50\r\n\r\n{", b" 408 "),
+    }
+    for name, (data, expected_status) in cases.items():
+        if name == "slow client":
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+                connection.sendall(data)
+                answer = connection.recv(4096)
+        else:
+            answer = raw_exchange(port, data)
+        assert expected_status in answer.split(b"\r\n", 1)[0], f"{name}: {answer[:80]!r}"
+    valid = httpx.post(listening.url, content=body, headers=signed_headers(body))
+    assert valid.status_code == 200
+    listening.stop()
+    stored = [(row[5], row[3]) for row in listening.stored()]
+    assert (b"{not json", "unsigned") in stored
+    assert (b"\xff\xfe\x00{", "unsigned") in stored
+    assert [verdict for stored_body, verdict in stored if stored_body == body] == [
+        "malformed_timestamp",
+        "ok",  # chunked, verified over the de-chunked bytes
+        "ok",
+    ]
+    lines = listening.json_lines()
+    codes = {f["code"] for line in lines for f in line["findings"]}
+    assert {"invalid_json", "not_utf8"} <= codes
+    warnings = listening.stderr()
+    for status in ("413", "431", "400", "408"):
+        assert f": {status} " in warnings
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    status = 200
+    delay = 0.0
+    received: list[tuple[dict[str, str], bytes]] = []  # noqa: RUF012 - test-local state
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((dict(self.headers.items()), body))
+        time.sleep(self.delay)
+        answer = b'{"handled":true}'
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def handler_server() -> Iterator[tuple[str, type[_Handler]]]:
+    handler = type("Handler", (_Handler,), {"received": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/webhook", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_forward_sends_exact_bytes_and_signature(
+    start_listener: Start, handler_server: tuple[str, type[_Handler]]
+) -> None:
+    url, handler = handler_server
+    listening = start_listener(
+        "--secret", SECRET, "--forward-to", url, "-H", "X-Forwarded-By: mhw", "--format", "json"
+    )
+    body = event_body()
+    headers = signed_headers(body)
+    assert httpx.post(listening.url, content=body, headers=headers).status_code == 200
+    line = wait_for(listening.json_lines, what="the forwarded line")[0]
+    assert line["forwards"][0]["status"] == 200
+    forwarded_headers, forwarded_body = handler.received[0]
+    assert forwarded_body == body
+    lowered = {k.lower(): v for k, v in forwarded_headers.items()}
+    assert lowered["magic-hour-event-signature"] == headers["magic-hour-event-signature"]
+    assert lowered["x-forwarded-by"] == "mhw"
+    listening.stop()
+    with Store(listening.store) as store:
+        stored = store.get(line["id"])
+    assert stored is not None and stored.forwards[0]["status"] == 200
+
+
+@pytest.mark.parametrize("failure", ["down", "slow", "500"])
+def test_failing_forward_target_never_blocks_receiving(
+    start_listener: Start, handler_server: tuple[str, type[_Handler]], failure: str
+) -> None:
+    url, handler = handler_server
+    if failure == "down":
+        with socket.socket() as placeholder:
+            placeholder.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{placeholder.getsockname()[1]}/webhook"
+    elif failure == "slow":
+        handler.delay = 3.0
+    else:
+        handler.status = 500
+    listening = start_listener("--forward-to", url, "--forward-timeout", "1", "--format", "json")
+    started = time.monotonic()
+    for index in range(3):
+        answer = httpx.post(listening.url, content=event_body(f"clxfwd{index:019d}"))
+        assert answer.status_code == 200
+    assert time.monotonic() - started < 2.0, "a failing forward delayed the answers"
+    lines = wait_for(lambda: len(listening.json_lines()) == 3 and listening.json_lines())
+    results = [line["forwards"][0] for line in lines]
+    if failure == "500":
+        assert all(result["status"] == 500 for result in results)
+    else:
+        assert all(result["status"] is None and result["error"] for result in results)
+    listening.stop()
+    assert len(listening.stored()) == 3
+
+
+def test_mirror_status_answers_with_the_handlers_status(
+    start_listener: Start, handler_server: tuple[str, type[_Handler]]
+) -> None:
+    url, handler = handler_server
+    handler.status = 503
+    listening = start_listener("--forward-to", url, "--mirror-status")
+    assert httpx.post(listening.url, content=event_body()).status_code == 503
+
+
+def test_expect_exits_0_once_the_events_arrive(start_listener: Start) -> None:
+    listening = start_listener(
+        "--secret", SECRET, "--expect", "image.completed,video.*", "--timeout", "20"
+    )
+    for kind in ("image.completed", "video.started"):
+        body = event_body(kind=kind)
+        httpx.post(listening.url, content=body, headers=signed_headers(body, "wrong-secret"))
+    assert listening.process.poll() is None, "forged events must not satisfy --expect"
+    for kind in ("image.completed", "video.started"):
+        body = event_body(kind=kind)
+        httpx.post(listening.url, content=body, headers=signed_headers(body))
+    assert listening.process.wait(timeout=10) == 0
+    assert "all expected events arrived" in listening.stderr()
+
+
+def test_expect_times_out_with_exit_1_and_says_what_arrived(start_listener: Start) -> None:
+    listening = start_listener(
+        "--secret", SECRET, "--expect", "image.completed", "--count", "2", "--timeout", "1.5"
+    )
+    body = event_body(kind="image.completed")
+    httpx.post(listening.url, content=body, headers=signed_headers(body))
+    assert listening.process.wait(timeout=10) == 1
+    assert "image.completed x1 of 2" in listening.stderr()
+
+
+def test_port_in_use_is_one_line(mhw: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = mhw("listen", "--port", str(taken.getsockname()[1]), "--no-store")
+    assert result.code == 1
+    assert "cannot listen on 127.0.0.1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sigterm_stops_cleanly(start_listener: Start) -> None:
+    listening = start_listener()
+    assert listening.stop(signal.SIGTERM) == 0
+    assert "received 0 request(s)" in listening.stderr()
+
+
+def test_store_file_is_private(start_listener: Start) -> None:
+    listening = start_listener()
+    httpx.post(listening.url, content=event_body())
+    listening.stop()
+    assert os.stat(listening.store).st_mode & 0o077 == 0

@@ -1,0 +1,581 @@
+"""``mhw send`` against real loopback handlers that check what arrives on their own terms.
+
+The receiving server verifies signatures with an HMAC written here from Magic Hour's
+documented recipe, never with mhw's code, so a bug shared by signer and verifier cannot hide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import itertools
+import json
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import SECRET, Mhw
+from mh_webhook_cli import __version__
+from mh_webhook_cli.sender import Delivery, SendResult, Signer, make_client, send_with_retry
+from mh_webhook_cli.sender import tls_context as make_tls
+
+NINE = [
+    f"{kind}.{action}"
+    for kind in ("video", "image", "audio")
+    for action in ("started", "completed", "errored")
+]
+STALE_AFTER = 300
+
+
+def recipe(secret: str, timestamp: str, body: bytes) -> str:
+    """Magic Hour's documented signature, written independently of mhw."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def compact(event: object) -> bytes:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def signature_valid(self, secret: str = SECRET) -> bool:
+        timestamp = self.headers["magic-hour-event-timestamp"]
+        expected = recipe(secret, timestamp, self.body)
+        return hmac.compare_digest(expected, self.headers["magic-hour-event-signature"])
+
+    def age(self) -> float:
+        return time.time() - int(self.headers["magic-hour-event-timestamp"])
+
+    def event(self) -> dict[str, object]:
+        data = json.loads(self.body)
+        assert isinstance(data, dict)
+        return data
+
+
+Answer = Callable[[int], tuple[int, bytes, list[tuple[str, str]]]]
+
+
+def accept(_: int) -> tuple[int, bytes, list[tuple[str, str]]]:
+    return 200, b'{"received":true}', []
+
+
+class Handler(http.server.ThreadingHTTPServer):
+    """A webhook handler that records each request and answers as its test tells it to."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handle)
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+        self.answer: Answer = accept
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/webhooks/magic-hour"
+
+
+class _Handle(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real handlers do
+    server: Handler
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        with self.server.lock:
+            self.server.received.append(Received(headers, body, time.monotonic()))
+            number = len(self.server.received)
+        status, reply, extra = self.server.answer(number)
+        self.send_response(status)
+        for name, value in extra:
+            self.send_header(name, value)
+        if not any(name.lower() == "transfer-encoding" for name, _ in extra):
+            self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def handler() -> Iterator[Handler]:
+    server = Handler()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port nothing listens on: bound, then released."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A server that accepts connections (the kernel's backlog does) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+
+
+def one_line_error(stderr: str, *needles: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    for needle in needles:
+        assert needle in lines[0], stderr
+    assert "Traceback" not in stderr
+
+
+# Body and signature
+
+
+def test_fixture_arrives_signed_over_the_exact_bytes(mhw: Mhw, handler: Handler) -> None:
+    result = mhw("send", "video.completed", "--url", handler.url, "--secret", SECRET)
+    assert result.code == 0, result.stderr
+    [request] = handler.received
+    assert request.signature_valid()
+    assert abs(request.age()) < 5
+    event = request.event()
+    assert event["type"] == "video.completed"
+    assert request.body == compact(event), "not the compact form Magic Hour sends"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"] == f"mhw/{__version__}"
+    first_line = result.stdout.splitlines()[0]
+    assert first_line.startswith("✓ video.completed") and " 200 " in first_line
+    assert '{"received":true}' in result.stdout
+
+
+def test_all_nine_events_arrive_in_order(mhw: Mhw, handler: Handler) -> None:
+    result = mhw("send", "--all", "--url", handler.url, "--secret", SECRET)
+    assert result.code == 0, result.stderr
+    assert [r.event()["type"] for r in handler.received] == NINE
+    for request in handler.received:
+        payload = request.event()["payload"]
+        assert isinstance(payload, dict) and isinstance(payload["id"], str) and payload["id"]
+        assert request.signature_valid()
+    assert len(result.stdout.strip().splitlines()) == 9
+
+
+@pytest.mark.parametrize(("fail", "last"), [(False, "completed"), (True, "errored")])
+def test_lifecycle_sends_started_then_the_end_for_one_project(
+    mhw: Mhw, handler: Handler, fail: bool, last: str
+) -> None:
+    flags = ["--fail"] if fail else []
+    result = mhw("send", "--lifecycle", "image", *flags, "--url", handler.url, "-s", SECRET)
+    assert result.code == 0, result.stderr
+    events = [request.event() for request in handler.received]
+    assert [event["type"] for event in events] == ["image.started", f"image.{last}"]
+    payloads = [event["payload"] for event in events]
+    assert all(isinstance(payload, dict) for payload in payloads)
+    ids = {payload["id"] for payload in payloads if isinstance(payload, dict)}
+    assert len(ids) == 1
+
+
+def test_set_changes_a_nested_field_and_id_names_the_project(mhw: Mhw, handler: Handler) -> None:
+    result = mhw(
+        "send",
+        "video.errored",
+        "--url",
+        handler.url,
+        "-s",
+        SECRET,
+        "--id",
+        "clproject000000000000000001",
+        "--set",
+        "payload.error.code=my_code",
+        "--set",
+        "payload.name=Café ☕",
+    )
+    assert result.code == 0, result.stderr
+    [request] = handler.received
+    payload = request.event()["payload"]
+    assert isinstance(payload, dict)
+    assert payload["id"] == "clproject000000000000000001"
+    assert payload["error"]["code"] == "my_code"
+    assert "Café ☕".encode() in request.body, "non-ASCII must travel as UTF-8, not \\u escapes"
+    assert request.signature_valid()
+
+
+def test_data_from_a_file_stdin_and_inline(mhw: Mhw, handler: Handler, tmp_path: Path) -> None:
+    event = {"type": "audio.completed", "payload": {"id": "a1", "name": "Ünïcode"}}
+    spaced = json.dumps(event, indent=2).encode()
+    (tmp_path / "event.json").write_bytes(spaced)
+    for args, stdin in (
+        (["--data", f"@{tmp_path / 'event.json'}"], None),
+        (["--data", "-"], spaced),
+        (["--data", json.dumps(event)], None),
+    ):
+        result = mhw("send", *args, "--url", handler.url, "-s", SECRET, input=stdin)
+        assert result.code == 0, result.stderr
+        assert "audio.completed" in result.stdout
+    assert [request.body for request in handler.received] == [compact(event)] * 3
+    assert all(request.signature_valid() for request in handler.received)
+
+
+def test_extra_headers_arrive(mhw: Mhw, handler: Handler) -> None:
+    result = mhw("send", "image.started", "-u", handler.url, "-s", SECRET, "-H", "X-Trace: abc: 1")
+    assert result.code == 0, result.stderr
+    assert handler.received[0].headers["x-trace"] == "abc: 1"
+
+
+def test_secret_from_the_environment(mhw: Mhw, handler: Handler) -> None:
+    result = mhw(
+        "send", "audio.started", "-u", handler.url, env={"MAGIC_HOUR_WEBHOOK_SECRET": "env-s"}
+    )
+    assert result.code == 0, result.stderr
+    assert handler.received[0].signature_valid("env-s")
+
+
+# Negative tests for handlers
+
+
+def test_no_sign_sends_neither_header_and_needs_no_secret(mhw: Mhw, handler: Handler) -> None:
+    result = mhw("send", "video.started", "--url", handler.url, "--no-sign")
+    assert result.code == 0, result.stderr
+    headers = handler.received[0].headers
+    assert "magic-hour-event-signature" not in headers
+    assert "magic-hour-event-timestamp" not in headers
+
+
+def test_bad_signature_looks_valid_but_fails_verification(mhw: Mhw, handler: Handler) -> None:
+    result = mhw("send", "video.started", "-u", handler.url, "-s", SECRET, "--bad-signature")
+    assert result.code == 0, result.stderr
+    [request] = handler.received
+    assert re.fullmatch(r"[0-9a-f]{64}", request.headers["magic-hour-event-signature"])
+    assert abs(request.age()) < 5
+    assert not request.signature_valid()
+
+
+def test_timestamp_offset_signs_a_stale_request(mhw: Mhw, handler: Handler) -> None:
+    result = mhw(
+        "send", "video.started", "-u", handler.url, "-s", SECRET, "--timestamp-offset", "-600"
+    )
+    assert result.code == 0, result.stderr
+    [request] = handler.received
+    assert request.signature_valid(), "the signature itself is genuine"
+    assert 595 <= request.age() <= 610
+    assert request.age() > STALE_AFTER, "a handler checking the age must reject it"
+
+
+# Exit codes
+
+
+@pytest.mark.parametrize(
+    ("status", "expect", "code"),
+    [
+        (204, None, 0),
+        (500, None, 1),
+        (401, "401", 0),
+        (200, "401", 1),
+        (302, None, 1),
+    ],
+)
+def test_exit_code_follows_the_status(
+    mhw: Mhw, handler: Handler, status: int, expect: str | None, code: int
+) -> None:
+    handler.answer = lambda _: (status, b"" if status == 204 else b"nope", [])
+    flags = ["--expect-status", expect] if expect else []
+    result = mhw("send", "video.completed", "-u", handler.url, "-s", SECRET, *flags)
+    assert result.code == code, result.stdout + result.stderr
+    assert f" {status} " in result.stdout.splitlines()[0]
+    assert len(handler.received) == 1
+
+
+def test_all_fails_when_any_event_fails(mhw: Mhw, handler: Handler) -> None:
+    handler.answer = lambda n: (500, b"", []) if n == 5 else accept(n)
+    result = mhw("send", "--all", "-u", handler.url, "-s", SECRET, "-f", "json")
+    assert result.code == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["ok"] for line in lines] == [n != 5 for n in range(1, 10)]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["video.finished"], "video.started, video.completed"),
+        (["video.started", "-H", "no colon"], "invalid header"),
+        (["video.started", "--set", "payload"], "expected PATH=VALUE"),
+        (["video.started", "--data", "{}"], "exactly one of"),
+        ([], "exactly one of"),
+        (["--data", "{not json"], "not JSON"),
+        (["video.started", "--count", "5", "--retry"], "--count"),
+        (["video.started", "--cacert", "/nonexistent.pem"], "cannot load --cacert"),
+        (["video.started", "--no-sign", "--bad-signature"], "--no-sign"),
+        (["video.completed", "--error-code", "file_too_large"], "error_code applies only"),
+        (["--lifecycle", "video", "--error-code", "file_too_large"], "--fail"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    mhw: Mhw, handler: Handler, args: list[str], needle: str
+) -> None:
+    result = mhw("send", *args, "-u", handler.url, "-s", SECRET)
+    assert result.code == 2, result.stdout + result.stderr
+    one_line_error(result.stderr, needle)
+    assert handler.received == []
+
+
+def test_no_secret_is_a_usage_error(mhw: Mhw, handler: Handler) -> None:
+    result = mhw("send", "video.started", "-u", handler.url)
+    assert result.code == 2
+    one_line_error(result.stderr, "no webhook secret")
+
+
+def test_url_must_be_http(mhw: Mhw) -> None:
+    result = mhw("send", "video.started", "-u", "ftp://example.com/", "-s", SECRET)
+    assert result.code == 2
+    one_line_error(result.stderr, "http://")
+
+
+# Network failures: one line, exit 1
+
+
+def test_refused_connection(mhw: Mhw, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/hook"
+    result = mhw("send", "video.started", "-u", url, "-s", SECRET)
+    assert result.code == 1
+    one_line_error(result.stderr, "connection refused", url)
+    assert result.stdout == ""
+
+
+def test_timeout(mhw: Mhw, silent_url: str) -> None:
+    started = time.monotonic()
+    result = mhw("send", "video.started", "-u", silent_url, "-s", SECRET, "--timeout", "0.5")
+    assert result.code == 1
+    one_line_error(result.stderr, "timed out after 0.5 s")
+    assert time.monotonic() - started < 10
+
+
+def test_tls_to_a_plain_http_server(mhw: Mhw, handler: Handler) -> None:
+    url = handler.url.replace("http://", "https://")
+    result = mhw("send", "video.started", "-u", url, "-s", SECRET, "--timeout", "5")
+    assert result.code == 1
+    one_line_error(result.stderr, "TLS")
+
+
+def test_unresolvable_host(mhw: Mhw) -> None:
+    result = mhw("send", "video.started", "-u", "http://mhw-test.invalid/", "-s", SECRET)
+    assert result.code == 1
+    one_line_error(result.stderr, "resolve")
+
+
+def test_no_answer_in_json_is_still_one_object(mhw: Mhw, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/"
+    result = mhw("send", "video.started", "-u", url, "-s", SECRET, "-f", "json")
+    assert result.code == 1
+    data = json.loads(result.stdout)
+    assert data["status"] is None and data["ok"] is False
+    assert "connection refused" in data["error"]
+
+
+@pytest.fixture
+def tls_handler(handler: Handler, tmp_path: Path) -> tuple[Handler, Path]:
+    """The handler behind TLS with a fresh self-signed certificate for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    handler.socket = context.wrap_socket(handler.socket, server_side=True)
+    return handler, cert
+
+
+def test_tls_self_signed_is_rejected_unless_trusted(
+    mhw: Mhw, tls_handler: tuple[Handler, Path]
+) -> None:
+    handler, cert = tls_handler
+    url = handler.url.replace("http://", "https://")
+    rejected = mhw("send", "video.started", "-u", url, "-s", SECRET)
+    assert rejected.code == 1
+    one_line_error(rejected.stderr, "TLS certificate rejected", "--cacert")
+    assert handler.received == []
+    for flags in (["--cacert", str(cert)], ["--insecure"]):
+        accepted = mhw("send", "video.started", "-u", url, "-s", SECRET, *flags)
+        assert accepted.code == 0, accepted.stderr
+    assert len(handler.received) == 2
+    assert all(request.signature_valid() for request in handler.received)
+
+
+def test_count_over_tls(mhw: Mhw, tls_handler: tuple[Handler, Path]) -> None:
+    handler, cert = tls_handler
+    url = handler.url.replace("http://", "https://")
+    result = mhw(
+        "send", "video.started", "-u", url, "-s", SECRET, "--count", "12", "--cacert", str(cert)
+    )
+    assert result.code == 0, result.stdout + result.stderr
+    assert "12 of 12 accepted" in result.stdout
+    assert len(handler.received) == 12
+
+
+# Output
+
+
+def test_json_result_has_the_request_and_the_response(mhw: Mhw, handler: Handler) -> None:
+    handler.answer = lambda _: (202, b"queued", [("X-Handler", "test")])
+    result = mhw("send", "audio.errored", "-u", handler.url, "-s", SECRET, "--format", "json")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    request = handler.received[0]
+    assert data["url"] == handler.url
+    assert data["event"] == "audio.errored"
+    assert (data["status"], data["ok"], data["body"], data["body_truncated"]) == (
+        202,
+        True,
+        "queued",
+        False,
+    )
+    assert data["response_headers"]["x-handler"] == "test"
+    assert data["signature"] == request.headers["magic-hour-event-signature"]
+    assert str(data["timestamp"]) == request.headers["magic-hour-event-timestamp"]
+    assert data["latency_ms"] > 0
+
+
+def test_long_bodies_are_truncated_in_text_and_say_so(mhw: Mhw, handler: Handler) -> None:
+    handler.answer = lambda _: (500, b"x" * 10_000, [])
+    result = mhw("send", "video.started", "-u", handler.url, "-s", SECRET)
+    assert result.code == 1
+    assert "10000 bytes" in result.stdout
+    assert "truncated to the first 2048 bytes" in result.stdout
+    assert result.stdout.count("x") < 2200
+
+
+# Retries
+
+
+def test_retry_schedule_doubles_and_resigns_the_same_bytes(handler: Handler) -> None:
+    handler.answer = lambda n: (500, b"", []) if n <= 3 else accept(n)
+    delivery = Delivery(handler.url, b'{"type":"video.started"}', "video.started")
+    retried: list[tuple[int, float]] = []
+    with make_client(5.0, make_tls(False, None)) as client:
+        result = send_with_retry(
+            client,
+            delivery,
+            Signer(SECRET),
+            5.0,
+            base_delay=0.1,
+            on_retry=lambda failed, delay: retried.append((failed.attempts, delay)),
+        )
+    assert result.status == 200 and result.attempts == 4
+    assert retried == [(1, 0.1), (2, 0.2), (3, 0.4)]
+    times = [request.at for request in handler.received]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(gaps) == 3
+    for gap, delay in zip(gaps, (0.1, 0.2, 0.4), strict=True):
+        assert delay <= gap < delay * 1.5, gaps
+    assert {request.body for request in handler.received} == {delivery.body}
+    assert all(request.signature_valid() for request in handler.received)
+
+
+def test_retry_gives_up_at_the_time_limit(handler: Handler) -> None:
+    handler.answer = lambda _: (503, b"", [])
+    with make_client(5.0, make_tls(False, None)) as client:
+        result: SendResult = send_with_retry(
+            client,
+            Delivery(handler.url, b"{}"),
+            Signer(SECRET),
+            5.0,
+            base_delay=0.05,
+            max_retry_seconds=0.5,
+        )
+    # Retries start at 0.05, 0.15, 0.35 s; the next would start at 0.75 s, past the limit.
+    assert result.status == 503 and result.attempts == 4
+    assert len(handler.received) == 4
+
+
+def test_retry_from_the_cli_reports_each_attempt(mhw: Mhw, handler: Handler) -> None:
+    handler.answer = lambda n: (500, b"", []) if n == 1 else accept(n)
+    result = mhw("send", "video.started", "-u", handler.url, "-s", SECRET, "--retry")
+    assert result.code == 0, result.stderr
+    assert result.stderr.strip() == "attempt 1: status 500; retrying in 1 s"
+    assert "after 2 attempts" in result.stdout
+    assert len(handler.received) == 2
+
+
+# Load test
+
+
+def chunked_some_closing(number: int) -> tuple[int, bytes, list[tuple[str, str]]]:
+    """Every fifth answer is a 500; the rest are chunked, every third closing the connection.
+
+    So the load test's client meets both keep-alive and reconnecting, and chunked bodies.
+    """
+    if number % 5 == 0:
+        return 500, b"no", []
+    headers = [("Transfer-Encoding", "chunked")]
+    if number % 3 == 0:
+        headers.append(("Connection", "close"))
+    return 200, b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", headers
+
+
+@pytest.mark.parametrize("output", ["json", "text"])
+def test_count_summary_counts_every_request(mhw: Mhw, handler: Handler, output: str) -> None:
+    handler.answer = chunked_some_closing
+    result = mhw(
+        "send",
+        "image.completed",
+        "-u",
+        handler.url,
+        "-s",
+        SECRET,
+        "--count",
+        "60",
+        "--concurrency",
+        "4",
+        "--format",
+        output,
+    )
+    assert result.code == 1, "12 of the 60 answers are 500"
+    assert len(handler.received) == 60
+    assert all(request.signature_valid() for request in handler.received)
+    if output == "text":
+        assert "48 of 60 accepted" in result.stdout
+        assert "200: 48  500: 12" in result.stdout
+        return
+    data = json.loads(result.stdout)
+    assert (data["count"], data["ok"], data["failed"]) == (60, 48, 12)
+    assert data["statuses"] == {"200": 48, "500": 12}
+    assert data["errors"] == {}
+    latency = data["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    assert data["requests_per_second"] > 0
+
+
+def test_count_against_a_dead_handler_counts_errors(mhw: Mhw, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/"
+    result = mhw("send", "video.started", "-u", url, "-s", SECRET, "--count", "7", "-f", "json")
+    assert result.code == 1
+    data = json.loads(result.stdout)
+    assert data["ok"] == 0 and data["statuses"] == {}
+    [(message, number)] = data["errors"].items()
+    assert "connection refused" in message and number == 7
