@@ -201,7 +201,13 @@ def json_type_name(value: object) -> str:
 
 
 def validate_body(raw: bytes | str) -> list[Finding]:
-    """Validate a raw request body; undecodable bytes and bad JSON are findings, not exceptions.
+    """Validate a raw request body; undecodable bytes and bad JSON are findings, not exceptions."""
+    document, findings = parse_body(raw)
+    return findings if findings else validate_event(document)
+
+
+def parse_body(raw: bytes | str) -> tuple[Any, list[Finding]]:
+    """The JSON document in a body, or None with the finding that says why there is none.
 
     Bytes must be UTF-8: that is what Magic Hour sends and what RFC 8259 requires between
     systems, and ``json.loads`` would otherwise guess UTF-16 or UTF-32 and hide the mistake.
@@ -210,7 +216,7 @@ def validate_body(raw: bytes | str) -> list[Finding]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            return [
+            return None, [
                 Finding(
                     "$",
                     "not_utf8",
@@ -221,11 +227,11 @@ def validate_body(raw: bytes | str) -> list[Finding]:
     else:
         text = raw
     if not text.strip():
-        return [Finding("$", "invalid_json", "body is empty, expected a JSON object")]
+        return None, [Finding("$", "invalid_json", "body is empty, expected a JSON object")]
     try:
         data = json.loads(text, parse_constant=_reject_javascript_constant)
     except json.JSONDecodeError as error:
-        return [
+        return None, [
             Finding(
                 "$",
                 "invalid_json",
@@ -235,8 +241,8 @@ def validate_body(raw: bytes | str) -> list[Finding]:
     # ValueError: NaN or Infinity (see _reject_javascript_constant) or an integer too long for
     # int(); RecursionError: nesting deeper than the parser's stack.
     except (ValueError, RecursionError) as error:
-        return [Finding("$", "invalid_json", f"body is not valid JSON: {error}")]
-    return validate_event(data)
+        return None, [Finding("$", "invalid_json", f"body is not valid JSON: {error}")]
+    return data, []
 
 
 def _reject_javascript_constant(name: str) -> Any:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import hashlib
-import json
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mh_webhook_cli.events import Finding, validate_body
+from mh_webhook_cli.events import Finding, parse_body, validate_event
 from mh_webhook_cli.http_server import Request, Response
 from mh_webhook_cli.signing import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -39,7 +38,7 @@ from mh_webhook_cli.store import ForwardResult, NewRequest
 if TYPE_CHECKING:
     import httpx
 
-    from mh_webhook_cli.store import GroupCommitter
+    from mh_webhook_cli.store import Store
 
 UNSIGNED = "unsigned"
 UNCHECKED = "unchecked"
@@ -94,12 +93,11 @@ class Delivery:
 
     request: Request
     received_at: float
-    event_type: str | None
-    project_id: str | None
+    document: Any
+    """The body parsed as JSON; None when it is not JSON."""
     verification: str
     findings: list[Finding]
     answer: int
-    shown: bool
     id: int | None = None
     is_retry: bool = False
     """Same type, project id and body as an earlier delivery: Magic Hour retried it."""
@@ -112,6 +110,27 @@ class Delivery:
     def valid(self) -> bool:
         return self.verification == Reason.OK.value and not self.findings
 
+    @property
+    def event_type(self) -> str | None:
+        return _text_at(self.document, "type")
+
+    @property
+    def project_id(self) -> str | None:
+        return _text_at(self.document, "payload", "id")
+
+    @property
+    def project_status(self) -> str | None:
+        return _text_at(self.document, "payload", "status")
+
+
+def _text_at(document: Any, *keys: str) -> str | None:
+    """``document[k1][k2]…`` when it is a string: events come from anyone, so no assumptions."""
+    for key in keys:
+        if not isinstance(document, dict):
+            return None
+        document = document.get(key)
+    return document if isinstance(document, str) else None
+
 
 Notify = Callable[[Delivery], None]
 
@@ -122,7 +141,7 @@ class Listener:
     def __init__(
         self,
         config: ListenConfig,
-        committer: GroupCommitter | None,
+        committer: BatchCommitter | None,
         on_delivery: Notify,
         on_forwarded: Notify | None = None,
         client: httpx.AsyncClient | None = None,
@@ -152,7 +171,7 @@ class Listener:
         # The common case without a task per request: answer when the commit future resolves.
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[Response] = loop.create_future()
-        committed = asyncio.wrap_future(self._committer.submit(self._record(delivery)))
+        committed = self._committer.submit(self._record(delivery))
 
         def after_commit(done: asyncio.Future[int]) -> None:
             if done.exception() is not None:
@@ -167,10 +186,7 @@ class Listener:
 
     def judge(self, request: Request) -> Delivery:
         """Verify and validate ``request``, and decide the answer (pure computation)."""
-        if request.method == "POST":
-            event_type, project_id, findings = _inspect(request.body)
-        else:
-            event_type, project_id, findings = None, None, []
+        document, findings = _inspect(request.body) if request.method == "POST" else (None, [])
         verification = self._verification(request)
         config = self.config
         if request.method != "POST":
@@ -181,13 +197,7 @@ class Listener:
             answer = 401
         else:
             answer = config.respond_status
-        shown = not config.event_patterns or any(
-            fnmatch.fnmatchcase(event_type or "", pattern) for pattern in config.event_patterns
-        )
-        delivery = Delivery(
-            request, time.time(), event_type, project_id, verification, findings, answer, shown
-        )
-        return delivery
+        return Delivery(request, time.time(), document, verification, findings, answer)
 
     def _verification(self, request: Request) -> str:
         if request.header(SIGNATURE_HEADER) is None and request.header(TIMESTAMP_HEADER) is None:
@@ -240,16 +250,15 @@ class Listener:
         routes = self._routes_for(delivery)
         delivery.forwarding = bool(routes)
         # Scheduled, not called: the answer is written first, rendering comes after it.
-        asyncio.get_running_loop().call_soon(self._on_delivery, delivery)
+        if self.shown(delivery):
+            asyncio.get_running_loop().call_soon(self._on_delivery, delivery)
         if routes and not self.config.mirror_status:
             self._in_background(self._forward_all(delivery, routes))
 
     async def _answer_slowly(self, delivery: Delivery) -> Response:
         if self._committer is not None:
             try:
-                delivery.id = await asyncio.wrap_future(
-                    self._committer.submit(self._record(delivery))
-                )
+                delivery.id = await self._committer.submit(self._record(delivery))
             except Exception:
                 return Response(500, b"mhw could not store the request\n")
         self._accepted(delivery)
@@ -262,8 +271,14 @@ class Listener:
             return self._response(status if status is not None else 502)
         return self._response(delivery.answer)
 
+    def shown(self, delivery: Delivery) -> bool:
+        """Whether ``--events`` lets this delivery be shown and forwarded."""
+        patterns = self.config.event_patterns
+        event_type = delivery.event_type or ""
+        return not patterns or any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
+
     def _routes_for(self, delivery: Delivery) -> list[ForwardRoute]:
-        if not delivery.shown or delivery.answer in (404, 405):
+        if not self.shown(delivery) or delivery.answer in (404, 405):
             return []
         return [route for route in self.config.forwards if route.wants(delivery.event_type)]
 
@@ -277,7 +292,7 @@ class Listener:
         delivery.forwards = list(results)
         if self._committer is not None and delivery.id is not None:
             for result in results:
-                self._committer.submit_forward(delivery.id, result)
+                self._committer.record_forward(delivery.id, result)
         self._on_forwarded(delivery)
         return list(results)
 
@@ -294,6 +309,43 @@ class Listener:
         """Wait (a bounded time) for forwards still under way, before shutting down."""
         if self._background:
             await asyncio.wait(set(self._background), timeout=timeout)
+
+
+class BatchCommitter:
+    """Group commit inside the event loop: requests judged in one loop turn share a transaction.
+
+    Measured against a writer thread (``store.GroupCommitter``-style) under wrk: the
+    thread costs a GIL hand-off and a self-pipe wake-up per request, and on the one
+    core the benchmark gives the server it was slower. A commit of a few dozen rows
+    takes about a millisecond, during which the loop waits: so would the answers.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: list[tuple[NewRequest, asyncio.Future[int]]] = []
+
+    def submit(self, request: NewRequest) -> asyncio.Future[int]:
+        """A future resolved with the row id once ``request`` is committed."""
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[int] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((request, committed))
+        return committed
+
+    def record_forward(self, request_id: int, result: ForwardResult) -> None:
+        self._store.record_forward(request_id, result)
+
+    def _flush(self) -> None:
+        group, self._pending = self._pending, []
+        try:
+            ids = self._store.add_many([request for request, _ in group])
+        except Exception as failure:  # disk full, I/O error: each sender gets a 500
+            for _, committed in group:
+                committed.set_exception(failure)
+            return
+        for (_, committed), row_id in zip(group, ids, strict=True):
+            committed.set_result(row_id)
 
 
 _ERROR_BODIES = {
@@ -344,16 +396,7 @@ def _describe(failure: Exception) -> str:
     return text
 
 
-def _inspect(body: bytes) -> tuple[str | None, str | None, list[Finding]]:
-    """The event type, the project id and the schema findings."""
-    findings = validate_body(body)
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None, None, findings
-    if not isinstance(data, dict):
-        return None, None, findings
-    event_type = data.get("type") if isinstance(data.get("type"), str) else None
-    payload = data.get("payload")
-    project_id = payload.get("id") if isinstance(payload, dict) else None
-    return event_type, project_id if isinstance(project_id, str) else None, findings
+def _inspect(body: bytes) -> tuple[Any, list[Finding]]:
+    """The parsed event (None when the body is not JSON) and its schema findings."""
+    document, findings = parse_body(body)
+    return document, findings or validate_event(document)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
@@ -19,14 +20,6 @@ SLOW_HANDLER_MS = 10_000
 def _iso(timestamp: float) -> str:
     moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _payload_status(delivery: Delivery) -> str | None:
-    try:
-        status = json.loads(delivery.request.body)["payload"]["status"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return status if isinstance(status, str) else None
 
 
 def verdict_segment(verification: str) -> Segment:
@@ -51,7 +44,7 @@ def delivery_line(delivery: Delivery) -> Line:
         ("  ", ""),
         (delivery.project_id or "-", ""),
         ("  ", ""),
-        (_payload_status(delivery) or "-", ""),
+        (delivery.project_status or "-", ""),
         ("  ", ""),
         verdict_segment(delivery.verification),
         ("  → ", "dim"),
@@ -64,6 +57,42 @@ def delivery_line(delivery: Delivery) -> Line:
         segments += [("  ", ""), (f"⚠ {len(delivery.findings)} schema finding(s)", "yellow")]
     if delivery.id is not None:
         segments += [("  ", ""), (f"#{delivery.id}", "dim")]
+    return segments
+
+
+_JSON_TOKEN = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?|(-?\d[\d.eE+-]*|true|false|null)')
+
+
+def payload_lines(delivery: Delivery) -> list[Line]:
+    """``-v``: the event pretty-printed and highlighted, then its download URLs as links."""
+    document = delivery.document
+    if document is None:
+        return [[("    ", ""), (delivery.request.body.decode("utf-8", "replace"), "dim")]]
+    lines: list[Line] = [
+        _highlighted("    " + line)
+        for line in json.dumps(document, indent=2, ensure_ascii=False).splitlines()
+    ]
+    downloads = document.get("payload", {}).get("downloads") if isinstance(document, dict) else None
+    for download in downloads if isinstance(downloads, list) else []:
+        url = download.get("url") if isinstance(download, dict) else None
+        if isinstance(url, str):
+            lines.append([("    ⬇ ", "dim"), (url, f"underline link {url}")])
+    return lines
+
+
+def _highlighted(line: str) -> Line:
+    segments: list[Segment] = []
+    position = 0
+    for token in _JSON_TOKEN.finditer(line):
+        segments.append((line[position : token.start()], ""))
+        if token.group(1) is not None:
+            style = "cyan" if token.group(2) else "green"
+            segments.append((token.group(1), style))
+            segments.append((token.group(2) or "", ""))
+        else:
+            segments.append((token.group(3), "magenta"))
+        position = token.end()
+    segments.append((line[position:], ""))
     return segments
 
 
@@ -118,7 +147,7 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
         "client": request.client,
         "type": delivery.event_type,
         "project_id": delivery.project_id,
-        "status": _payload_status(delivery),
+        "status": delivery.project_status,
         "verification": delivery.verification,
         "valid": delivery.valid,
         "findings": [

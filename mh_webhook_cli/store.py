@@ -79,9 +79,11 @@ INSERT INTO requests (
 ) VALUES (
     :received_at, :method, :path, :headers, :body, :body_sha256, :client, :event_type,
     :project_id, :verification, :findings, :response_status,
-    -- A retry is a later delivery of the same event: same type, project and bytes.
-    (SELECT min(id) FROM requests WHERE body_sha256 = :body_sha256
-     AND event_type = :event_type AND project_id IS :project_id AND body = :body)
+    -- A retry is a later delivery of the same bytes (type and project id come from
+    -- them). ORDER BY id LIMIT 1 reads one index entry; min() over many equal
+    -- bodies would scan them all, at every insert.
+    (SELECT id FROM requests WHERE body_sha256 = :body_sha256 AND body = :body
+     ORDER BY id LIMIT 1)
 )
 """
 _INSERT_FORWARD = "INSERT INTO forwards (request_id, result) VALUES (?, ?)"

@@ -28,6 +28,8 @@ from conftest import SECRET
 from mh_webhook_cli.fixtures import build_fixture
 from mh_webhook_cli.store import Store
 
+PROJECT_ID = "clx7uu86w0a5qp55yxz315r6r"
+
 
 def signed_headers(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
     """The documented recipe, written independently of mhw."""

@@ -483,15 +483,15 @@ def test_retry_schedule_doubles_and_resigns_the_same_bytes(handler: Handler) -> 
             delivery,
             Signer(SECRET),
             5.0,
-            base_delay=0.1,
+            base_delay=0.2,
             on_retry=lambda failed, delay: retried.append((failed.attempts, delay)),
         )
     assert result.status == 200 and result.attempts == 4
-    assert retried == [(1, 0.1), (2, 0.2), (3, 0.4)]
+    assert retried == [(1, 0.2), (2, 0.4), (3, 0.8)]
     times = [request.at for request in handler.received]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(gaps) == 3
-    for gap, delay in zip(gaps, (0.1, 0.2, 0.4), strict=True):
+    for gap, delay in zip(gaps, (0.2, 0.4, 0.8), strict=True):
         assert delay <= gap < delay * 1.5, gaps
     assert {request.body for request in handler.received} == {delivery.body}
     assert all(request.signature_valid() for request in handler.received)

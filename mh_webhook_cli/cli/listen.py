@@ -179,15 +179,13 @@ class Presenter:
     def delivered(self, delivery: Delivery) -> None:
         from mh_webhook_cli import render_listen
 
-        if not delivery.shown:
-            return
         if self.output_format is Format.JSON:
             if not delivery.forwarding:
                 emit_json(render_listen.delivery_json(delivery))
             return
         lines = [render_listen.delivery_line(delivery), *render_listen.finding_lines(delivery)]
         if self.verbose:
-            lines += _payload_lines(delivery)
+            lines += render_listen.payload_lines(delivery)
         show(lines)
 
     def forwarded(self, delivery: Delivery) -> None:
@@ -201,15 +199,6 @@ class Presenter:
     def refused_request(self, client: str, status: int, reason: str) -> None:
         self.refused += 1
         warn(f"refused a request from {client}: {status} {reason}")
-
-
-def _payload_lines(delivery: Delivery) -> list[str]:
-    try:
-        document = json.loads(delivery.request.body)
-    except ValueError:
-        return ["    " + delivery.request.body.decode("utf-8", errors="replace")]
-    pretty = json.dumps(document, indent=2, ensure_ascii=False)
-    return ["    " + line for line in pretty.splitlines()]
 
 
 class Session:
@@ -240,14 +229,15 @@ class Session:
 
     async def run(self, timeout: float | None, ready_file: Path | None) -> int:
         from mh_webhook_cli.http_server import serve
-        from mh_webhook_cli.listener import Listener
-        from mh_webhook_cli.store import GroupCommitter
+        from mh_webhook_cli.listener import BatchCommitter, Listener
+        from mh_webhook_cli.store import Store
 
         # Signals first: a script may stop us the moment the ready file appears.
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stop.set)
-        committer = GroupCommitter(self.store_path) if self.store_path else None
+        store = Store(self.store_path) if self.store_path else None
+        committer = BatchCommitter(store) if store else None
         client = None
         if self.config.forwards:
             import httpx
@@ -281,8 +271,8 @@ class Session:
         finally:
             if client is not None:
                 await client.aclose()
-            if committer is not None:
-                committer.close()
+            if store is not None:
+                store.close()
         self._summary(listener)
         return code
 
