@@ -117,9 +117,22 @@ def main() -> int:
         port = free_port()
         with (work / "anchor.log").open("wb") as log:
             anchor = subprocess.Popen(
-                ["taskset", "-c", "0", python, "-m", "uvicorn", "seed_fastapi_handler:app",
-                 "--port", str(port), "--log-level", "warning"],
-                cwd=ANCHOR, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    "taskset",
+                    "-c",
+                    "0",
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "seed_fastapi_handler:app",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ANCHOR,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         try:
             wait_for_port(port)
@@ -133,9 +146,26 @@ def main() -> int:
         port = free_port()
         with (work / "mhw.jsonl").open("wb") as out, (work / "mhw.err").open("wb") as err:
             listener = subprocess.Popen(
-                ["taskset", "-c", "0", python, "-m", "mh_webhook_cli", "listen", "--port",
-                 str(port), "--secret", SECRET, "--store", str(store), "--format", "json"],
-                stdout=out, stderr=err, env={**os.environ, "MHW_CONFIG": str(work / "c.json")},
+                [
+                    "taskset",
+                    "-c",
+                    "0",
+                    python,
+                    "-m",
+                    "mh_webhook_cli",
+                    "listen",
+                    "--port",
+                    str(port),
+                    "--secret",
+                    SECRET,
+                    "--store",
+                    str(store),
+                    "--format",
+                    "json",
+                ],
+                stdout=out,
+                stderr=err,
+                env={**os.environ, "MHW_CONFIG": str(work / "c.json")},
             )
         try:
             wait_for_port(port)
