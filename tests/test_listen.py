@@ -468,3 +468,27 @@ def test_store_file_is_private(start_listener: Start) -> None:
     httpx.post(listening.url, content=event_body())
     listening.stop()
     assert os.stat(listening.store).st_mode & 0o077 == 0
+
+
+def test_verify_event_judges_a_stored_request_as_of_its_arrival(
+    start_listener: Start, mhw: Any
+) -> None:
+    listening = start_listener("--secret", SECRET)
+    body = event_body()
+    old = int(time.time()) - 120  # within the window when it arrived, stale ten minutes later
+    httpx.post(listening.url, content=body, headers=signed_headers(body, at=old))
+    forged = event_body("clxforged00000000000000000")
+    httpx.post(listening.url, content=forged, headers=signed_headers(forged, "not-the-secret"))
+    listening.stop()
+    store = str(listening.store)
+    good = mhw("verify", "--event", "1", "--store", store, "--secret", SECRET)
+    assert good.code == 0, good.stdout + good.stderr
+    later = mhw(
+        "verify", "-e", "1", "--store", store, "-s", SECRET, "--at", str(old + 900), "-f", "json"
+    )
+    assert json.loads(later.stdout)["reason"] == "timestamp_too_old"
+    bad = mhw("verify", "-e", "2", "--store", store, "-s", SECRET, "-f", "json")
+    assert bad.code == 1
+    assert json.loads(bad.stdout)["hint_codes"] == ["wrong_secret"]
+    missing = mhw("verify", "-e", "99", "--store", store, "-s", SECRET)
+    assert missing.code == 2 and "no request #99" in missing.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -58,6 +59,21 @@ def verify(
             "--timestamp", help=f"The {TIMESTAMP_HEADER} value received.", show_default=False
         ),
     ] = None,
+    event: Annotated[
+        int | None,
+        typer.Option(
+            "--event",
+            "-e",
+            metavar="ID",
+            help="A request stored by 'mhw listen' (see 'mhw events list'), judged as of "
+            "when it arrived unless --at says otherwise.",
+            show_default=False,
+        ),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Capture store for --event. [default: $MHW_STORE or mhw's data dir]"),
+    ] = None,
     secret: SecretOption = None,
     tolerance: Annotated[
         int,
@@ -81,9 +97,16 @@ def verify(
     """Verify a request's signature; explain why it fails. Exit 0 valid, 1 invalid."""
     from mh_webhook_cli.render import verify_json, verify_text
 
-    captured = _load_request(request, body_file, signature, timestamp)
+    if event is not None:
+        if request is not None or body_file is not None:
+            raise UsageError("give --event, --request or --body-file, not several")
+        stored, received_at = _stored_request(event, store)
+        captured = _with_overrides(stored, signature, timestamp)
+    else:
+        captured = _load_request(request, body_file, signature, timestamp)
+        received_at = time.time()
     secrets = webhook_secrets(secret)
-    now = time.time() if at is None else parse_time(at)
+    now = received_at if at is None else parse_time(at)
     result = verify_request(
         captured.body, captured.header_map(), secrets, tolerance=tolerance, now=now
     )
@@ -119,6 +142,15 @@ def _load_request(
             raise UsageError(
                 f"{failure}; to check a bare body use --body-file with --signature and --timestamp"
             ) from None
+    return _with_overrides(captured, signature, timestamp)
+
+
+def _with_overrides(
+    captured: CapturedRequest, signature: str | None, timestamp: str | None
+) -> CapturedRequest:
+    """The request with the signature headers given as options in place of its own."""
+    from mh_webhook_cli.capture import CapturedRequest
+
     overrides = [(SIGNATURE_HEADER, signature), (TIMESTAMP_HEADER, timestamp)]
     headers = [
         (name, value)
@@ -127,6 +159,21 @@ def _load_request(
     ]
     headers += [(key, given) for key, given in overrides if given is not None]
     return CapturedRequest(captured.method, captured.target, headers, captured.body, captured.notes)
+
+
+def _stored_request(event_id: int, store_path: Path | None) -> tuple[CapturedRequest, float]:
+    from mh_webhook_cli.capture import CapturedRequest
+    from mh_webhook_cli.store import Store, default_store_path
+
+    path = store_path or default_store_path()
+    if not path.exists():
+        raise UsageError(f"no capture store at {path}: run 'mhw listen' first, or pass --store")
+    with Store(path) as store:
+        stored = store.get(event_id)
+    if stored is None:
+        raise UsageError(f"no request #{event_id} in {path} (see 'mhw events list')")
+    captured = CapturedRequest(stored.method, stored.path, stored.headers, stored.body)
+    return captured, stored.received_at
 
 
 def parse_time(text: str) -> float:
