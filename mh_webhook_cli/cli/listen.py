@@ -29,7 +29,7 @@ def listen(
     port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0)] = 8787,
     path: Annotated[
         str | None,
-        typer.Option(help="Accept only this path (404 elsewhere). [default: any path]"),
+        typer.Option(help="Accept only this path (404 elsewhere); any path by default."),
     ] = None,
     secret: SecretOption = None,
     tolerance: Annotated[
@@ -80,7 +80,8 @@ def listen(
         float, typer.Option(help="Seconds to wait for a forward target.", min=0.1)
     ] = 10.0,
     store: Annotated[
-        Path | None, typer.Option(help="Capture store file. [default: mhw's data dir, $MHW_STORE]")
+        Path | None,
+        typer.Option(help="Capture store file; by default $MHW_STORE or one in mhw's data dir."),
     ] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Keep nothing on disk.")] = False,
     max_body: Annotated[

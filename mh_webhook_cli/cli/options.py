@@ -22,7 +22,7 @@ SecretOption = Annotated[
     typer.Option(
         "--secret",
         "-s",
-        help="Webhook secret [env MAGIC_HOUR_WEBHOOK_SECRET, config webhook_secret]. "
+        help="Webhook secret; else env MAGIC_HOUR_WEBHOOK_SECRET, else config webhook_secret. "
         "Repeat to accept several while rotating.",
         show_default=False,
     ),

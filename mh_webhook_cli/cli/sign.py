@@ -29,7 +29,7 @@ def sign(
     timestamp: Annotated[
         int | None,
         typer.Option(
-            "--timestamp", "-t", help="Unix seconds to sign at. [default: now]", show_default=False
+            "--timestamp", "-t", help="Unix seconds to sign at; now by default.", show_default=False
         ),
     ] = None,
     curl: Annotated[

@@ -72,7 +72,7 @@ def verify(
     ] = None,
     store: Annotated[
         Path | None,
-        typer.Option(help="Capture store for --event. [default: $MHW_STORE or mhw's data dir]"),
+        typer.Option(help="Capture store for --event; by default $MHW_STORE or mhw's data dir."),
     ] = None,
     secret: SecretOption = None,
     tolerance: Annotated[
