@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from http import HTTPStatus
-from typing import Union
+from typing import Union, cast
 
 MAX_BODY_DEFAULT = 1024 * 1024
 MAX_HEAD = 32 * 1024
@@ -59,7 +60,7 @@ class Request:
 class Response:
     status: int
     body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 Handler = Callable[[Request], Union[Response, Awaitable[Response]]]  # noqa: UP007
@@ -108,8 +109,8 @@ class HttpProtocol(asyncio.Protocol):
     # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Not an isinstance check: uvloop's transports do not subclass asyncio's.
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._client = f"{peer[0]}:{peer[1]}"
@@ -280,16 +281,7 @@ class HttpProtocol(asyncio.Protocol):
     def _write(self, response: Response, keep_alive: bool) -> None:
         if self._transport is None or self._transport.is_closing():
             return
-        reason = _reason(response.status)
-        head = [f"HTTP/1.1 {response.status} {reason}"]
-        names = {name.lower() for name, _ in response.headers}
-        head += [f"{name}: {value}" for name, value in response.headers]
-        if "content-type" not in names:
-            head.append("content-type: text/plain; charset=utf-8")
-        head.append(f"content-length: {len(response.body)}")
-        if not keep_alive:
-            head.append("connection: close")
-        self._transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+        self._transport.write(_encode(response, keep_alive))
 
     def _refuse(self, status: int, reason: str) -> None:
         if self._on_reject is not None:
@@ -345,6 +337,20 @@ def _result(done: asyncio.Future[Response]) -> Response:
     if done.cancelled() or done.exception() is not None:
         return _INTERNAL_ERROR
     return done.result()
+
+
+@lru_cache(maxsize=64)
+def _encode(response: Response, keep_alive: bool) -> bytes:
+    """A response on the wire; cached, since a listener sends the same few thousands of times."""
+    head = [f"HTTP/1.1 {response.status} {_reason(response.status)}"]
+    names = {name.lower() for name, _ in response.headers}
+    head += [f"{name}: {value}" for name, value in response.headers]
+    if "content-type" not in names:
+        head.append("content-type: text/plain; charset=utf-8")
+    head.append(f"content-length: {len(response.body)}")
+    if not keep_alive:
+        head.append("connection: close")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
 
 
 def _keeps_alive(request: Request) -> bool:

@@ -145,12 +145,14 @@ class Listener:
         on_delivery: Notify,
         on_forwarded: Notify | None = None,
         client: httpx.AsyncClient | None = None,
+        on_store_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.config = config
         self._committer = committer
         self._on_delivery = on_delivery
         self._on_forwarded = on_forwarded or (lambda delivery: None)
         self._client = client
+        self._on_store_failure = on_store_failure or (lambda failure: None)
         self._first_delivery: OrderedDict[tuple[str | None, str | None, bytes], int | None] = (
             OrderedDict()
         )
@@ -174,8 +176,9 @@ class Listener:
         committed = self._committer.submit(self._record(delivery))
 
         def after_commit(done: asyncio.Future[int]) -> None:
-            if done.exception() is not None:
-                answered.set_result(Response(500, b"mhw could not store the request\n"))
+            failure = done.exception()
+            if failure is not None:
+                answered.set_result(self._store_failed(failure))
                 return
             delivery.id = done.result()
             answered.set_result(self._response(delivery.answer))
@@ -259,8 +262,8 @@ class Listener:
         if self._committer is not None:
             try:
                 delivery.id = await self._committer.submit(self._record(delivery))
-            except Exception:
-                return Response(500, b"mhw could not store the request\n")
+            except Exception as failure:
+                return self._store_failed(failure)
         self._accepted(delivery)
         if self.config.respond_delay > 0:
             await asyncio.sleep(self.config.respond_delay)
@@ -296,9 +299,14 @@ class Listener:
         self._on_forwarded(delivery)
         return list(results)
 
+    def _store_failed(self, failure: BaseException) -> Response:
+        """Say so, and answer 500: the sender will retry, so the event is not lost."""
+        self._on_store_failure(failure)
+        return Response(500, b"mhw could not store the request\n")
+
     def _response(self, status: int) -> Response:
         body = self.config.respond_body if status < 300 else _ERROR_BODIES.get(status, b"")
-        return Response(status, body, [("content-type", "application/json")])
+        return Response(status, body, (("content-type", "application/json"),))
 
     def _in_background(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

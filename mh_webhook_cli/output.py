@@ -92,7 +92,12 @@ def columns(rows: Sequence[Sequence[Segment]], gap: int = 2) -> list[Line]:
 
 def emit_json(data: Any) -> None:
     """A result, for machines: one JSON document per line, flushed at once."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    emit_json_lines([data])
+
+
+def emit_json_lines(documents: Iterable[Any]) -> None:
+    """Several JSON lines in one write and one flush (a listener under load emits thousands)."""
+    sys.stdout.write("".join(json.dumps(data, ensure_ascii=False) + "\n" for data in documents))
     sys.stdout.flush()
 
 

@@ -8,14 +8,23 @@ import json
 import os
 import signal
 from collections import Counter
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mh_webhook_cli.cli.options import FormatOption, SecretOption
 from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
-from mh_webhook_cli.output import Format, Line, emit_json, info, show, show_stderr, warn
+from mh_webhook_cli.output import (
+    Format,
+    Line,
+    emit_json_lines,
+    info,
+    show,
+    show_stderr,
+    warn,
+)
 
 if TYPE_CHECKING:
     from mh_webhook_cli.http_server import Limits
@@ -151,8 +160,16 @@ def listen(
     presenter = Presenter(output_format, verbose)
     limits = Limits(max_body=max_body, read_timeout=read_timeout)
     session = Session(config, host, port, store_path, limits, presenter, expected, count)
-    code = asyncio.run(session.run(timeout, ready_file))
-    raise typer.Exit(code)
+    raise typer.Exit(_run_loop(session.run(timeout, ready_file)))
+
+
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop where it is installed (the faster loop), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _patterns(text: str | None) -> tuple[str, ...]:
@@ -176,13 +193,24 @@ class Presenter:
         self.output_format = output_format
         self.verbose = verbose
         self.refused = 0
+        self._json_lines: list[dict[str, Any]] = []
+
+    def _emit(self, data: dict[str, Any]) -> None:
+        """Queue a JSON line; lines of one loop turn are written and flushed together."""
+        if not self._json_lines:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._json_lines.append(data)
+
+    def _flush(self) -> None:
+        lines, self._json_lines = self._json_lines, []
+        emit_json_lines(lines)
 
     def delivered(self, delivery: Delivery) -> None:
         from mh_webhook_cli import render_listen
 
         if self.output_format is Format.JSON:
             if not delivery.forwarding:
-                emit_json(render_listen.delivery_json(delivery))
+                self._emit(render_listen.delivery_json(delivery))
             return
         lines = [render_listen.delivery_line(delivery), *render_listen.finding_lines(delivery)]
         if self.verbose:
@@ -193,7 +221,7 @@ class Presenter:
         from mh_webhook_cli import render_listen
 
         if self.output_format is Format.JSON:
-            emit_json(render_listen.delivery_json(delivery))
+            self._emit(render_listen.delivery_json(delivery))
         else:
             show(render_listen.forward_lines(delivery, self.verbose))
 
@@ -245,7 +273,12 @@ class Session:
 
             client = httpx.AsyncClient()
         listener = Listener(
-            self.config, committer, self._delivered, self.presenter.forwarded, client
+            self.config,
+            committer,
+            self._delivered,
+            self.presenter.forwarded,
+            client,
+            on_store_failure=lambda failure: warn(f"answered 500, could not store: {failure}"),
         )
         try:
             try:
