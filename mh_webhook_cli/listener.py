@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import hashlib
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,13 +37,11 @@ from mh_webhook_cli.store import ForwardResult, NewRequest
 if TYPE_CHECKING:
     import httpx
 
-    from mh_webhook_cli.store import Store
+    from mh_webhook_cli.store import GroupCommitter, Receipt
 
 UNSIGNED = "unsigned"
 UNCHECKED = "unchecked"
 MAGIC_HOUR_TIMEOUT_SECONDS = 10.0
-RETRY_MEMORY = 10_000
-"""Distinct deliveries remembered to mark retries; bounded so a long session stays small."""
 _HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
 
 
@@ -99,9 +96,8 @@ class Delivery:
     findings: list[Finding]
     answer: int
     id: int | None = None
-    is_retry: bool = False
-    """Same type, project id and body as an earlier delivery: Magic Hour retried it."""
     retry_of: int | None = None
+    """The stored delivery this one repeats (same type, project and body): a retry."""
     forwarding: bool = False
     """Forward results will follow (see ``Listener``'s ``on_forwarded``)."""
     forwards: list[ForwardResult] = field(default_factory=list)
@@ -141,7 +137,7 @@ class Listener:
     def __init__(
         self,
         config: ListenConfig,
-        committer: BatchCommitter | None,
+        committer: GroupCommitter | None,
         on_delivery: Notify,
         on_forwarded: Notify | None = None,
         client: httpx.AsyncClient | None = None,
@@ -153,9 +149,6 @@ class Listener:
         self._on_forwarded = on_forwarded or (lambda delivery: None)
         self._client = client
         self._on_store_failure = on_store_failure or (lambda failure: None)
-        self._first_delivery: OrderedDict[tuple[str | None, str | None, bytes], int | None] = (
-            OrderedDict()
-        )
         self._background: set[asyncio.Future[Any]] = set()
         self.counts: Counter[tuple[str, str]] = Counter()
         """Deliveries by (event type, verification), for the summary on exit."""
@@ -175,12 +168,12 @@ class Listener:
         answered: asyncio.Future[Response] = loop.create_future()
         committed = self._committer.submit(self._record(delivery))
 
-        def after_commit(done: asyncio.Future[int]) -> None:
+        def after_commit(done: asyncio.Future[Receipt]) -> None:
             failure = done.exception()
             if failure is not None:
                 answered.set_result(self._store_failed(failure))
                 return
-            delivery.id = done.result()
+            delivery.id, delivery.retry_of = done.result()
             answered.set_result(self._response(delivery.answer))
             self._accepted(delivery)
 
@@ -235,20 +228,7 @@ class Listener:
         )
 
     def _accepted(self, delivery: Delivery) -> None:
-        """Stored and about to be answered: mark retries, count, show, forward."""
-        key = (
-            delivery.event_type,
-            delivery.project_id,
-            hashlib.sha256(delivery.request.body).digest(),
-        )
-        if key in self._first_delivery:
-            delivery.is_retry = True
-            delivery.retry_of = self._first_delivery[key]
-            self._first_delivery.move_to_end(key)
-        else:
-            self._first_delivery[key] = delivery.id
-            if len(self._first_delivery) > RETRY_MEMORY:
-                self._first_delivery.popitem(last=False)
+        """Stored and about to be answered: count, show, forward."""
         self.counts[(delivery.event_type or "(not an event)", delivery.verification)] += 1
         routes = self._routes_for(delivery)
         delivery.forwarding = bool(routes)
@@ -261,7 +241,9 @@ class Listener:
     async def _answer_slowly(self, delivery: Delivery) -> Response:
         if self._committer is not None:
             try:
-                delivery.id = await self._committer.submit(self._record(delivery))
+                delivery.id, delivery.retry_of = await self._committer.submit(
+                    self._record(delivery)
+                )
             except Exception as failure:
                 return self._store_failed(failure)
         self._accepted(delivery)
@@ -295,7 +277,7 @@ class Listener:
         delivery.forwards = list(results)
         if self._committer is not None and delivery.id is not None:
             for result in results:
-                self._committer.record_forward(delivery.id, result)
+                self._committer.store.record_forward(delivery.id, result)
         self._on_forwarded(delivery)
         return list(results)
 
@@ -317,43 +299,6 @@ class Listener:
         """Wait (a bounded time) for forwards still under way, before shutting down."""
         if self._background:
             await asyncio.wait(set(self._background), timeout=timeout)
-
-
-class BatchCommitter:
-    """Group commit inside the event loop: requests judged in one loop turn share a transaction.
-
-    Measured against a writer thread (``store.GroupCommitter``-style) under wrk: the
-    thread costs a GIL hand-off and a self-pipe wake-up per request, and on the one
-    core the benchmark gives the server it was slower. A commit of a few dozen rows
-    takes about a millisecond, during which the loop waits: so would the answers.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._pending: list[tuple[NewRequest, asyncio.Future[int]]] = []
-
-    def submit(self, request: NewRequest) -> asyncio.Future[int]:
-        """A future resolved with the row id once ``request`` is committed."""
-        loop = asyncio.get_running_loop()
-        committed: asyncio.Future[int] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append((request, committed))
-        return committed
-
-    def record_forward(self, request_id: int, result: ForwardResult) -> None:
-        self._store.record_forward(request_id, result)
-
-    def _flush(self) -> None:
-        group, self._pending = self._pending, []
-        try:
-            ids = self._store.add_many([request for request, _ in group])
-        except Exception as failure:  # disk full, I/O error: each sender gets a 500
-            for _, committed in group:
-                committed.set_exception(failure)
-            return
-        for (_, committed), row_id in zip(group, ids, strict=True):
-            committed.set_result(row_id)
 
 
 _ERROR_BODIES = {

@@ -50,9 +50,8 @@ def delivery_line(delivery: Delivery) -> Line:
         ("  → ", "dim"),
         (str(delivery.answer), "green" if delivery.answer < 300 else "red"),
     ]
-    if delivery.is_retry:
-        retry = f"retry of #{delivery.retry_of}" if delivery.retry_of else "retry"
-        segments += [("  ", ""), (retry, "magenta")]
+    if delivery.retry_of is not None:
+        segments += [("  ", ""), (f"retry of #{delivery.retry_of}", "magenta")]
     if delivery.findings:
         segments += [("  ", ""), (f"⚠ {len(delivery.findings)} schema finding(s)", "yellow")]
     if delivery.id is not None:
@@ -153,7 +152,6 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
         "findings": [
             {"path": f.path, "code": f.code, "message": f.message} for f in delivery.findings
         ],
-        "retry": delivery.is_retry,
         "retry_of": delivery.retry_of,
         "answer": delivery.answer,
         "forwards": list(delivery.forwards),

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mh_webhook_cli import __version__
-from mh_webhook_cli.cli import config, fixtures, listen, send, sign, verify
+from mh_webhook_cli.cli import config, events, fixtures, listen, send, sign, verify
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.output import error
 
@@ -28,6 +28,7 @@ app.command("verify", help=verify.__doc__)(verify.verify)
 app.command("sign", help=sign.__doc__)(sign.sign)
 app.add_typer(fixtures.app, name="fixtures")
 app.add_typer(config.app, name="config")
+app.add_typer(events.app, name="events")
 
 
 def _print_version(value: bool) -> None:

@@ -258,15 +258,15 @@ class Session:
 
     async def run(self, timeout: float | None, ready_file: Path | None) -> int:
         from mh_webhook_cli.http_server import serve
-        from mh_webhook_cli.listener import BatchCommitter, Listener
-        from mh_webhook_cli.store import Store
+        from mh_webhook_cli.listener import Listener
+        from mh_webhook_cli.store import GroupCommitter, Store
 
         # Signals first: a script may stop us the moment the ready file appears.
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stop.set)
         store = Store(self.store_path) if self.store_path else None
-        committer = BatchCommitter(store) if store else None
+        committer = GroupCommitter(store) if store else None
         client = None
         if self.config.forwards:
             import httpx

@@ -1,0 +1,254 @@
+"""``mhw events`` driven as a user drives it, on a store filled through the library."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SECRET, Mhw
+from mh_webhook_cli.capture import parse_request
+from mh_webhook_cli.signing import sign
+from mh_webhook_cli.store import NewRequest, Store
+
+BODY = b'{"type":"video.completed","payload":{"id":"proj-1","name":"Caf\xc3\xa9"}}'
+
+
+def new(
+    body: bytes = BODY,
+    *,
+    received_at: float | None = None,
+    event_type: str | None = "video.completed",
+    verification: str = "ok",
+    headers: list[tuple[str, str]] | None = None,
+) -> NewRequest:
+    return NewRequest(
+        received_at=time.time() if received_at is None else received_at,
+        method="POST",
+        path="/webhook?from=test",
+        headers=headers
+        or [
+            ("Host", "localhost:8787"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+        ],
+        body=body,
+        client="127.0.0.1:50000",
+        event_type=event_type,
+        project_id="proj-1" if event_type else None,
+        verification=verification,
+        findings=[],
+        response_status=200 if verification == "ok" else 401,
+    )
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "capture" / "events.sqlite3"
+
+
+@pytest.fixture
+def env(store_path: Path) -> dict[str, str]:
+    return {"MHW_STORE": str(store_path)}
+
+
+def fill(store_path: Path, *requests: NewRequest) -> list[int]:
+    with Store(store_path) as store:
+        return [receipt.id for receipt in store.add_many(requests)]
+
+
+def test_list_of_a_store_that_does_not_exist_is_empty(
+    mhw: Mhw, env: dict[str, str], store_path: Path
+) -> None:
+    text = mhw("events", "list", env=env)
+    assert (text.code, text.stdout) == (0, "")
+    as_json = mhw("events", "list", "--format", "json", env=env)
+    assert (as_json.code, json.loads(as_json.stdout)) == (0, [])
+    assert not store_path.exists()
+
+
+def test_list_text_and_json_newest_first_with_filters(
+    mhw: Mhw, env: dict[str, str], store_path: Path
+) -> None:
+    now = time.time()
+    old, image, bad = fill(
+        store_path,
+        new(b"1", received_at=now - 7200, event_type="video.started"),
+        new(b"2", received_at=now - 60, event_type="image.completed"),
+        new(b"3", received_at=now - 30, verification="signature_mismatch"),
+    )
+    text = mhw("events", "list", env=env)
+    assert text.code == 0
+    rows = text.stdout.splitlines()
+    assert rows[0].split()[:3] == ["id", "received", "event"]
+    assert [row.split()[0] for row in rows[1:]] == [str(bad), str(image), str(old)]
+    assert "signature_mismatch" in rows[1] and "401" in rows[1]
+
+    def ids(*options: str) -> list[int]:
+        result = mhw("events", "list", "--format", "json", *options, env=env)
+        assert result.code == 0, result.stderr
+        return [item["id"] for item in json.loads(result.stdout)]
+
+    assert ids() == [bad, image, old]
+    assert ids("--type", "video.*") == [bad, old]
+    assert ids("--since", "30m") == [bad, image]
+    assert ids("--invalid") == [bad]
+    assert ids("--limit", "1") == [bad]
+    assert ids("--limit", "1", "--all") == [bad, image, old]
+    first = json.loads(mhw("events", "list", "-f", "json", env=env).stdout)[0]
+    assert first["received_at"].endswith("Z")
+    assert (first["valid"], first["verification"], first["body_bytes"]) == (
+        False,
+        "signature_mismatch",
+        1,
+    )
+    assert set(first) >= {
+        "method",
+        "path",
+        "event_type",
+        "project_id",
+        "findings",
+        "forwards",
+        "retry_of",
+    }
+
+
+def test_list_since_iso_and_bad_since(mhw: Mhw, env: dict[str, str], store_path: Path) -> None:
+    fill(store_path, new(received_at=1_800_000_000.0), new(b"x", received_at=1_800_000_100.0))
+    result = mhw("events", "list", "-f", "json", "--since", "2027-01-15T08:01:00Z", env=env)
+    assert [item["body_bytes"] for item in json.loads(result.stdout)] == [1]
+    bad = mhw("events", "list", "--since", "yesterday", env=env)
+    assert bad.code == 2 and "--since" in bad.stderr
+
+
+def test_store_option_overrides_the_environment(
+    mhw: Mhw, tmp_path: Path, env: dict[str, str]
+) -> None:
+    other = tmp_path / "other.sqlite3"
+    (row_id,) = fill(other, new())
+    result = mhw("events", "list", "-f", "json", "--store", str(other), env=env)
+    assert [item["id"] for item in json.loads(result.stdout)] == [row_id]
+
+
+def test_show_text_and_json(mhw: Mhw, env: dict[str, str], store_path: Path) -> None:
+    (row_id,) = fill(store_path, new())
+    text = mhw("events", "show", str(row_id), env=env)
+    assert text.code == 0
+    assert "Content-Type: application/json" in text.stdout
+    assert '  "name": "Café"' in text.stdout  # pretty-printed JSON body
+    as_json = json.loads(mhw("events", "show", str(row_id), "-f", "json", env=env).stdout)
+    assert as_json["headers"][0] == ["Host", "localhost:8787"]
+    assert (as_json["body"].encode(), as_json["body_base64"]) == (BODY, False)
+
+
+def test_show_json_of_a_binary_body_is_base64(
+    mhw: Mhw, env: dict[str, str], store_path: Path
+) -> None:
+    binary = b"\xff\x00\xfe"
+    (row_id,) = fill(store_path, new(binary, event_type=None))
+    as_json = json.loads(mhw("events", "show", str(row_id), "-f", "json", env=env).stdout)
+    assert as_json["body_base64"] is True
+    assert base64.b64decode(as_json["body"]) == binary
+
+
+def test_show_of_an_unknown_id_is_one_line_and_exit_1(
+    mhw: Mhw, env: dict[str, str], store_path: Path
+) -> None:
+    for _ in range(2):  # a missing store, then a store without that id
+        result = mhw("events", "show", "42", env=env)
+        assert result.code == 1
+        assert result.stderr.count("\n") == 1 and "no request 42" in result.stderr
+        fill(store_path, new())
+
+
+def test_show_raw_pipes_into_verify(mhw: Mhw, env: dict[str, str], store_path: Path) -> None:
+    timestamp = int(time.time())
+    headers = [
+        ("Host", "localhost:8787"),
+        ("Content-Type", "application/json"),
+        ("Magic-Hour-Event-Signature", sign(SECRET, timestamp, BODY)),
+        ("Magic-Hour-Event-Timestamp", str(timestamp)),
+        ("Content-Length", str(len(BODY))),
+    ]
+    (row_id,) = fill(store_path, new(headers=headers))
+    raw = mhw("events", "show", str(row_id), "--raw", env=env)
+    assert raw.code == 0
+    parsed = parse_request(raw.stdout.encode())
+    assert (parsed.body, parsed.headers, parsed.target) == (BODY, headers, "/webhook?from=test")
+    verified = mhw("verify", "--request", "-", "--secret", SECRET, input=raw.stdout, env=env)
+    assert verified.code == 0, verified.stdout + verified.stderr
+    tampered = mhw("verify", "--request", "-", "--secret", "whsec_other", input=raw.stdout, env=env)
+    assert tampered.code == 1
+
+
+def test_show_raw_writes_exact_bytes_and_rechunks_a_chunked_request(
+    isolated_env: dict[str, str], env: dict[str, str], store_path: Path
+) -> None:
+    binary = b"\x00\xff\r\n\x80 body"
+    headers = [("Host", "h"), ("Transfer-Encoding", "chunked")]
+    (row_id,) = fill(store_path, new(binary, event_type=None, headers=headers))
+    completed = subprocess.run(
+        [sys.executable, "-m", "mh_webhook_cli", "events", "show", str(row_id), "--raw"],
+        capture_output=True,
+        env={**isolated_env, **env},
+        timeout=30,
+        check=True,
+    )
+    parsed = parse_request(completed.stdout)
+    assert (parsed.body, parsed.headers) == (binary, headers)
+
+
+def test_export_jsonl_oldest_first(
+    mhw: Mhw, env: dict[str, str], store_path: Path, tmp_path: Path
+) -> None:
+    ids = fill(store_path, new(received_at=100.0), new(b"\xff", received_at=50.0, event_type=None))
+    result = mhw("events", "export", env=env)
+    assert result.code == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["id"] for line in lines] == [ids[1], ids[0]]
+    assert lines[1]["body"].encode() == BODY and lines[0]["body_base64"] is True
+    output = tmp_path / "out.jsonl"
+    written = mhw("events", "export", "--output", str(output), env=env)
+    assert written.code == 0 and "Exported 2 requests" in written.stderr
+    assert output.read_text(encoding="utf-8") == result.stdout
+
+
+def test_export_har(mhw: Mhw, env: dict[str, str], store_path: Path) -> None:
+    fill(store_path, new(received_at=100.0), new(b"2", received_at=200.0, verification="unsigned"))
+    result = mhw("events", "export", "--format", "har", env=env)
+    assert result.code == 0
+    log = json.loads(result.stdout)["log"]
+    assert log["version"] == "1.2"
+    first, second = log["entries"]
+    assert first["request"]["method"] == "POST"
+    assert first["request"]["url"] == "http://localhost:8787/webhook?from=test"
+    assert first["request"]["queryString"] == [{"name": "from", "value": "test"}]
+    assert {"name": "Content-Type", "value": "application/json"} in first["request"]["headers"]
+    assert first["request"]["postData"]["text"].encode() == BODY
+    assert first["startedDateTime"] == "1970-01-01T00:01:40.000Z"
+    assert (first["response"]["status"], second["response"]["status"]) == (200, 401)
+
+
+def test_export_of_a_missing_store_is_empty(mhw: Mhw, env: dict[str, str]) -> None:
+    assert mhw("events", "export", env=env).stdout == ""
+    har = mhw("events", "export", "-f", "har", env=env)
+    assert json.loads(har.stdout)["log"]["entries"] == []
+
+
+def test_clear_needs_yes_without_a_terminal(
+    mhw: Mhw, env: dict[str, str], store_path: Path
+) -> None:
+    fill(store_path, new(), new(b"2"))
+    refused = mhw("events", "clear", env=env)
+    assert refused.code == 2 and "--yes" in refused.stderr
+    with Store(store_path) as store:
+        assert store.count() == 2
+    cleared = mhw("events", "clear", "--yes", env=env)
+    assert cleared.code == 0 and "Deleted 2 requests" in cleared.stderr
+    with Store(store_path) as store:
+        assert store.count() == 0

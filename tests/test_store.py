@@ -1,0 +1,421 @@
+"""The capture store on real SQLite files: round trips, filters, group commits, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mh_webhook_cli.store import (
+    GroupCommitter,
+    NewRequest,
+    Store,
+    StoreError,
+    default_store_path,
+)
+
+BODY = b'{"type":"video.completed","payload":{"id":"proj-1","status":"complete"}}\n'
+
+
+def request(
+    *,
+    body: bytes = BODY,
+    received_at: float = 1_800_000_000.0,
+    event_type: str | None = "video.completed",
+    project_id: str | None = "proj-1",
+    verification: str = "ok",
+    findings: list[dict[str, str]] | None = None,
+) -> NewRequest:
+    return NewRequest(
+        received_at=received_at,
+        method="POST",
+        path="/webhook?source=test",
+        headers=[
+            ("X-B", "2"),
+            ("Content-Type", "application/json"),
+            ("X-A", "1"),
+            ("X-B", "repeated, kept"),
+        ],
+        body=body,
+        client="127.0.0.1:50123",
+        event_type=event_type,
+        project_id=project_id,
+        verification=verification,
+        findings=findings or [],
+        response_status=200,
+    )
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "store" / "events.sqlite3"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[Store]:
+    with Store(path) as opened:
+        yield opened
+
+
+def visible_ids(path: Path) -> set[int]:
+    """The committed ids, as a fresh connection (another reader) sees them."""
+    connection = sqlite3.connect(path)
+    try:
+        return {row_id for (row_id,) in connection.execute("SELECT id FROM requests")}
+    finally:
+        connection.close()
+
+
+def test_add_get_round_trip_keeps_exact_bytes_and_header_order(store: Store) -> None:
+    binary = b"\x00\xff\xfe not utf-8 \r\n\x80"
+    original = request(body=binary, event_type=None, project_id=None, verification="unsigned")
+    stored = store.get(store.add(original))
+    assert stored is not None
+    assert stored.body == binary
+    assert stored.headers == original.headers
+    assert (stored.method, stored.path, stored.client) == (
+        "POST",
+        "/webhook?source=test",
+        "127.0.0.1:50123",
+    )
+    assert (stored.event_type, stored.project_id, stored.verification) == (None, None, "unsigned")
+    assert stored.received_at == original.received_at
+    assert (stored.forwards, stored.retry_of) == ([], None)
+    assert store.get(stored.id + 1) is None
+
+
+def test_add_many_returns_ids_in_order(store: Store) -> None:
+    bodies = [b'{"n":%d}' % n for n in range(5)]
+    receipts = store.add_many([request(body=body, event_type=None) for body in bodies])
+    assert all(receipt.retry_of is None for receipt in receipts)
+    ids = [receipt.id for receipt in receipts]
+    stored = [store.get(row_id) for row_id in ids]
+    assert [item.body for item in stored if item is not None] == bodies
+    assert ids == sorted(ids)
+
+
+def test_list_is_newest_first_and_filters(store: Store) -> None:
+    now = 1_800_000_000.0
+    old = store.add(request(received_at=now - 7200, event_type="video.started", body=b"1"))
+    image = store.add(request(received_at=now - 60, event_type="image.completed", body=b"2"))
+    bad = store.add(
+        request(
+            received_at=now - 30,
+            event_type="video.errored",
+            body=b"3",
+            verification="signature_mismatch",
+        )
+    )
+    finding = {"path": "payload.id", "code": "missing", "message": "required"}
+    schema = store.add(
+        request(received_at=now - 10, event_type="video.completed", body=b"4", findings=[finding])
+    )
+    junk = store.add(request(received_at=now, event_type=None, body=b"5", verification="unsigned"))
+
+    assert [item.id for item in store.list()] == [junk, schema, bad, image, old]
+    assert [item.id for item in store.list(event_glob="video.*")] == [schema, bad, old]
+    assert [item.id for item in store.list(event_glob="[!v]*")] == [image]
+    assert [item.id for item in store.list(since=now - 60)] == [junk, schema, bad, image]
+    assert [item.id for item in store.list(invalid_only=True)] == [junk, schema, bad]
+    assert store.get(schema) is not None and store.get(schema).findings == [finding]  # type: ignore[union-attr]
+    assert [item.id for item in store.list(limit=2)] == [junk, schema]
+    assert [item.id for item in store.list(event_glob="video.*", invalid_only=True, limit=1)] == [
+        schema
+    ]
+    assert [item.id for item in store.iter_oldest_first(page_size=2)] == [
+        old,
+        image,
+        bad,
+        schema,
+        junk,
+    ]
+
+
+def test_retry_of_points_at_the_first_delivery_of_the_same_event(store: Store) -> None:
+    first = store.add(request())
+    retry = store.add(request(received_at=1_800_000_060.0))
+    again = store.add(request(received_at=1_800_000_120.0))
+    other_body = store.add(request(body=BODY.replace(b"complete", b"completed")))
+    other_project = store.add(request(project_id="proj-2"))
+    junk = [store.add(request(event_type=None, body=b"ping")) for _ in range(2)]
+    retries = {item.id: item.retry_of for item in store.list()}
+    assert retries[first] is None
+    assert retries[retry] == first
+    assert retries[again] == first
+    assert retries[other_body] is None
+    assert retries[other_project] is None
+    assert [retries[row_id] for row_id in junk] == [None, None]
+
+
+def test_forwards_are_attached_in_order(store: Store) -> None:
+    row_id = store.add(request())
+    results = [
+        {
+            "target": "http://localhost:3000/a",
+            "status": 200,
+            "latency_ms": 4.5,
+            "error": None,
+            "body": "ok",
+        },
+        {
+            "target": "http://localhost:3000/b",
+            "status": None,
+            "latency_ms": None,
+            "error": "refused",
+            "body": None,
+        },
+    ]
+    for result in results:
+        store.record_forward(row_id, result)  # type: ignore[arg-type]
+    stored = store.get(row_id)
+    assert stored is not None and stored.forwards == results
+    assert store.list()[0].forwards == results
+
+
+def test_count_and_clear_and_ids_are_not_reused(store: Store) -> None:
+    ids = [
+        r.id for r in store.add_many([request(body=b"%d" % n, event_type=None) for n in range(3)])
+    ]
+    store.record_forward(
+        ids[0], {"target": "t", "status": 200, "latency_ms": 1.0, "error": None, "body": None}
+    )
+    assert store.count() == 3
+    assert store.clear() == 3
+    assert store.count() == 0
+    assert store.add(request()) > max(ids)
+
+
+def test_files_are_private(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        path = tmp_path / "new" / "dir" / "events.sqlite3"
+        with Store(path) as store:
+            store.add(request())
+            assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+            for name in ("events.sqlite3", "events.sqlite3-wal", "events.sqlite3-shm"):
+                assert stat.S_IMODE((path.parent / name).stat().st_mode) == 0o600, name
+    finally:
+        os.umask(previous)
+
+
+def test_default_store_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MHW_STORE", str(tmp_path / "mine.sqlite3"))
+    assert default_store_path() == tmp_path / "mine.sqlite3"
+    monkeypatch.delenv("MHW_STORE")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_store_path() == tmp_path / "data" / "mhw" / "events.sqlite3"
+
+
+def test_wal_mode_schema_version_and_a_newer_schema_is_refused(path: Path) -> None:
+    Store(path).close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store(path)
+
+
+def test_a_file_that_is_not_a_store_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, just some text that is long enough to have a header" * 10)
+    with pytest.raises(StoreError, match=r"notes\.txt"):
+        Store(path)
+
+
+def test_committer_resolves_futures_only_once_rows_are_visible_to_other_readers(path: Path) -> None:
+    seen: list[bool] = []
+
+    async def main() -> list[int]:
+        committer = GroupCommitter(Store(path))
+        futures = [committer.submit(request(body=b"%d" % n)) for n in range(300)]
+        for future in futures:
+            # Runs as the future resolves, right after the commit: another reader sees the row.
+            future.add_done_callback(
+                lambda done: seen.append(done.result().id in visible_ids(path))
+            )
+        receipts = await asyncio.gather(*futures)
+        committer.store.close()
+        return [receipt.id for receipt in receipts]
+
+    ids = asyncio.run(main())
+    assert len(seen) == 300 and all(seen)
+    assert len(set(ids)) == 300
+    assert visible_ids(path) == set(ids)
+
+
+def test_one_loop_turn_is_one_transaction(path: Path) -> None:
+    """32 concurrent submitters share commits: fewer transactions than requests."""
+    commits = 0
+
+    async def main() -> None:
+        nonlocal commits
+        with Store(path) as store:
+            committer = GroupCommitter(store)
+            original = store.add_many
+
+            def counting_add_many(requests: Any) -> Any:
+                nonlocal commits
+                commits += 1
+                return original(requests)
+
+            store.add_many = counting_add_many  # type: ignore[method-assign]
+
+            async def submitter(worker: int) -> None:
+                for n in range(200):
+                    await committer.submit(request(body=b"%d-%d" % (worker, n), event_type=None))
+
+            await asyncio.gather(*(submitter(worker) for worker in range(32)))
+
+    asyncio.run(main())
+    with Store(path) as store:
+        assert store.count() == 32 * 200
+    assert commits <= 200 + 1, f"{commits} commits for 6400 requests from 32 submitters"
+
+
+def test_receipts_mark_retries(path: Path) -> None:
+    async def main() -> list[Any]:
+        with Store(path) as store:
+            committer = GroupCommitter(store)
+            first = await committer.submit(request())
+            again = await asyncio.gather(committer.submit(request()), committer.submit(request()))
+            return [first, *again]
+
+    first, second, third = asyncio.run(main())
+    assert first.retry_of is None
+    assert second.retry_of == third.retry_of == first.id
+
+
+def test_a_failed_commit_rejects_its_futures_and_the_committer_recovers(path: Path) -> None:
+    async def main() -> None:
+        with Store(path) as store:
+            committer = GroupCommitter(store)
+            await committer.submit(request())
+            blocker = sqlite3.connect(path)
+            blocker.execute(
+                "CREATE TRIGGER full BEFORE INSERT ON requests "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+            blocker.commit()
+            futures = [committer.submit(request(body=b"%d" % n)) for n in range(20)]
+            for future in futures:
+                with pytest.raises(StoreError, match="disk is full"):
+                    await future
+            blocker.execute("DROP TRIGGER full")
+            blocker.commit()
+            blocker.close()
+            assert (await committer.submit(request(body=b"after"))).id > 0
+
+    asyncio.run(main())
+    with Store(path) as store:
+        assert store.count() == 2
+
+
+READER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    connection = sqlite3.connect(sys.argv[1], timeout=0.1, isolation_level=None)
+    connection.execute("BEGIN")
+    before = connection.execute("SELECT count(*) FROM requests").fetchone()[0]
+    print(before, flush=True)
+    sys.stdin.readline()  # the writer commits while this snapshot is open
+    during = connection.execute("SELECT count(*) FROM requests").fetchone()[0]
+    connection.execute("COMMIT")
+    after = connection.execute("SELECT count(*) FROM requests").fetchone()[0]
+    print(during, after, flush=True)
+    """
+)
+
+
+def test_a_reader_in_another_process_does_not_block_the_writer(path: Path) -> None:
+    with Store(path) as store:
+        store.add(request(body=b"first"))
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert reader.stdout is not None and reader.stdin is not None
+            assert reader.stdout.readline().strip() == "1"
+            # With a rollback journal this commit would wait for the reader's lock and time out.
+            receipts = store.add_many([request(body=b"%d" % n) for n in range(100)])
+            assert len(receipts) == 100
+            reader.stdin.write("go\n")
+            reader.stdin.flush()
+            assert reader.stdout.readline().split() == ["1", "101"]
+        finally:
+            reader.kill()
+            reader.wait(timeout=10)
+
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from mh_webhook_cli.store import GroupCommitter, NewRequest, Store
+
+    async def submit_forever(committer, worker):
+        n = 0
+        while True:
+            n += 1
+            body = b'{"worker":%d,"n":%d}' % (worker, n)
+            request = NewRequest(0.0, "POST", "/", [], body, "c", None, None, "unsigned", [], 200)
+            receipt = await committer.submit(request)
+            sys.stdout.write(f"{receipt.id}\\n")
+            sys.stdout.flush()
+
+    async def main():
+        committer = GroupCommitter(Store(Path(sys.argv[1])))
+        await asyncio.gather(*(submit_forever(committer, worker) for worker in range(8)))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_sigkill_mid_burst_keeps_every_acknowledged_request(path: Path) -> None:
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE)
+    lines: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+
+    def pump() -> None:
+        assert writer.stdout is not None
+        for line in writer.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    acknowledged: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 3000:
+            acknowledged.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=10)
+    while not lines.empty():
+        acknowledged.append(lines.get())
+    ids = {int(line) for line in acknowledged if line.endswith(b"\n")}
+    assert len(ids) >= 3000
+    assert writer.returncode == -signal.SIGKILL
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = {row_id for (row_id,) in connection.execute("SELECT id FROM requests")}
+    finally:
+        connection.close()
+    assert ids <= stored
