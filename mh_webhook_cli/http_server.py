@@ -28,6 +28,11 @@ MAX_BODY_DEFAULT = 1024 * 1024
 MAX_HEAD = 32 * 1024
 """Request line and headers together; larger gets 431 (nginx's default is 8-32 KiB)."""
 
+HOP_BY_HOP_HEADERS = frozenset(
+    {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
+)
+"""Headers about one connection, not the message: never copied when re-sending a request."""
+
 _REQUEST_LINE = re.compile(rb"([A-Z]{1,20}) (\S{1,8192}) HTTP/(1\.[01])")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]*)?")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli.events import Finding, parse_body, validate_event
-from mh_webhook_cli.http_server import Request, Response
+from mh_webhook_cli.http_server import HOP_BY_HOP_HEADERS, Request, Response
 from mh_webhook_cli.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 UNSIGNED = "unsigned"
 UNCHECKED = "unchecked"
 MAGIC_HOUR_TIMEOUT_SECONDS = 10.0
-_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
 
 
 @dataclass(frozen=True)
@@ -314,7 +313,9 @@ async def forward(
     """Send the exact bytes and headers received (plus ``-H`` extras) to the user's handler."""
     import httpx
 
-    headers = [(name, value) for name, value in request.headers if name.lower() not in _HOP_BY_HOP]
+    headers = [
+        (name, value) for name, value in request.headers if name.lower() not in HOP_BY_HOP_HEADERS
+    ]
     headers += list(config.forward_headers)
     started = time.perf_counter()
     try:

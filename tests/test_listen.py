@@ -491,4 +491,28 @@ def test_verify_event_judges_a_stored_request_as_of_its_arrival(
     assert bad.code == 1
     assert json.loads(bad.stdout)["hint_codes"] == ["wrong_secret"]
     missing = mhw("verify", "-e", "99", "--store", store, "-s", SECRET)
-    assert missing.code == 2 and "no request #99" in missing.stderr
+    assert missing.code == 1 and "no request 99" in missing.stderr
+
+
+@pytest.mark.parametrize("resign", [False, True])
+def test_replay_sends_the_stored_request_and_it_verifies_at_its_target(
+    start_listener: Start, mhw: Any, resign: bool
+) -> None:
+    listening = start_listener("--secret", SECRET)
+    body = event_body()
+    old = int(time.time()) - 3600  # by replay time the original signature is an hour old
+    httpx.post(listening.url, content=body, headers=signed_headers(body, at=old))
+    listening.stop()
+    target = start_listener("--secret", SECRET, "--format", "json", "--tolerance", "0")
+    strict = start_listener("--secret", SECRET, "--format", "json", "--reject-invalid")
+    store = str(listening.store)
+    flags = ["--resign", "--secret", SECRET] if resign else []
+    exact = mhw("events", "replay", "1", "--to", target.url, "--store", store, *flags)
+    assert exact.code == 0, exact.stdout + exact.stderr
+    line = wait_for(target.json_lines, what="the replayed request")[0]
+    assert line["body"].encode() == body
+    assert line["verification"] == "ok"
+    resent = line["headers"]["magic-hour-event-timestamp"]
+    assert (resent != str(old)) is resign
+    to_strict = mhw("events", "replay", "1", "--to", strict.url, "--store", store, *flags)
+    assert to_strict.code == (0 if resign else 1)  # only a fresh signature passes a 5-minute window

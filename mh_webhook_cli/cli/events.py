@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption
+from mh_webhook_cli.cli.options import FormatOption, SecretOption, webhook_secrets
 from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
 from mh_webhook_cli.output import Format, emit_json, info, show
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.store import Store
+    from mh_webhook_cli.store import Store, StoredRequest
 
 app = typer.Typer(
     help="Inspect, export and clear the requests captured by 'mhw listen'.",
@@ -30,7 +30,7 @@ StoreOption = Annotated[
     typer.Option(
         "--store",
         metavar="PATH",
-        help="Capture store to read [env MHW_STORE; default: events.sqlite3 in mhw's data dir].",
+        help="Capture store to read; by default $MHW_STORE or events.sqlite3 in mhw's data dir.",
         show_default=False,
     ),
 ]
@@ -52,6 +52,18 @@ def _open(path: Path | None) -> Store | None:
     if not resolved.exists():
         return None
     return Store(resolved)
+
+
+def stored_request(request_id: int, path: Path | None) -> StoredRequest:
+    """One captured request, or a one-line error (exit 1) naming what to run instead."""
+    opened = _open(path)
+    found = None
+    if opened is not None:
+        with opened:
+            found = opened.get(request_id)
+    if found is None:
+        raise MhwError(f"no request {request_id} in the capture store (see 'mhw events list')")
+    return found
 
 
 def parse_since(text: str, now: float) -> float:
@@ -140,13 +152,7 @@ def show_command(
 
     if raw and output_format is Format.JSON:
         raise UsageError("give --raw or --format json, not both")
-    opened = _open(store)
-    found = None
-    if opened is not None:
-        with opened:
-            found = opened.get(request_id)
-    if found is None:
-        raise MhwError(f"no request {request_id} in the capture store (see 'mhw events list')")
+    found = stored_request(request_id, store)
     if raw:
         sys.stdout.buffer.write(raw_request(found))
         sys.stdout.buffer.flush()
@@ -209,6 +215,64 @@ def export_command(
             target.close()
     if output is not None:
         info(f"Exported {count} request{'' if count == 1 else 's'} to {output}")
+
+
+@app.command("replay")
+def replay_command(
+    request_id: Annotated[int, typer.Argument(metavar="ID", help="The id from 'mhw events list'.")],
+    to: Annotated[
+        str, typer.Option("--to", metavar="URL", help="Where to send it.", show_default=False)
+    ],
+    resign: Annotated[
+        bool,
+        typer.Option(
+            "--resign",
+            help="Sign again with a fresh timestamp (the original is stale after 5 minutes).",
+        ),
+    ] = False,
+    secret: SecretOption = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra header (repeatable)."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for an answer (Magic Hour waits 10).", min=0.001)
+    ] = 10.0,
+    store: StoreOption = None,
+    output_format: FormatOption = Format.TEXT,
+) -> None:
+    """Send a captured request again: the exact bytes and headers, or re-signed with --resign."""
+    from mh_webhook_cli.http_server import HOP_BY_HOP_HEADERS
+    from mh_webhook_cli.render_send import send_json, send_text
+    from mh_webhook_cli.sender import (
+        Delivery,
+        Signer,
+        make_client,
+        parse_header,
+        send_once,
+        tls_context,
+    )
+    from mh_webhook_cli.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+    if not to.startswith(("http://", "https://")):
+        raise UsageError(f"--to {to!r} is not an http(s) URL")
+    try:
+        extra = [parse_header(text) for text in header or []]
+    except ValueError as failure:
+        raise UsageError(str(failure)) from None
+    found = stored_request(request_id, store)
+    dropped = HOP_BY_HOP_HEADERS | ({SIGNATURE_HEADER, TIMESTAMP_HEADER} if resign else set())
+    original = [(name, value) for name, value in found.headers if name.lower() not in dropped]
+    signer = Signer(webhook_secrets(secret)[0] if resign else None)
+    delivery = Delivery(to, found.body, found.event_type, [*original, *extra])
+    with make_client(timeout, tls_context(insecure=False, cacert=None)) as client:
+        result = send_once(client, delivery, signer, timeout)
+    if output_format is Format.JSON:
+        emit_json(send_json(result, None))
+    else:
+        show(send_text(result, None))
+    if not result.ok():
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command("clear")

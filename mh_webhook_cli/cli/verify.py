@@ -163,15 +163,9 @@ def _with_overrides(
 
 def _stored_request(event_id: int, store_path: Path | None) -> tuple[CapturedRequest, float]:
     from mh_webhook_cli.capture import CapturedRequest
-    from mh_webhook_cli.store import Store, default_store_path
+    from mh_webhook_cli.cli.events import stored_request
 
-    path = store_path or default_store_path()
-    if not path.exists():
-        raise UsageError(f"no capture store at {path}: run 'mhw listen' first, or pass --store")
-    with Store(path) as store:
-        stored = store.get(event_id)
-    if stored is None:
-        raise UsageError(f"no request #{event_id} in {path} (see 'mhw events list')")
+    stored = stored_request(event_id, store_path)
     captured = CapturedRequest(stored.method, stored.path, stored.headers, stored.body)
     return captured, stored.received_at
 
