@@ -23,7 +23,7 @@ def test_version(mhw: Mhw) -> None:
 def test_help_lists_every_command_with_a_description(mhw: Mhw) -> None:
     result = mhw("--help")
     assert result.code == 0
-    for command in ("sign", "verify", "fixtures", "config"):
+    for command in ("listen", "send", "verify", "sign", "events", "fixtures", "config"):
         line = next(line for line in result.stdout.splitlines() if f" {command} " in line)
         assert len(line.split(command, 1)[1].strip(" │")) > 10
 
@@ -31,6 +31,13 @@ def test_help_lists_every_command_with_a_description(mhw: Mhw) -> None:
 def test_no_arguments_shows_help(mhw: Mhw) -> None:
     result = mhw()
     assert result.code == 0 and "verify" in result.stdout
+
+
+@pytest.mark.parametrize("group", ["config", "events", "fixtures"])
+def test_a_group_without_subcommand_shows_its_help(mhw: Mhw, group: str) -> None:
+    result = mhw(group)
+    assert result.code == 0
+    assert f"mhw {group} [OPTIONS] COMMAND" in result.stdout
 
 
 def test_unknown_command_is_one_line_exit_2(mhw: Mhw) -> None:

@@ -8,16 +8,13 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption
+from mh_webhook_cli.cli.options import FormatOption, command_group
 from mh_webhook_cli.config_file import config_path, effective, load_config, save_config
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.output import Format, columns, emit_json, info, show, warn
 from mh_webhook_cli.settings import SETTINGS, Resolved, Setting, mask
 
-app = typer.Typer(
-    help="Show and change settings (webhook secret, API key, ngrok token).",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+app = command_group("Show and change settings (webhook secret, API key, ngrok token).")
 
 KeyArgument = Annotated[
     str,

@@ -13,17 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, SecretOption, webhook_secrets
+from mh_webhook_cli.cli.options import FormatOption, SecretOption, command_group, webhook_secrets
 from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
 from mh_webhook_cli.output import Format, emit_json, info, show
 
 if TYPE_CHECKING:
     from mh_webhook_cli.store import Store, StoredRequest
 
-app = typer.Typer(
-    help="Inspect, export and clear the requests captured by 'mhw listen'.",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+app = command_group("Inspect, export and clear the requests captured by 'mhw listen'.")
 
 StoreOption = Annotated[
     Path | None,

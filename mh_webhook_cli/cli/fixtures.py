@@ -8,13 +8,12 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, read_input
+from mh_webhook_cli.cli.options import FormatOption, command_group, read_input
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.output import Format, Line, columns, emit_json, show
 
-app = typer.Typer(
-    help="Example events for all nine Magic Hour webhooks, and a schema check for yours.",
-    context_settings={"help_option_names": ["-h", "--help"]},
+app = command_group(
+    "Example events for all nine Magic Hour webhooks, and a schema check for yours."
 )
 
 

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import fnmatch
-import json
-import os
-import signal
-from collections import Counter
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from mh_webhook_cli.cli.options import FormatOption, SecretOption
-from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
-from mh_webhook_cli.output import (
-    Format,
-    Line,
-    emit_json_lines,
-    info,
-    show,
-    show_stderr,
-    warn,
-)
-
-if TYPE_CHECKING:
-    from mh_webhook_cli.http_server import Limits
-    from mh_webhook_cli.listener import Delivery, ListenConfig, Listener
+from mh_webhook_cli.errors import UsageError
+from mh_webhook_cli.output import Format
 
 
 def listen(
@@ -157,19 +138,12 @@ def listen(
         from mh_webhook_cli.store import default_store_path
 
         store_path = store or default_store_path()
+    from mh_webhook_cli.listen_session import Presenter, Session, run_loop
+
     presenter = Presenter(output_format, verbose)
     limits = Limits(max_body=max_body, read_timeout=read_timeout)
     session = Session(config, host, port, store_path, limits, presenter, expected, count)
-    raise typer.Exit(_run_loop(session.run(timeout, ready_file)))
-
-
-def _run_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run on uvloop where it is installed (the faster loop), else on asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
+    raise typer.Exit(run_loop(session.run(timeout, ready_file)))
 
 
 def _patterns(text: str | None) -> tuple[str, ...]:
@@ -184,199 +158,3 @@ def _optional_secrets(flag: list[str] | None) -> list[str]:
 
     value = effective(WEBHOOK_SECRET).value
     return [value] if value else []
-
-
-class Presenter:
-    """Shows deliveries as they are committed: lines on a terminal or JSON lines on stdout."""
-
-    def __init__(self, output_format: Format, verbose: bool) -> None:
-        self.output_format = output_format
-        self.verbose = verbose
-        self.refused = 0
-        self._json_lines: list[dict[str, Any]] = []
-
-    def _emit(self, data: dict[str, Any]) -> None:
-        """Queue a JSON line; lines of one loop turn are written and flushed together."""
-        if not self._json_lines:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._json_lines.append(data)
-
-    def _flush(self) -> None:
-        lines, self._json_lines = self._json_lines, []
-        emit_json_lines(lines)
-
-    def delivered(self, delivery: Delivery) -> None:
-        from mh_webhook_cli import render_listen
-
-        if self.output_format is Format.JSON:
-            if not delivery.forwarding:
-                self._emit(render_listen.delivery_json(delivery))
-            return
-        lines = [render_listen.delivery_line(delivery), *render_listen.finding_lines(delivery)]
-        if self.verbose:
-            lines += render_listen.payload_lines(delivery)
-        show(lines)
-
-    def forwarded(self, delivery: Delivery) -> None:
-        from mh_webhook_cli import render_listen
-
-        if self.output_format is Format.JSON:
-            self._emit(render_listen.delivery_json(delivery))
-        else:
-            show(render_listen.forward_lines(delivery, self.verbose))
-
-    def refused_request(self, client: str, status: int, reason: str) -> None:
-        self.refused += 1
-        warn(f"refused a request from {client}: {status} {reason}")
-
-
-class Session:
-    """One run of the listener: start, announce, wait for a stop, clean up, summarise."""
-
-    def __init__(
-        self,
-        config: ListenConfig,
-        host: str,
-        port: int,
-        store_path: Path | None,
-        limits: Limits,
-        presenter: Presenter,
-        expected: tuple[str, ...],
-        count: int,
-    ) -> None:
-        self.config = config
-        self.host = host
-        self.port = port
-        self.store_path = store_path
-        self.limits = limits
-        self.presenter = presenter
-        self.expected = expected
-        self.count = count
-        self.arrived: Counter[str] = Counter()
-        self._satisfied = asyncio.Event()
-        self._stop = asyncio.Event()
-
-    async def run(self, timeout: float | None, ready_file: Path | None) -> int:
-        from mh_webhook_cli.http_server import serve
-        from mh_webhook_cli.listener import Listener
-        from mh_webhook_cli.store import GroupCommitter, Store
-
-        # Signals first: a script may stop us the moment the ready file appears.
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, self._stop.set)
-        store = Store(self.store_path) if self.store_path else None
-        committer = GroupCommitter(store) if store else None
-        client = None
-        if self.config.forwards:
-            import httpx
-
-            client = httpx.AsyncClient()
-        listener = Listener(
-            self.config,
-            committer,
-            self._delivered,
-            self.presenter.forwarded,
-            client,
-            on_store_failure=lambda failure: warn(f"answered 500, could not store: {failure}"),
-        )
-        try:
-            try:
-                server = await serve(
-                    listener.handle,
-                    self.host,
-                    self.port,
-                    limits=self.limits,
-                    on_reject=self.presenter.refused_request,
-                )
-            except OSError as failure:
-                raise MhwError(
-                    f"cannot listen on {self.host}:{self.port}: {failure.strerror}"
-                    + (" (use --port 0 for a free port)" if failure.errno == 98 else "")
-                ) from None
-            bound_port = server.sockets[0].getsockname()[1]
-            url = f"http://{_url_host(self.host)}:{bound_port}{self.config.path or '/'}"
-            self._banner(url)
-            if ready_file is not None:
-                _write_ready_file(ready_file, url, bound_port, self.store_path)
-            code = await self._wait(timeout)
-            server.close()
-            await listener.drain(self.config.forward_timeout)
-        finally:
-            if client is not None:
-                await client.aclose()
-            if store is not None:
-                store.close()
-        self._summary(listener)
-        return code
-
-    def _delivered(self, delivery: Delivery) -> None:
-        self.presenter.delivered(delivery)
-        if self.expected and delivery.verification == "ok" and delivery.event_type:
-            for pattern in self.expected:
-                if fnmatch.fnmatchcase(delivery.event_type, pattern):
-                    self.arrived[pattern] += 1
-            if all(self.arrived[pattern] >= self.count for pattern in self.expected):
-                self._satisfied.set()
-
-    async def _wait(self, timeout: float | None) -> int:
-        """Until Ctrl-C, SIGTERM, the expected events, or the timeout; returns the exit code."""
-        waiters = {
-            asyncio.ensure_future(self._stop.wait()),
-            asyncio.ensure_future(self._satisfied.wait()),
-        }
-        done, pending = await asyncio.wait(
-            waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
-        if self._satisfied.is_set():
-            info(f"all expected events arrived: {self._arrivals()}")
-            return ExitCode.OK
-        if self.expected:
-            if not done:
-                info(f"timed out waiting for {', '.join(self.expected)}: {self._arrivals()}")
-            return ExitCode.FAILED
-        return ExitCode.OK
-
-    def _arrivals(self) -> str:
-        return ", ".join(f"{p} x{self.arrived[p]} of {self.count}" for p in self.expected)
-
-    def _banner(self, url: str) -> None:
-        from mh_webhook_cli.settings import mask
-
-        any_path = "" if self.config.path else " (any path)"
-        lines: list[Line] = [
-            [("mhw listening", "bold"), (" on ", ""), (url, "bold cyan"), (any_path, "")]
-        ]
-        if self.config.secrets:
-            lines.append("  secret   " + ", ".join(mask(s) for s in self.config.secrets))
-        lines.append(f"  store    {self.store_path or 'off (--no-store)'}")
-        lines += [f"  forward  {r.pattern or '*'} → {r.url}" for r in self.config.forwards]
-        if self.expected:
-            lines.append(f"  expect   {', '.join(self.expected)} x{self.count}")
-        lines.append([("  Ctrl-C to stop", "dim")])
-        show_stderr(lines)
-        if not self.config.secrets:
-            warn(
-                "no webhook secret: signatures are not checked "
-                "(pass --secret or run 'mhw config set webhook_secret')"
-            )
-
-    def _summary(self, listener: Listener) -> None:
-        from mh_webhook_cli import render_listen
-
-        show_stderr(render_listen.summary_lines(listener.counts, self.presenter.refused))
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", ""):  # noqa: S104 - shown as a URL, not bound here
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
-
-
-def _write_ready_file(path: Path, url: str, port: int, store: Path | None) -> None:
-    data = {"url": url, "port": port, "pid": os.getpid(), "store": str(store) if store else None}
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data) + "\n")
-    os.replace(temporary, path)

@@ -11,6 +11,28 @@ import typer
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.output import Format
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
+
+def show_help_when_bare(context: typer.Context) -> None:
+    """Run without a subcommand, a command group shows its help rather than an error."""
+    if context.invoked_subcommand is None:
+        # Typer's rich help prints itself and returns ""; plain help is returned.
+        help_text = context.get_help()
+        if help_text:
+            typer.echo(help_text)
+
+
+def command_group(description: str) -> typer.Typer:
+    """A group of subcommands (``mhw config …``) with the conventions of every mhw command."""
+    return typer.Typer(
+        help=description,
+        context_settings=HELP_OPTIONS,
+        invoke_without_command=True,
+        callback=show_help_when_bare,
+    )
+
+
 FormatOption = Annotated[
     Format,
     typer.Option(
