@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, SecretOption, command_group, webhook_secrets
+from mh_webhook_cli.cli.options import (
+    FormatOption,
+    HeaderOption,
+    SecretOption,
+    command_group,
+    extra_headers,
+    webhook_secrets,
+)
 from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
 from mh_webhook_cli.output import Format, emit_json, info, show
 
@@ -228,10 +235,7 @@ def replay_command(
         ),
     ] = False,
     secret: SecretOption = None,
-    header: Annotated[
-        list[str] | None,
-        typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra header (repeatable)."),
-    ] = None,
+    header: HeaderOption = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for an answer (Magic Hour waits 10).", min=0.001)
     ] = 10.0,
@@ -245,7 +249,6 @@ def replay_command(
         Delivery,
         Signer,
         make_client,
-        parse_header,
         send_once,
         tls_context,
     )
@@ -253,10 +256,7 @@ def replay_command(
 
     if not to.startswith(("http://", "https://")):
         raise UsageError(f"--to {to!r} is not an http(s) URL")
-    try:
-        extra = [parse_header(text) for text in header or []]
-    except ValueError as failure:
-        raise UsageError(str(failure)) from None
+    extra = extra_headers(header)
     found = stored_request(request_id, store)
     dropped = HOP_BY_HOP_HEADERS | ({SIGNATURE_HEADER, TIMESTAMP_HEADER} if resign else set())
     original = [(name, value) for name, value in found.headers if name.lower() not in dropped]

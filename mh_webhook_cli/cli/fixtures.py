@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, command_group, read_input
+from mh_webhook_cli.cli.options import AssignmentsOption, FormatOption, command_group, read_input
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.output import Format, Line, columns, emit_json, show
 
@@ -56,15 +56,7 @@ def show_command(
         str | None,
         typer.Option(help="Error code of an errored event (a documented one).", show_default=False),
     ] = None,
-    assignments: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="PATH=VALUE",
-            help="Change a field, e.g. payload.status=error or payload.downloads=[] (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
+    assignments: AssignmentsOption = None,
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Print an event as Magic Hour would send it (--format json: compact, exactly as sent)."""

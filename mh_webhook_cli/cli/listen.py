@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, SecretOption
+from mh_webhook_cli.cli.options import FormatOption, HeaderOption, SecretOption, extra_headers
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.output import Format
 
@@ -62,10 +62,7 @@ def listen(
             "'video.*=URL' routes by type (repeatable).",
         ),
     ] = None,
-    header: Annotated[
-        list[str] | None,
-        typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra header on forwards."),
-    ] = None,
+    header: HeaderOption = None,
     forward_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for a forward target.", min=0.1)
     ] = 10.0,
@@ -103,7 +100,6 @@ def listen(
     """Receive webhooks locally: show each one live, verify, store and forward it."""
     from mh_webhook_cli.http_server import Limits
     from mh_webhook_cli.listener import ForwardRoute, ListenConfig
-    from mh_webhook_cli.sender import parse_header
 
     secrets = _optional_secrets(secret)
     if reject_invalid and not secrets:
@@ -114,10 +110,6 @@ def listen(
     for route in routes:
         if not route.url.startswith(("http://", "https://")):
             raise UsageError(f"--forward-to {route.url!r} is not an http(s) URL")
-    try:
-        extra_headers = tuple(parse_header(text) for text in header or [])
-    except ValueError as failure:
-        raise UsageError(str(failure)) from None
     config = ListenConfig(
         secrets=tuple(secrets),
         tolerance=tolerance,
@@ -129,7 +121,7 @@ def listen(
         mirror_status=mirror_status,
         event_patterns=_patterns(events),
         forwards=routes,
-        forward_headers=extra_headers,
+        forward_headers=tuple(extra_headers(header)),
         forward_timeout=forward_timeout,
     )
     expected = _patterns(expect)

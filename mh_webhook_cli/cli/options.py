@@ -33,6 +33,37 @@ def command_group(description: str) -> typer.Typer:
     )
 
 
+HeaderOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--header",
+        "-H",
+        metavar="'NAME: VALUE'",
+        help="Add a header to each request sent (repeatable).",
+        show_default=False,
+    ),
+]
+AssignmentsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Change a field, e.g. payload.status=error or payload.downloads=[] (repeatable).",
+        show_default=False,
+    ),
+]
+
+
+def extra_headers(values: list[str] | None) -> list[tuple[str, str]]:
+    """``-H 'Name: value'`` options as pairs; a usage error names a malformed one."""
+    from mh_webhook_cli.sender import parse_header
+
+    try:
+        return [parse_header(value) for value in values or []]
+    except ValueError as failure:
+        raise UsageError(str(failure)) from None
+
+
 FormatOption = Annotated[
     Format,
     typer.Option(

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, SecretOption, read_input, webhook_secrets
+from mh_webhook_cli.cli.options import (
+    AssignmentsOption,
+    FormatOption,
+    HeaderOption,
+    SecretOption,
+    extra_headers,
+    read_input,
+    webhook_secrets,
+)
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.output import Format, emit_json, info, show
 
@@ -42,15 +50,7 @@ def send(
             show_default=False,
         ),
     ] = None,
-    assignments: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="PATH=VALUE",
-            help="Change a field before sending, e.g. payload.status=error (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
+    assignments: AssignmentsOption = None,
     project_id: Annotated[
         str | None, typer.Option("--id", help="The fixture's payload.id.", show_default=False)
     ] = None,
@@ -87,16 +87,7 @@ def send(
             help="Sign with now + SECONDS; -600 sends a stale request a handler must reject.",
         ),
     ] = 0,
-    headers: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--header",
-            "-H",
-            metavar="'NAME: VALUE'",
-            help="Add a request header (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
+    headers: HeaderOption = None,
     timeout: Annotated[
         float,
         typer.Option(min=0.001, help="Seconds to wait for an answer (Magic Hour waits 10)."),
@@ -146,7 +137,7 @@ def send(
         )
     events = _events(event, data, all_events, lifecycle, fail, project_id, error_code)
     events = [(name, _apply_sets(body, assignments or [])) for name, body in events]
-    extra = _headers(headers or [])
+    extra = extra_headers(headers)
     signer = _signer(secret, no_sign, bad_signature, timestamp_offset)
     try:
         tls = sender.tls_context(insecure, cacert)
@@ -262,15 +253,6 @@ def _apply_sets(body: Any, assignments: list[str]) -> Any:
     try:
         return apply_overrides(body, assignments)
     except OverrideError as failure:
-        raise UsageError(str(failure)) from None
-
-
-def _headers(values: list[str]) -> list[tuple[str, str]]:
-    from mh_webhook_cli.sender import parse_header
-
-    try:
-        return [parse_header(value) for value in values]
-    except ValueError as failure:
         raise UsageError(str(failure)) from None
 
 
