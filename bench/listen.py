@@ -1,7 +1,8 @@
 """Throughput of ``mhw listen`` against the FastAPI handler from Magic Hour's guide, in one run.
 
 Both servers get the same wrk load (one core for the server, the other for wrk,
-32 connections, the guide's 523-byte ``video.completed`` body, signed). mhw
+32 connections, the webhook reference's example as a schema-valid ``video.completed``
+body of 519 bytes, signed). mhw
 does strictly more per request: it verifies the signature, validates the event,
 commits it to SQLite before answering and prints a JSON line to a file. The
 anchor only parses the JSON and prints two lines, as in the guide.
@@ -35,7 +36,7 @@ from pathlib import Path
 
 ANCHOR = Path(__file__).resolve().parent.parent.parent / "shared" / "anchor"
 SECRET = "mhw_live_0123456789abcdef0123456789abcdef"
-# The request example of the webhook reference (video.started), as video.completed: 523 bytes.
+# The request example of the webhook reference (video.started), as video.completed: 519 bytes.
 BODY = (
     '{"type":"video.completed","payload":{"id":"clx7uu86w0a5qp55yxz315r6r","name":"Example Name",'
     '"status":"complete","type":"ANIMATION","created_at":"2023-11-07T05:31:56Z","width":512,'
@@ -189,19 +190,21 @@ def main() -> int:
             flush=True,
         )
 
-    anchor_best = max(results["anchor"])
-    mhw_best = max(results["mhw"])
+    # Each round's ratio compares runs seconds apart; the median of them resists load spikes.
+    ratios = sorted(ours / anchor for ours, anchor in zip(results["mhw"], results["anchor"]))
+    ratio = ratios[len(ratios) // 2]
     print(
-        f"listen: mhw {mhw_best:.0f} req/s vs FastAPI seed handler {anchor_best:.0f} req/s: "
-        f"ratio {mhw_best / anchor_best:.2f}x (target >= 2x); best of {arguments.rounds} "
-        f"alternated rounds of {arguments.seconds} s, wrk -t1 -c32, server on core 0"
+        f"listen: mhw {max(results['mhw']):.0f} req/s best vs FastAPI seed handler "
+        f"{max(results['anchor']):.0f} req/s best; median ratio of {arguments.rounds} alternated "
+        f"rounds {ratio:.2f}x (target >= 2x; each {arguments.seconds} s, wrk -t1 -c32, "
+        "server on core 0)"
     )
     print(f"lost: {lost_total} acknowledged requests missing from the store (target 0)")
     print(
         f"memory: mhw peak RSS {peak_rss:.1f} MB after serving {events_served} events "
         "(target < 100 MB after 100,000)"
     )
-    return 0 if mhw_best >= 2 * anchor_best and lost_total == 0 and peak_rss < 100 else 1
+    return 0 if ratio >= 2 and lost_total == 0 and peak_rss < 100 else 1
 
 
 def _stored(store: Path) -> int:

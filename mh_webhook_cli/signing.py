@@ -17,7 +17,6 @@ not pass ``now``.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import time
@@ -109,9 +108,8 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
 
 def signature_digest(secret: str, timestamp: int | str, body: bytes) -> bytes:
     """The raw 32-byte HMAC behind :func:`sign`."""
-    return hmac.new(
-        secret.encode("utf-8"), b"%s.%s" % (str(timestamp).encode(), body), hashlib.sha256
-    ).digest()
+    # hmac.digest is the one-shot C path: a listener verifies thousands a second.
+    return hmac.digest(secret.encode("utf-8"), b"%s.%s" % (str(timestamp).encode(), body), "sha256")
 
 
 def header_value(headers: Mapping[str, str], name: str) -> str | None:
