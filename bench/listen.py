@@ -191,7 +191,9 @@ def main() -> int:
         )
 
     # Each round's ratio compares runs seconds apart; the median of them resists load spikes.
-    ratios = sorted(ours / anchor for ours, anchor in zip(results["mhw"], results["anchor"]))
+    ratios = sorted(
+        ours / anchor for ours, anchor in zip(results["mhw"], results["anchor"], strict=True)
+    )
     ratio = ratios[len(ratios) // 2]
     print(
         f"listen: mhw {max(results['mhw']):.0f} req/s best vs FastAPI seed handler "
