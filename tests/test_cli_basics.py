@@ -71,3 +71,29 @@ def test_committed_completion_scripts_are_current(shell: str, isolated_env: dict
         f"{committed} is stale: regenerate with "
         f"_MHW_COMPLETE=source_{shell} mhw > completions/{SHELLS[shell]}"
     )
+
+
+@pytest.mark.parametrize(
+    ("words", "index", "expected"),
+    [
+        ("mhw ve", 1, "verify"),
+        ("mhw listen --forw", 2, "--forward-to"),
+        ("mhw events re", 2, "replay"),
+    ],
+)
+def test_completion_knows_every_command_and_option(
+    isolated_env: dict[str, str], words: str, index: int, expected: str
+) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "mh_webhook_cli"],
+        env={
+            **isolated_env,
+            "_MHW_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(index),
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert expected in completed.stdout.split()

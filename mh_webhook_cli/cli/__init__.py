@@ -2,36 +2,42 @@
 
 Commands only turn options into calls to the library and results into
 output; what they do lives in the modules one level up.
+
+A command's module is imported only when that command runs: Typer turns
+every imported command's signature into click options on each run, which
+for all of mhw's commands costs more than the rest of a ``mhw verify``
+(``bench/startup.py`` measures it).
 """
 
 from __future__ import annotations
 
-import copy
+import importlib
 import os
 import sys
+from types import ModuleType
 from typing import Annotated
 
 import typer
 
 from mh_webhook_cli import __version__
-from mh_webhook_cli.cli import config, events, fixtures, listen, send, sign, verify
-from mh_webhook_cli.cli.options import HELP_OPTIONS, show_help_when_bare
+from mh_webhook_cli.cli.options import HELP_OPTIONS, command_group, show_help_when_bare
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.output import error
 
-app = typer.Typer(
-    name="mhw",
-    # Locals in a traceback could show a webhook secret or an API key.
-    pretty_exceptions_show_locals=False,
-    context_settings=HELP_OPTIONS,
-)
-app.command("listen", help=listen.__doc__)(listen.listen)
-app.command("send", help=send.__doc__)(send.send)
-app.command("verify", help=verify.__doc__)(verify.verify)
-app.command("sign", help=sign.__doc__)(sign.sign)
-app.add_typer(events.app, name="events")
-app.add_typer(fixtures.app, name="fixtures")
-app.add_typer(config.app, name="config")
+COMMANDS: dict[str, str] = {
+    "listen": "Receive webhooks locally: show each one live, verify it, store it, forward it.",
+    "send": "Send signed events to a webhook handler, as Magic Hour would, and report what it "
+    "answered.",
+    "verify": "Check a request's signature and explain why it fails.",
+    "sign": "Sign a body as Magic Hour would: print the two headers, or a ready curl command.",
+}
+"""Commands in the order ``mhw --help`` lists them, with their summaries."""
+GROUPS: dict[str, str] = {
+    "events": "Inspect, replay, export and clear the requests captured by 'mhw listen'.",
+    "fixtures": "Example events for all nine Magic Hour webhooks, and a schema check for yours.",
+    "config": "Show and change settings (webhook secret, API key, ngrok token).",
+}
+"""Command groups (``mhw config set …``), listed after the commands."""
 
 
 def _print_version(value: bool) -> None:
@@ -40,7 +46,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback(invoke_without_command=True)
 def _root(
     context: typer.Context,
     version: Annotated[
@@ -61,30 +66,48 @@ def _root(
     show_help_when_bare(context)
 
 
-def _app_for(args: list[str]) -> typer.Typer:
-    """The app with only the command being run, when one is named.
+def build_app(command: str | None = None, *, everything: bool = False) -> typer.Typer:
+    """The ``mhw`` app: with ``command`` (or ``everything``) real, the others only listed.
 
-    Typer turns every command's signature into click options on each run: for
-    all of mhw's commands that takes about 50 ms, more than the rest of a
-    ``mhw verify``. Help, completion and unknown commands get the whole app.
+    A listed command has its name and summary but no options, which is all
+    ``mhw --help`` shows and costs nothing to import.
     """
-    name = next((arg for arg in args if not arg.startswith("-")), None)
-    if name is None or os.environ.get("_MHW_COMPLETE"):
-        return app
-    commands = [info for info in app.registered_commands if info.name == name]
-    groups = [info for info in app.registered_groups if info.name == name]
-    if not commands and not groups:
-        return app
-    only = copy.copy(app)
-    only.registered_commands = commands
-    only.registered_groups = groups
-    return only
+    app = typer.Typer(
+        name="mhw",
+        # Locals in a traceback could show a webhook secret or an API key.
+        pretty_exceptions_show_locals=False,
+        context_settings=HELP_OPTIONS,
+    )
+    app.callback(invoke_without_command=True)(_root)
+    for name, summary in COMMANDS.items():
+        real = everything or name == command
+        app.command(name, help=summary)(_module(name).__dict__[name] if real else _listed_only)
+    for name, summary in GROUPS.items():
+        real = everything or name == command
+        group: typer.Typer = _module(name).app if real else command_group()
+        app.add_typer(group, name=name, help=summary)
+    return app
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"mh_webhook_cli.cli.{name}")
+
+
+def _listed_only() -> None:
+    """Stands in for a command in the root help, which never runs it."""
+
+
+def _command_in(args: list[str]) -> str | None:
+    """The command a command line runs: its first word that is not an option."""
+    return next((arg for arg in args if not arg.startswith("-")), None)
 
 
 def main() -> None:
     """Run ``mhw``: every user error becomes one line on stderr and a documented exit code."""
     try:
-        code = _app_for(sys.argv[1:])(prog_name="mhw", standalone_mode=False)
+        # Shell completion looks at every command's options, so it gets them all.
+        app = build_app(_command_in(sys.argv[1:]), everything="_MHW_COMPLETE" in os.environ)
+        code = app(prog_name="mhw", standalone_mode=False)
     except typer.TyperException as failure:
         # Typer's usage errors carry the context of the command that failed.
         context = getattr(failure, "ctx", None)

@@ -14,7 +14,7 @@ from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.output import Format, columns, emit_json, info, show, warn
 from mh_webhook_cli.settings import SETTINGS, Resolved, Setting, mask
 
-app = command_group("Show and change settings (webhook secret, API key, ngrok token).")
+app = command_group()
 
 KeyArgument = Annotated[
     str,

@@ -27,7 +27,7 @@ from mh_webhook_cli.output import Format, emit_json, info, show
 if TYPE_CHECKING:
     from mh_webhook_cli.store import Store, StoredRequest
 
-app = command_group("Inspect, export and clear the requests captured by 'mhw listen'.")
+app = command_group()
 
 StoreOption = Annotated[
     Path | None,

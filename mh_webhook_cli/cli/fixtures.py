@@ -12,9 +12,7 @@ from mh_webhook_cli.cli.options import AssignmentsOption, FormatOption, command_
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.output import Format, Line, columns, emit_json, show
 
-app = command_group(
-    "Example events for all nine Magic Hour webhooks, and a schema check for yours."
-)
+app = command_group()
 
 
 def _event_types() -> list[str]:

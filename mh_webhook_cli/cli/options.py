@@ -23,10 +23,12 @@ def show_help_when_bare(context: typer.Context) -> None:
             typer.echo(help_text)
 
 
-def command_group(description: str) -> typer.Typer:
-    """A group of subcommands (``mhw config …``) with the conventions of every mhw command."""
+def command_group() -> typer.Typer:
+    """A group of subcommands (``mhw config …``) with the conventions of every mhw command.
+
+    Its summary is given where it is registered, in ``mh_webhook_cli.cli``.
+    """
     return typer.Typer(
-        help=description,
         context_settings=HELP_OPTIONS,
         invoke_without_command=True,
         callback=show_help_when_bare,
