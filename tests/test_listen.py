@@ -516,3 +516,36 @@ def test_replay_sends_the_stored_request_and_it_verifies_at_its_target(
     assert (resent != str(old)) is resign
     to_strict = mhw("events", "replay", "1", "--to", strict.url, "--store", store, *flags)
     assert to_strict.code == (0 if resign else 1)  # only a fresh signature passes a 5-minute window
+
+
+def test_events_filter_shows_and_forwards_only_matching_but_stores_all(
+    start_listener: Start, handler_server: tuple[str, type[_Handler]]
+) -> None:
+    url, handler = handler_server
+    listening = start_listener(
+        "--events", "image.*,video.completed", "--forward-to", url, "--format", "json"
+    )
+    for kind in ("video.started", "image.started", "video.completed", "audio.completed"):
+        assert httpx.post(listening.url, content=event_body(kind=kind)).status_code == 200
+    lines = wait_for(lambda: len(listening.json_lines()) == 2 and listening.json_lines())
+    assert sorted(line["type"] for line in lines) == ["image.started", "video.completed"]
+    forwarded = sorted(json.loads(body)["type"] for _, body in handler.received)
+    assert forwarded == ["image.started", "video.completed"]
+    listening.stop()
+    assert len(listening.stored()) == 4
+
+
+def test_verbose_prints_the_payload_and_download_links(start_listener: Start) -> None:
+    listening = start_listener("-v")
+    httpx.post(listening.url, content=event_body(PROJECT_ID, "audio.completed"))
+    text = wait_for(lambda: "⬇" in listening.stdout() and listening.stdout())
+    assert '"type": "audio.completed"' in text
+    assert f"https://audio.magichour.ai/{PROJECT_ID}/" in text
+
+
+def test_respond_delay_and_body_simulate_a_slow_handler(start_listener: Start) -> None:
+    listening = start_listener("--respond-delay", "0.6", "--respond-body", '{"ok":1}')
+    started = time.monotonic()
+    answer = httpx.post(listening.url, content=event_body())
+    assert time.monotonic() - started >= 0.6
+    assert answer.json() == {"ok": 1}
