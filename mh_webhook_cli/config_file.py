@@ -47,12 +47,17 @@ def read_json_object(path: Path, *, what: str) -> dict[str, Any]:
         return {}
     except OSError as error:
         raise UsageError(f"cannot read {what} {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} is not UTF-8 text; fix or delete it") from None
     try:
         data = json.loads(text) if text.strip() else {}
     except ValueError as error:
         raise UsageError(f"{what} {path} is not valid JSON ({error}); fix or delete it") from None
     if not isinstance(data, dict):
         raise UsageError(f"{what} {path} must hold a JSON object")
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise UsageError(f"{what} {path}: {key} must be a string, not {value!r}")
     return data
 
 

@@ -240,7 +240,9 @@ def parse_body(raw: bytes | str) -> tuple[Any, list[Finding]]:
         ]
     # ValueError: NaN or Infinity (see _reject_javascript_constant) or an integer too long for
     # int(); RecursionError: nesting deeper than the parser's stack.
-    except (ValueError, RecursionError) as error:
+    except RecursionError:
+        return None, [Finding("$", "invalid_json", "body nests JSON too deeply to read")]
+    except ValueError as error:
         return None, [Finding("$", "invalid_json", f"body is not valid JSON: {error}")]
     return data, []
 

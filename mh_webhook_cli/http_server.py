@@ -35,7 +35,10 @@ HOP_BY_HOP_HEADERS = frozenset(
 
 _REQUEST_LINE = re.compile(rb"([A-Z]{1,20}) (\S{1,8192}) HTTP/(1\.[01])")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]*)?")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]{0,256})?")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters other than tab: never valid in a header value (a bare CR smuggles)."""
+_DIGITS = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,13 @@ class Request:
     http_version: str = "1.1"
 
     def header(self, name: str) -> str | None:
+        """The header's value; a repeated header gives its last, as everywhere else in mhw."""
         lowered = name.lower()
+        found = None
         for key, value in self.headers:
             if key.lower() == lowered:
-                return value
-        return None
+                found = value
+        return found
 
     @property
     def path(self) -> str:
@@ -190,13 +195,20 @@ class HttpProtocol(asyncio.Protocol):
         headers: list[tuple[str, str]] = []
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):
+            if not colon or not _TOKEN.fullmatch(name) or _CONTROL.search(value):
                 raise _Refused(400, "malformed header line")
             headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
         by_name = {name.lower(): value for name, value in headers}
+        lengths = {value for name, value in headers if name.lower() == "content-length"}
+        if len(lengths) > 1:
+            raise _Refused(400, "conflicting Content-Length headers")
         body_start = head_end + 4
 
-        chunked = "chunked" in by_name.get("transfer-encoding", "").lower()
+        encoding = by_name.get("transfer-encoding", "").strip().lower()
+        if encoding not in ("", "chunked"):
+            # Only chunked framing is ours to undo; gzip and the like would change the bytes.
+            raise _Refused(501, f"Transfer-Encoding {encoding!r} is not supported")
+        chunked = encoding == "chunked"
         if chunked and "content-length" in by_name:
             raise _Refused(400, "both Content-Length and chunked encoding")
         if chunked:
@@ -207,11 +219,14 @@ class HttpProtocol(asyncio.Protocol):
             body, end = decoded
         else:
             length_text = by_name.get("content-length", "0").strip()
-            if not length_text.isdigit():
+            if not _DIGITS.fullmatch(length_text):
                 raise _Refused(400, "invalid Content-Length")
             length = int(length_text)
             if length > self._limits.max_body:
-                raise _Refused(413, f"body of {length} bytes is over the {self._limits.max_body}")
+                raise _Refused(
+                    413,
+                    f"body of {length} bytes is over the limit of {self._limits.max_body} bytes",
+                )
             end = body_start + length
             if len(self._buffer) < end:
                 self._maybe_continue(by_name)
@@ -232,8 +247,8 @@ class HttpProtocol(asyncio.Protocol):
         buffer = self._buffer
         while True:
             line_end = buffer.find(b"\r\n", position)
-            if line_end < 0:
-                if len(buffer) - position > 64:
+            if line_end < 0 or line_end - position > 300:
+                if len(buffer) - position > 300:
                     raise _Refused(400, "malformed chunk size")
                 return None
             size_match = _CHUNK_SIZE.fullmatch(buffer, position, line_end)
@@ -244,10 +259,14 @@ class HttpProtocol(asyncio.Protocol):
             if size == 0:
                 trailer_end = buffer.find(b"\r\n\r\n", position - 2)
                 if trailer_end < 0:
+                    if len(buffer) - position > MAX_HEAD:
+                        raise _Refused(431, "chunked trailers too large")
                     return None
                 return bytes(body), trailer_end + 4
             if len(body) + size > self._limits.max_body:
-                raise _Refused(413, f"chunked body is over the {self._limits.max_body}")
+                raise _Refused(
+                    413, f"chunked body is over the limit of {self._limits.max_body} bytes"
+                )
             if len(buffer) < position + size + 2:
                 return None
             if buffer[position + size : position + size + 2] != b"\r\n":
@@ -335,11 +354,14 @@ class HttpProtocol(asyncio.Protocol):
 
 
 _INTERNAL_ERROR = Response(500, b"internal error in mhw\n")
+_SHUTTING_DOWN = Response(503, b"mhw is shutting down; retry later\n")
 
 
 def _result(done: asyncio.Future[Response]) -> Response:
-    """The handler's answer; a failure in the handler (a bug of ours) answers 500."""
-    if done.cancelled() or done.exception() is not None:
+    """The handler's answer; 503 when shutdown cut it short, 500 for a bug of ours."""
+    if done.cancelled():
+        return _SHUTTING_DOWN
+    if done.exception() is not None:
         return _INTERNAL_ERROR
     return done.result()
 

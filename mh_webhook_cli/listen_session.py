@@ -7,18 +7,24 @@ than every other command needs.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
+import errno
 import json
 import os
 import signal
 from collections import Counter
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.http_server import Limits
-from mh_webhook_cli.listener import Delivery, ListenConfig, Listener
+from mh_webhook_cli.listener import Delivery, ListenConfig, Listener, matches
+from mh_webhook_cli.signing import Reason
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.tunnel import Tunnel
+
 from mh_webhook_cli.output import (
     Format,
     Line,
@@ -39,6 +45,18 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
+@dataclass(frozen=True)
+class TunnelRequest:
+    """A public URL to open through ngrok once the listener is bound."""
+
+    authtoken: str
+    required: bool
+    """Asked for with --tunnel: a failure stops mhw. Otherwise a failure only warns."""
+    domain: str | None = None
+    region: str | None = None
+    ngrok_path: str | None = None
+
+
 class Presenter:
     """Shows deliveries as they are committed: lines on a terminal or JSON lines on stdout."""
 
@@ -51,16 +69,20 @@ class Presenter:
     def _emit(self, data: dict[str, Any]) -> None:
         """Queue a JSON line; lines of one loop turn are written and flushed together."""
         if not self._json_lines:
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         self._json_lines.append(data)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the queued JSON lines (also at shutdown, when the loop runs no more turns)."""
         lines, self._json_lines = self._json_lines, []
-        emit_json_lines(lines)
+        if lines:
+            emit_json_lines(lines)
 
     def delivered(self, delivery: Delivery) -> None:
         from mh_webhook_cli import render_listen
 
+        if not delivery.shown:
+            return
         if self.output_format is Format.JSON:
             if not delivery.forwarding:
                 self._emit(render_listen.delivery_json(delivery))
@@ -77,6 +99,12 @@ class Presenter:
             self._emit(render_listen.delivery_json(delivery))
         else:
             show(render_listen.forward_lines(delivery, self.verbose))
+
+    def status(self, message: str, **data: Any) -> None:
+        """Something about the listener itself: on stderr, and as a JSON status line."""
+        if self.output_format is Format.JSON:
+            self._emit({"kind": "status", "message": message, **data})
+        info(message)
 
     def refused_request(self, client: str, status: int, reason: str) -> None:
         self.refused += 1
@@ -96,8 +124,10 @@ class Session:
         presenter: Presenter,
         expected: tuple[str, ...],
         count: int,
+        tunnel: TunnelRequest | None = None,
     ) -> None:
         self.config = config
+        self.tunnel_request = tunnel
         self.host = host
         self.port = port
         self.store_path = store_path
@@ -108,6 +138,7 @@ class Session:
         self.arrived: Counter[str] = Counter()
         self._satisfied = asyncio.Event()
         self._stop = asyncio.Event()
+        self._tunnel: Tunnel | None = None
 
     async def run(self, timeout: float | None, ready_file: Path | None) -> int:
         from mh_webhook_cli.http_server import serve
@@ -143,31 +174,92 @@ class Session:
                     on_reject=self.presenter.refused_request,
                 )
             except OSError as failure:
+                reason = os.strerror(failure.errno) if failure.errno else str(failure)
+                hint = (
+                    " (use --port 0 for a free port)" if failure.errno == errno.EADDRINUSE else ""
+                )
                 raise MhwError(
-                    f"cannot listen on {self.host}:{self.port}: {failure.strerror}"
-                    + (" (use --port 0 for a free port)" if failure.errno == 98 else "")
+                    f"cannot listen on {self.host}:{self.port}: {reason}{hint}"
                 ) from None
             bound_port = server.sockets[0].getsockname()[1]
             url = f"http://{_url_host(self.host)}:{bound_port}{self.config.path or '/'}"
-            self._banner(url)
+            public_url = await self._open_tunnel(bound_port)
+            self._banner(url, public_url)
             if ready_file is not None:
-                _write_ready_file(ready_file, url, bound_port, self.store_path)
+                _write_ready_file(ready_file, url, public_url, bound_port, self.store_path)
             code = await self._wait(timeout)
             server.close()
             await listener.drain(self.config.forward_timeout)
+            self.presenter.flush()
         finally:
+            if self._tunnel is not None:
+                self._tunnel.close()
             if client is not None:
                 await client.aclose()
+            if committer is not None:
+                committer.flush()
             if store is not None:
                 store.close()
         self._summary(listener)
         return code
 
+    async def _open_tunnel(self, port: int) -> str | None:
+        """The public URL, with the agent started off the loop (it takes a second or two)."""
+        request = self.tunnel_request
+        if request is None:
+            return None
+        from mh_webhook_cli.tunnel import TunnelError, open_tunnel
+
+        loop = asyncio.get_running_loop()
+
+        # The agent's callbacks run on pyngrok's threads: hand them to the loop.
+        def on_log(level: str, line: str) -> None:
+            loop.call_soon_threadsafe(self._agent_log, level, line)
+
+        def on_state(state: str, detail: str) -> None:
+            loop.call_soon_threadsafe(self._tunnel_state, state, detail)
+
+        def opened() -> Tunnel:
+            return open_tunnel(
+                port,
+                authtoken=request.authtoken,
+                host=self.host,
+                domain=request.domain,
+                region=request.region,
+                ngrok_path=request.ngrok_path,
+                on_log=on_log,
+                on_state=on_state,
+            )
+
+        self.presenter.status("starting ngrok…", state="starting")
+        try:
+            self._tunnel = await loop.run_in_executor(None, opened)
+        except TunnelError as failure:
+            if request.required:
+                raise
+            warn(f"{failure} (listening locally only)")
+            return None
+        return self._tunnel.public_url
+
+    def _agent_log(self, level: str, line: str) -> None:
+        """ngrok's own log: its warnings and errors always, the rest with -v."""
+        if level in ("warn", "eror", "crit") or self.presenter.verbose:
+            info([("ngrok: ", "dim"), (line, "dim")])
+
+    def _tunnel_state(self, state: str, detail: str) -> None:
+        messages = {
+            "reconnecting": f"tunnel dropped ({detail}): ngrok is reconnecting…",
+            "connected": "tunnel reconnected: the public URL works again",
+            "stopped": f"the ngrok agent stopped ({detail}): listening locally only",
+        }
+        self.presenter.status(messages.get(state, f"tunnel {state}"), state=state)
+
     def _delivered(self, delivery: Delivery) -> None:
         self.presenter.delivered(delivery)
-        if self.expected and delivery.verification == "ok" and delivery.event_type:
+        accepted = delivery.verification == Reason.OK.value and delivery.answer < 300
+        if self.expected and accepted:
             for pattern in self.expected:
-                if fnmatch.fnmatchcase(delivery.event_type, pattern):
+                if matches(delivery.event_type, (pattern,)):
                     self.arrived[pattern] += 1
             if all(self.arrived[pattern] >= self.count for pattern in self.expected):
                 self._satisfied.set()
@@ -195,13 +287,31 @@ class Session:
     def _arrivals(self) -> str:
         return ", ".join(f"{p} x{self.arrived[p]} of {self.count}" for p in self.expected)
 
-    def _banner(self, url: str) -> None:
+    def _banner(self, url: str, public_url: str | None) -> None:
         from mh_webhook_cli.settings import mask
 
         any_path = "" if self.config.path else " (any path)"
         lines: list[Line] = [
             [("mhw listening", "bold"), (" on ", ""), (url, "bold cyan"), (any_path, "")]
         ]
+        webhook_url = None
+        if public_url is not None:
+            webhook_url = public_url.rstrip("/") + (self.config.path or "/webhook")
+            lines += [
+                [("  public   ", ""), (public_url, "bold cyan")],
+                [
+                    ("  paste    ", ""),
+                    (webhook_url, "bold green"),
+                    ("  ← Developer Hub URL", "dim"),
+                ],
+                [
+                    (
+                        "           in magichour.ai/developer: Create Webhook, this URL, and the "
+                        "events you handle (image.started may be skipped for fast jobs)",
+                        "dim",
+                    )
+                ],
+            ]
         if self.config.secrets:
             lines.append("  secret   " + ", ".join(mask(s) for s in self.config.secrets))
         lines.append(f"  store    {self.store_path or 'off (--no-store)'}")
@@ -210,11 +320,25 @@ class Session:
             lines.append(f"  expect   {', '.join(self.expected)} x{self.count}")
         lines.append([("  Ctrl-C to stop", "dim")])
         show_stderr(lines)
-        if not self.config.secrets:
-            warn(
-                "no webhook secret: signatures are not checked "
-                "(pass --secret or run 'mhw config set webhook_secret')"
+        if self.presenter.output_format is Format.JSON:
+            self.presenter.status(
+                "listening",
+                state="listening",
+                url=url,
+                public_url=public_url,
+                webhook_url=webhook_url,
             )
+        if not self.config.secrets:
+            if public_url is not None:
+                warn(
+                    "no webhook secret and a public URL: anyone can post to it. Pass --secret "
+                    "(from the Developer Hub) and --reject-invalid"
+                )
+            else:
+                warn(
+                    "no webhook secret: signatures are not checked "
+                    "(pass --secret or run 'mhw config set webhook_secret')"
+                )
 
     def _summary(self, listener: Listener) -> None:
         from mh_webhook_cli import render_listen
@@ -228,8 +352,16 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _write_ready_file(path: Path, url: str, port: int, store: Path | None) -> None:
-    data = {"url": url, "port": port, "pid": os.getpid(), "store": str(store) if store else None}
+def _write_ready_file(
+    path: Path, url: str, public_url: str | None, port: int, store: Path | None
+) -> None:
+    data = {
+        "url": url,
+        "public_url": public_url,
+        "port": port,
+        "pid": os.getpid(),
+        "store": str(store) if store else None,
+    }
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(data) + "\n")
     os.replace(temporary, path)

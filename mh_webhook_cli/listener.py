@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli.events import Finding, parse_body, validate_event
 from mh_webhook_cli.http_server import HOP_BY_HOP_HEADERS, Request, Response
+from mh_webhook_cli.sender import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
@@ -32,7 +33,7 @@ from mh_webhook_cli.signing import (
     Reason,
     verify,
 )
-from mh_webhook_cli.store import ForwardResult, NewRequest
+from mh_webhook_cli.store import ForwardResult, NewRequest, StoreError
 
 if TYPE_CHECKING:
     import httpx
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 UNSIGNED = "unsigned"
 UNCHECKED = "unchecked"
-MAGIC_HOUR_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,12 @@ class ForwardRoute:
         return cls(text.strip())
 
     def wants(self, event_type: str | None) -> bool:
-        return self.pattern is None or fnmatch.fnmatchcase(event_type or "", self.pattern)
+        return self.pattern is None or matches(event_type, (self.pattern,))
+
+
+def matches(event_type: str | None, patterns: Sequence[str]) -> bool:
+    """Whether an event type matches any of ``patterns`` (``video.*``); no patterns match all."""
+    return not patterns or any(fnmatch.fnmatchcase(event_type or "", p) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,8 @@ class ListenConfig:
     reject_invalid: bool = False
     """Answer 401 to a bad or missing signature, as a production handler should."""
     mirror_status: bool = False
-    """Answer with the first forward target's status, so retries behave as in production."""
+    """Answer with the status of the first forward route for the event's type, so that
+    Magic Hour's retries behave as in production."""
     event_patterns: tuple[str, ...] = ()
     """Show and forward only these event types (globs); everything is still stored."""
     forwards: tuple[ForwardRoute, ...] = ()
@@ -97,6 +103,8 @@ class Delivery:
     id: int | None = None
     retry_of: int | None = None
     """The stored delivery this one repeats (same type, project and body): a retry."""
+    shown: bool = True
+    """Whether ``--events`` lets it be shown and forwarded (it is stored regardless)."""
     forwarding: bool = False
     """Forward results will follow (see ``Listener``'s ``on_forwarded``)."""
     forwards: list[ForwardResult] = field(default_factory=list)
@@ -192,7 +200,9 @@ class Listener:
             answer = 401
         else:
             answer = config.respond_status
-        return Delivery(request, time.time(), document, verification, findings, answer)
+        delivery = Delivery(request, time.time(), document, verification, findings, answer)
+        delivery.shown = matches(delivery.event_type, config.event_patterns)
+        return delivery
 
     def _verification(self, request: Request) -> str:
         if request.header(SIGNATURE_HEADER) is None and request.header(TIMESTAMP_HEADER) is None:
@@ -226,18 +236,26 @@ class Listener:
             response_status=delivery.answer,
         )
 
-    def _accepted(self, delivery: Delivery) -> None:
-        """Stored and about to be answered: count, show, forward."""
+    def _accepted(self, delivery: Delivery, forwarded: bool = False) -> None:
+        """Stored and about to be answered: count, show, forward (unless already done)."""
         self.counts[(delivery.event_type or "(not an event)", delivery.verification)] += 1
-        routes = self._routes_for(delivery)
+        routes = [] if forwarded else self._routes_for(delivery)
         delivery.forwarding = bool(routes)
         # Scheduled, not called: the answer is written first, rendering comes after it.
-        if self.shown(delivery):
-            asyncio.get_running_loop().call_soon(self._on_delivery, delivery)
-        if routes and not self.config.mirror_status:
+        asyncio.get_running_loop().call_soon(self._on_delivery, delivery)
+        if routes:
             self._in_background(self._forward_all(delivery, routes))
 
     async def _answer_slowly(self, delivery: Delivery) -> Response:
+        """``--respond-delay`` or ``--mirror-status``: answers that take a task each."""
+        routes = self._routes_for(delivery)
+        mirrored = self.config.mirror_status and bool(routes)
+        if mirrored:
+            # The handler's status is the answer, so forward first and store what was sent.
+            # Until it is stored nothing is acknowledged, and Magic Hour would retry.
+            results = await self._forward_all(delivery, routes, mirrored=True)
+            status = results[0]["status"]
+            delivery.answer = status if status is not None else 502
         if self._committer is not None:
             try:
                 delivery.id, delivery.retry_of = await self._committer.submit(
@@ -245,40 +263,39 @@ class Listener:
                 )
             except Exception as failure:
                 return self._store_failed(failure)
-        self._accepted(delivery)
+            if mirrored:
+                self._record_forwards(delivery)
+        self._accepted(delivery, forwarded=mirrored)
         if self.config.respond_delay > 0:
             await asyncio.sleep(self.config.respond_delay)
-        routes = self._routes_for(delivery)
-        if self.config.mirror_status and routes:
-            results = await self._forward_all(delivery, routes)
-            status = results[0]["status"]
-            return self._response(status if status is not None else 502)
         return self._response(delivery.answer)
 
-    def shown(self, delivery: Delivery) -> bool:
-        """Whether ``--events`` lets this delivery be shown and forwarded."""
-        patterns = self.config.event_patterns
-        event_type = delivery.event_type or ""
-        return not patterns or any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
-
     def _routes_for(self, delivery: Delivery) -> list[ForwardRoute]:
-        if not self.shown(delivery) or delivery.answer in (404, 405):
+        if not delivery.shown or delivery.answer in (404, 405):
             return []
         return [route for route in self.config.forwards if route.wants(delivery.event_type)]
 
     async def _forward_all(
-        self, delivery: Delivery, routes: Sequence[ForwardRoute]
+        self, delivery: Delivery, routes: Sequence[ForwardRoute], *, mirrored: bool = False
     ) -> list[ForwardResult]:
         assert self._client is not None, "forwarding needs an httpx client"
         results = await asyncio.gather(
             *(forward(self._client, route.url, delivery.request, self.config) for route in routes)
         )
         delivery.forwards = list(results)
-        if self._committer is not None and delivery.id is not None:
-            for result in results:
-                self._committer.store.record_forward(delivery.id, result)
-        self._on_forwarded(delivery)
+        if not mirrored:  # a mirrored delivery is stored and shown with its forwards, later
+            self._record_forwards(delivery)
+            self._on_forwarded(delivery)
         return list(results)
+
+    def _record_forwards(self, delivery: Delivery) -> None:
+        if self._committer is None or delivery.id is None:
+            return
+        try:
+            for result in delivery.forwards:
+                self._committer.store.record_forward(delivery.id, result)
+        except StoreError as failure:
+            self._on_store_failure(failure)
 
     def _store_failed(self, failure: BaseException) -> Response:
         """Say so, and answer 500: the sender will retry, so the event is not lost."""

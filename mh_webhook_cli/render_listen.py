@@ -139,6 +139,7 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
         body = base64.b64encode(request.body).decode()
         encoding = "base64"
     return {
+        "kind": "request",
         "id": delivery.id,
         "received_at": _iso(delivery.received_at),
         "method": request.method,

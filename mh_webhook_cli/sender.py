@@ -48,6 +48,8 @@ def parse_header(text: str) -> tuple[str, str]:
     name = name.strip()
     if not separator or not name or any(c.isspace() for c in name):
         raise ValueError(f"invalid header {text!r}: expected 'Name: value'")
+    if any(ord(c) < 32 and c != "\t" for c in value):
+        raise ValueError(f"invalid header {text!r}: control characters in the value")
     return name, value.strip()
 
 

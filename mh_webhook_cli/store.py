@@ -30,7 +30,7 @@ from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypedDict, TypeVar
 
-from mh_webhook_cli.errors import MhwError
+from mh_webhook_cli.errors import ExitCode, MhwError
 
 if TYPE_CHECKING:
     import asyncio
@@ -108,6 +108,8 @@ class ForwardResult(TypedDict):
 
 class StoreError(MhwError):
     """The capture store cannot be opened, read or written; the message names the file."""
+
+    exit_code = ExitCode.USAGE  # a path that is not a usable store is bad input
 
 
 @dataclass(frozen=True)
@@ -316,11 +318,17 @@ class GroupCommitter:
         self._pending.append((request, committed))
         return committed
 
+    def flush(self) -> None:
+        """Commit what is pending now (at shutdown, before the store closes)."""
+        self._commit()
+
     def _commit(self) -> None:
         group, self._pending = self._pending, []
+        if not group:
+            return
         try:
             receipts = self.store.add_many([request for request, _ in group])
-        except StoreError as failure:
+        except Exception as failure:  # whatever it is, every waiting sender must hear of it
             for _, committed in group:
                 if not committed.done():
                     committed.set_exception(failure)

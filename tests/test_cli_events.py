@@ -156,12 +156,12 @@ def test_show_json_of_a_binary_body_is_base64(
     assert base64.b64decode(as_json["body"]) == binary
 
 
-def test_show_of_an_unknown_id_is_one_line_and_exit_1(
+def test_show_of_an_unknown_id_is_one_line_and_exit_2(
     mhw: Mhw, env: dict[str, str], store_path: Path
 ) -> None:
     for _ in range(2):  # a missing store, then a store without that id
         result = mhw("events", "show", "42", env=env)
-        assert result.code == 1
+        assert result.code == 2
         assert result.stderr.count("\n") == 1 and "no request 42" in result.stderr
         fill(store_path, new())
 

@@ -184,3 +184,18 @@ def test_corrupt_config_file_is_one_clear_line(mhw: Mhw, isolated_env: dict[str,
 
 def test_config_path(mhw: Mhw, isolated_env: dict[str, str]) -> None:
     assert mhw("config", "path").stdout.strip() == isolated_env["MHW_CONFIG"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"\xff\xfe\x00garbage", "not UTF-8"), (b'{"webhook_secret": 123}', "must be a string")],
+)
+def test_unreadable_config_contents_are_one_line(
+    mhw: Mhw, isolated_env: dict[str, str], content: bytes, message: str
+) -> None:
+    path = config_file(isolated_env)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    result = mhw("config", "list")
+    assert result.code == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr

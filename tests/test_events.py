@@ -466,7 +466,7 @@ def test_utf16_json_is_not_utf8_even_though_json_loads_would_accept_it() -> None
         (b"  \n", "empty"),
         (b'\xef\xbb\xbf{"type": "video.started"}', "BOM"),
         (b'{"type": "video.started", "payload": NaN}', "NaN"),
-        (b"[" * 100_000, "recursion"),
+        (b"[" * 100_000, "too deeply"),
     ],
 )
 def test_invalid_json(body: bytes, in_message: str) -> None:

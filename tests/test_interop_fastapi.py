@@ -111,6 +111,8 @@ def test_listen_forwards_to_the_guides_handler(
     assert sent.code == 0, sent.stderr
     stdout, stderr = listener.communicate(timeout=30)
     assert listener.returncode == 0, stderr.decode()
-    forwarded = json.loads(stdout.decode().splitlines()[0])["forwards"][0]
+    lines = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert lines[0]["kind"] == "status" and lines[0]["url"] == listen_url
+    forwarded = next(line for line in lines if line["kind"] == "request")["forwards"][0]
     assert forwarded["status"] == 200
     assert json.loads(forwarded["body"]) == {"success": True}

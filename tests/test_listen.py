@@ -75,8 +75,9 @@ class Listening:
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
-    def json_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout().splitlines() if line.strip()]
+    def json_lines(self, kind: str = "request") -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in self.stdout().splitlines() if line.strip()]
+        return [line for line in lines if line["kind"] == kind]
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         if self.process.poll() is None:
@@ -491,7 +492,7 @@ def test_verify_event_judges_a_stored_request_as_of_its_arrival(
     assert bad.code == 1
     assert json.loads(bad.stdout)["hint_codes"] == ["wrong_secret"]
     missing = mhw("verify", "-e", "99", "--store", store, "-s", SECRET)
-    assert missing.code == 1 and "no request 99" in missing.stderr
+    assert missing.code == 2 and "no request 99" in missing.stderr
 
 
 @pytest.mark.parametrize("resign", [False, True])
@@ -549,3 +550,95 @@ def test_respond_delay_and_body_simulate_a_slow_handler(start_listener: Start) -
     answer = httpx.post(listening.url, content=event_body())
     assert time.monotonic() - started >= 0.6
     assert answer.json() == {"ok": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n{}", b" 400 "),
+        (b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", b" 400 "),
+        (b"POST / HTTP/1.1\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\n{}", b" 400 "),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            b" 501 ",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;" + b"x" * 5000 + b"\r\n{}",
+            b" 400 ",
+        ),
+    ],
+)
+def test_malformed_framing_is_refused_and_the_listener_carries_on(
+    start_listener: Start, data: bytes, status: bytes
+) -> None:
+    listening = start_listener()
+    answer = raw_exchange(listening.port, data)
+    assert status in answer.split(b"\r\n", 1)[0], answer[:80]
+    assert httpx.post(listening.url, content=event_body()).status_code == 200
+    listening.stop()
+    assert "Traceback" not in listening.stderr()
+    assert len(listening.stored()) == 1
+
+
+def test_mirror_status_stores_the_status_it_answered(
+    start_listener: Start, handler_server: tuple[str, type[_Handler]]
+) -> None:
+    url, handler = handler_server
+    handler.status = 503
+    listening = start_listener("--forward-to", url, "--mirror-status", "--format", "json")
+    assert httpx.post(listening.url, content=event_body()).status_code == 503
+    line = wait_for(listening.json_lines, what="the mirrored delivery")[0]
+    assert line["answer"] == 503 and line["forwards"][0]["status"] == 503
+    listening.stop()
+    assert [row[4] for row in listening.stored()] == [503]
+
+
+def test_shutdown_during_a_delayed_answer_says_so(start_listener: Start) -> None:
+    listening = start_listener("--respond-delay", "10")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(httpx.post, listening.url, content=event_body(), timeout=20)
+        wait_for(lambda: listening.stored(), what="the request to be stored")
+        listening.stop(signal.SIGTERM)
+        answer = pending.result(timeout=20)
+    assert answer.status_code == 503
+
+
+def test_expect_counts_only_accepted_events_whatever_is_shown(start_listener: Start) -> None:
+    listening = start_listener(
+        "--secret",
+        SECRET,
+        "--path",
+        "/webhook",
+        "--events",
+        "video.*",
+        "--expect",
+        "image.completed",
+        "--timeout",
+        "20",
+    )
+    base = listening.url.rsplit("/webhook", 1)[0]
+    body = event_body(kind="image.completed")
+    misrouted = httpx.post(f"{base}/elsewhere", content=body, headers=signed_headers(body))
+    assert misrouted.status_code == 404
+    assert listening.process.poll() is None, "a 404'd event must not satisfy --expect"
+    httpx.post(f"{base}/webhook", content=body, headers=signed_headers(body))
+    assert listening.process.wait(timeout=10) == 0  # though --events hides image.* lines
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--forward-to", "http://[::1"], "--forward-to"),
+        (["--path", "webhook"], "must start with /"),
+        (["--port", "70000"], "--port"),
+        (["--expect", "video.completed", "--timeout", "1"], "needs a webhook secret"),
+        (["--ready-file", "/nonexistent-dir/ready.json"], "no directory"),
+        (["--secret", ""], "--secret is empty"),
+        (["-H", "X-A: a\rb", "--forward-to", "http://127.0.0.1:9/"], "control characters"),
+    ],
+)
+def test_listen_usage_errors(mhw: Any, args: list[str], message: str) -> None:
+    result = mhw("listen", "--no-store", *args)
+    assert result.code == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -579,3 +579,11 @@ def test_count_against_a_dead_handler_counts_errors(mhw: Mhw, closed_port: int) 
     assert data["ok"] == 0 and data["statuses"] == {}
     [(message, number)] = data["errors"].items()
     assert "connection refused" in message and number == 7
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://", "ftp://example.com/", "http://x:99999/"])
+def test_malformed_urls_are_usage_errors(mhw: Mhw, url: str) -> None:
+    result = mhw("send", "video.completed", "--url", url, "--secret", "s" * 20)
+    assert result.code == 2, result.stderr
+    assert "is not an http(s) URL" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -19,9 +19,10 @@ from mh_webhook_cli.cli.options import (
     SecretOption,
     command_group,
     extra_headers,
+    http_url,
     webhook_secrets,
 )
-from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
+from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.output import Format, emit_json, info, show
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def stored_request(request_id: int, path: Path | None) -> StoredRequest:
         with opened:
             found = opened.get(request_id)
     if found is None:
-        raise MhwError(f"no request {request_id} in the capture store (see 'mhw events list')")
+        raise UsageError(f"no request {request_id} in the capture store (see 'mhw events list')")
     return found
 
 
@@ -254,8 +255,7 @@ def replay_command(
     )
     from mh_webhook_cli.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
-    if not to.startswith(("http://", "https://")):
-        raise UsageError(f"--to {to!r} is not an http(s) URL")
+    http_url(to, "--to")
     extra = extra_headers(header)
     found = stored_request(request_id, store)
     dropped = HOP_BY_HOP_HEADERS | ({SIGNATURE_HEADER, TIMESTAMP_HEADER} if resign else set())

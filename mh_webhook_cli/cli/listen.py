@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, HeaderOption, SecretOption, extra_headers
+from mh_webhook_cli.cli.options import (
+    FormatOption,
+    HeaderOption,
+    SecretOption,
+    extra_headers,
+    http_url,
+    webhook_secrets,
+)
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.output import Format
 
@@ -16,7 +23,9 @@ def listen(
     host: Annotated[
         str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to your network.")
     ] = ("127.0.0.1"),
-    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0)] = 8787,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0, max=65535)
+    ] = 8787,
     path: Annotated[
         str | None,
         typer.Option(help="Accept only this path (404 elsewhere); any path by default."),
@@ -86,7 +95,8 @@ def listen(
     ] = None,
     count: Annotated[int, typer.Option(help="With --expect: how many of each.", min=1)] = 1,
     timeout: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds (exit 1 with --expect).")
+        float | None,
+        typer.Option(help="Stop after this many seconds (exit 1 with --expect).", min=0.1),
     ] = None,
     ready_file: Annotated[
         Path | None,
@@ -101,15 +111,20 @@ def listen(
     from mh_webhook_cli.http_server import Limits
     from mh_webhook_cli.listener import ForwardRoute, ListenConfig
 
-    secrets = _optional_secrets(secret)
+    secrets = webhook_secrets(secret, required=False)
     if reject_invalid and not secrets:
         raise UsageError("--reject-invalid needs a webhook secret (--secret or config)")
     routes = tuple(ForwardRoute.parse(target) for target in forward_to or [])
     if mirror_status and not routes:
         raise UsageError("--mirror-status needs --forward-to")
     for route in routes:
-        if not route.url.startswith(("http://", "https://")):
-            raise UsageError(f"--forward-to {route.url!r} is not an http(s) URL")
+        http_url(route.url, "--forward-to")
+    if path is not None and not path.startswith("/"):
+        raise UsageError(f"--path {path!r} must start with /")
+    if expect and not secrets:
+        raise UsageError("--expect waits for validly signed events: it needs a webhook secret")
+    if ready_file is not None and not ready_file.parent.is_dir():
+        raise UsageError(f"--ready-file: no directory {ready_file.parent}")
     config = ListenConfig(
         secrets=tuple(secrets),
         tolerance=tolerance,
@@ -140,13 +155,3 @@ def listen(
 
 def _patterns(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
-
-
-def _optional_secrets(flag: list[str] | None) -> list[str]:
-    if flag:
-        return flag
-    from mh_webhook_cli.config_file import effective
-    from mh_webhook_cli.settings import WEBHOOK_SECRET
-
-    value = effective(WEBHOOK_SECRET).value
-    return [value] if value else []

@@ -84,20 +84,44 @@ SecretOption = Annotated[
 ]
 
 
-def webhook_secrets(flag: list[str] | None) -> list[str]:
-    """The secrets to sign or verify with, by flag > env > config; a usage error if none."""
+def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[str]:
+    """The secrets to sign or verify with, by flag > env > config.
+
+    None found is a usage error when ``required``, else an empty list.
+    """
     if flag:
+        if not all(secret.strip() for secret in flag):
+            raise UsageError("--secret is empty")
         return flag
     from mh_webhook_cli.config_file import effective
     from mh_webhook_cli.settings import WEBHOOK_SECRET
 
     resolved = effective(WEBHOOK_SECRET)
     if resolved.value is None:
+        if not required:
+            return []
         raise UsageError(
             "no webhook secret: pass --secret, set MAGIC_HOUR_WEBHOOK_SECRET, "
             "or run 'mhw config set webhook_secret'"
         )
     return [resolved.value]
+
+
+def http_url(text: str, option: str) -> str:
+    """``text`` if it is an http(s) URL with a host and a valid port, else a usage error."""
+    import httpx
+
+    try:
+        url = httpx.URL(text)
+        port_ok = url.port is None or 0 < url.port < 65536
+        valid = url.scheme in ("http", "https") and bool(url.host) and port_ok
+    except (httpx.InvalidURL, ValueError):
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"{option} {text!r} is not an http(s) URL like http://127.0.0.1:8000/webhook"
+        )
+    return text
 
 
 def read_input(path: str | None, *, what: str) -> bytes:

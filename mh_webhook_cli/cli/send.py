@@ -16,6 +16,7 @@ from mh_webhook_cli.cli.options import (
     HeaderOption,
     SecretOption,
     extra_headers,
+    http_url,
     read_input,
     webhook_secrets,
 )
@@ -103,6 +104,8 @@ def send(
         int | None,
         typer.Option(
             metavar="CODE",
+            min=100,
+            max=599,
             help="Succeed exactly when the handler answers CODE (e.g. 401 for a bad signature).",
             show_default=False,
         ),
@@ -129,8 +132,7 @@ def send(
     """
     from mh_webhook_cli import sender
 
-    if not url.lower().startswith(("http://", "https://")):
-        raise UsageError(f"--url {url!r} must start with http:// or https://")
+    http_url(url, "--url")
     if count is not None and (all_events or lifecycle is not None or retry):
         raise UsageError(
             "--count sends one event type; it does not combine with --all, --lifecycle or --retry"
