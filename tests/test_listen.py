@@ -642,3 +642,124 @@ def test_listen_usage_errors(mhw: Any, args: list[str], message: str) -> None:
     assert result.code == 2, result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+NGROK_TOKEN = "2abcdefghijklmnopqrsTU_3vwxyzABCDEFGHIJKLmn"
+
+
+@pytest.fixture
+def fake_ngrok(tmp_path: Path) -> tuple[Path, Path]:
+    """An ``ngrok`` launcher running the stand-in agent, and the file it records its runs in."""
+    launcher = tmp_path / "bin" / "ngrok"
+    launcher.parent.mkdir()
+    agent = Path(__file__).with_name("fake_ngrok.py")
+    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{agent}" "$@"\n')
+    launcher.chmod(0o755)
+    return launcher, tmp_path / "agent-runs.jsonl"
+
+
+def agent_pids(record: Path) -> list[int]:
+    lines = record.read_text().splitlines() if record.exists() else []
+    return [json.loads(line)["pid"] for line in lines if "start" in json.loads(line)["argv"]]
+
+
+def test_tunnel_gives_a_public_url_that_reaches_the_listener(
+    start_listener: Start, fake_ngrok: tuple[Path, Path]
+) -> None:
+    launcher, record = fake_ngrok
+    listening = start_listener(
+        "--secret",
+        SECRET,
+        "--tunnel",
+        "--ngrok-path",
+        str(launcher),
+        "--format",
+        "json",
+        env={"NGROK_AUTHTOKEN": NGROK_TOKEN, "FAKE_NGROK_RECORD": str(record)},
+    )
+    status = listening.json_lines("status")[-1]
+    public_url = status["public_url"]
+    assert public_url and status["webhook_url"] == public_url.rstrip("/") + "/webhook"
+    body = event_body()
+    answer = httpx.post(status["webhook_url"], content=body, headers=signed_headers(body))
+    assert answer.status_code == 200
+    line = wait_for(listening.json_lines, what="the event through the tunnel")[0]
+    assert line["verification"] == "ok" and line["body"].encode() == body
+    banner = listening.stderr()
+    assert public_url in banner and "Developer Hub" in banner
+    assert NGROK_TOKEN not in banner + listening.stdout()
+    pids = agent_pids(record)
+    assert pids and all(os.path.exists(f"/proc/{pid}") for pid in pids)
+    assert listening.stop() == 0
+    wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids), what="no agent")
+
+
+def test_token_in_the_environment_turns_the_tunnel_on_and_warns_without_a_secret(
+    start_listener: Start, fake_ngrok: tuple[Path, Path]
+) -> None:
+    launcher, record = fake_ngrok
+    listening = start_listener(
+        "--ngrok-path",
+        str(launcher),
+        env={"NGROK_AUTHTOKEN": NGROK_TOKEN, "FAKE_NGROK_RECORD": str(record)},
+    )
+    wait_for(lambda: "anyone can post to it" in listening.stderr(), what="the warning")
+    assert "public" in listening.stderr()
+    listening.stop(signal.SIGTERM)
+    pids = agent_pids(record)
+    wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids), what="no agent")
+
+
+def test_without_a_token_listen_is_local_and_says_how_to_get_a_public_url(
+    start_listener: Start,
+) -> None:
+    listening = start_listener()
+    assert "local only" in listening.stderr() and "ngrok_authtoken" in listening.stderr()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--tunnel"], {}, "ERR_NGROK_4018"),
+        (
+            ["--tunnel", "--ngrok-path", "/nonexistent/ngrok"],
+            {"NGROK_AUTHTOKEN": NGROK_TOKEN},
+            "no ngrok agent",
+        ),
+    ],
+)
+def test_tunnel_failures_are_one_line(
+    mhw: Any, args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = mhw("listen", "--no-store", "--port", "0", *args, env=env)
+    assert result.code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert NGROK_TOKEN not in result.stderr
+
+
+def test_a_dropped_tunnel_is_reported_and_its_return_too(
+    start_listener: Start, fake_ngrok: tuple[Path, Path]
+) -> None:
+    launcher, record = fake_ngrok
+    listening = start_listener(
+        "--secret",
+        SECRET,
+        "--tunnel",
+        "--ngrok-path",
+        str(launcher),
+        "--format",
+        "json",
+        env={
+            "NGROK_AUTHTOKEN": NGROK_TOKEN,
+            "FAKE_NGROK_RECORD": str(record),
+            "FAKE_NGROK_DROP_AFTER": "0.3",
+        },
+    )
+
+    def states() -> list[str]:
+        return [line["state"] for line in listening.json_lines("status")]
+
+    wait_for(lambda: "connected" in states(), what="reconnected", timeout=20)
+    assert "reconnecting" in states()
+    assert "reconnecting" in listening.stderr()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,7 +16,10 @@ from mh_webhook_cli.cli.options import (
     webhook_secrets,
 )
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.output import Format
+from mh_webhook_cli.output import Format, info
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.listen_session import TunnelRequest
 
 
 def listen(
@@ -102,6 +105,39 @@ def listen(
         Path | None,
         typer.Option(help="Write the URL (JSON) here once accepting, for scripts to wait on."),
     ] = None,
+    tunnel: Annotated[
+        bool | None,
+        typer.Option(
+            "--tunnel/--no-tunnel",
+            help="A public URL through ngrok; on by default when an ngrok authtoken is known.",
+            show_default=False,
+        ),
+    ] = None,
+    ngrok_authtoken: Annotated[
+        str | None,
+        typer.Option(
+            help="ngrok authtoken; else env NGROK_AUTHTOKEN, mhw's config, ngrok's own config.",
+            show_default=False,
+        ),
+    ] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(
+            help="Your ngrok static domain (one is free), so the registered URL survives restarts.",
+            show_default=False,
+        ),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="ngrok region (us, eu, ap, au, sa, jp, in).")
+    ] = None,
+    ngrok_path: Annotated[
+        str | None,
+        typer.Option(
+            help="An installed ngrok agent to use; else env PYNGROK_NGROK_PATH, else pyngrok's "
+            "(downloaded on first use).",
+            show_default=False,
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print payloads and handler answers.")
     ] = False,
@@ -147,11 +183,37 @@ def listen(
         store_path = store or default_store_path()
     from mh_webhook_cli.listen_session import Presenter, Session, run_loop
 
+    plan = _tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
     presenter = Presenter(output_format, verbose)
     limits = Limits(max_body=max_body, read_timeout=read_timeout)
-    session = Session(config, host, port, store_path, limits, presenter, expected, count)
+    session = Session(config, host, port, store_path, limits, presenter, expected, count, plan)
     raise typer.Exit(run_loop(session.run(timeout, ready_file)))
 
 
 def _patterns(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _tunnel_plan(
+    asked: bool | None,
+    authtoken_flag: str | None,
+    domain: str | None,
+    region: str | None,
+    ngrok_path: str | None,
+) -> TunnelRequest | None:
+    """Whether to open a tunnel: asked for, refused, or on because a token is known."""
+    if asked is False:
+        return None
+    from mh_webhook_cli.listen_session import TunnelRequest
+    from mh_webhook_cli.tunnel import NO_AUTHTOKEN, TunnelError, authtoken_source
+
+    token = authtoken_source(authtoken_flag)
+    if token.value is None:
+        if asked or domain:
+            raise TunnelError(NO_AUTHTOKEN)
+        info(
+            "local only: for a public URL Magic Hour can reach, set an ngrok authtoken "
+            "('mhw config set ngrok_authtoken') and run 'mhw listen --tunnel'"
+        )
+        return None
+    return TunnelRequest(token.value, bool(asked or domain), domain, region, ngrok_path)
