@@ -189,7 +189,7 @@ class Session:
                 _write_ready_file(ready_file, url, public_url, bound_port, self.store_path)
             code = await self._wait(timeout)
             server.close()
-            await listener.drain(self.config.forward_timeout)
+            await self._drain(listener)
             self.presenter.flush()
         finally:
             if self._tunnel is not None:
@@ -283,6 +283,21 @@ class Session:
                 info(f"timed out waiting for {', '.join(self.expected)}: {self._arrivals()}")
             return ExitCode.FAILED
         return ExitCode.OK
+
+    async def _drain(self, listener: Listener) -> None:
+        """Let forwards under way finish (their results are stored), unless asked again to stop."""
+        if not listener.forwards_under_way:
+            return
+        info(
+            f"waiting up to {self.config.forward_timeout:g} s for "
+            f"{listener.forwards_under_way} forward(s); Ctrl-C again to quit now"
+        )
+        self._stop.clear()
+        again = asyncio.ensure_future(self._stop.wait())
+        drained = asyncio.ensure_future(listener.drain(self.config.forward_timeout))
+        await asyncio.wait({again, drained}, return_when=asyncio.FIRST_COMPLETED)
+        again.cancel()
+        drained.cancel()
 
     def _arrivals(self) -> str:
         return ", ".join(f"{p} x{self.arrived[p]} of {self.count}" for p in self.expected)

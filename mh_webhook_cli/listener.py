@@ -311,6 +311,10 @@ class Listener:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    @property
+    def forwards_under_way(self) -> int:
+        return len(self._background)
+
     async def drain(self, timeout: float) -> None:
         """Wait (a bounded time) for forwards still under way, before shutting down."""
         if self._background:

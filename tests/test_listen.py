@@ -763,3 +763,18 @@ def test_a_dropped_tunnel_is_reported_and_its_return_too(
     wait_for(lambda: "connected" in states(), what="reconnected", timeout=20)
     assert "reconnecting" in states()
     assert "reconnecting" in listening.stderr()
+
+
+def test_stopping_with_a_slow_forward_waits_and_a_second_signal_quits(
+    start_listener: Start, handler_server: tuple[str, type[_Handler]]
+) -> None:
+    url, handler = handler_server
+    handler.delay = 8.0
+    listening = start_listener("--forward-to", url, "--forward-timeout", "9")
+    assert httpx.post(listening.url, content=event_body()).status_code == 200
+    wait_for(lambda: handler.received, what="the forward to start")
+    listening.process.send_signal(signal.SIGINT)
+    wait_for(lambda: "Ctrl-C again" in listening.stderr(), what="the waiting message")
+    started = time.monotonic()
+    assert listening.stop() == 0
+    assert time.monotonic() - started < 5
