@@ -658,6 +658,14 @@ def fake_ngrok(tmp_path: Path) -> tuple[Path, Path]:
     return launcher, tmp_path / "agent-runs.jsonl"
 
 
+def start_tunneled(start: Start, fake_ngrok: tuple[Path, Path], **agent_env: str) -> Listening:
+    """``mhw listen --tunnel`` through the stand-in agent, verifying, with JSON output."""
+    launcher, record = fake_ngrok
+    env = {"NGROK_AUTHTOKEN": NGROK_TOKEN, "FAKE_NGROK_RECORD": str(record), **agent_env}
+    args = ["--secret", SECRET, "--tunnel", "--ngrok-path", str(launcher), "--format", "json"]
+    return start(*args, env=env)
+
+
 def agent_pids(record: Path) -> list[int]:
     lines = record.read_text().splitlines() if record.exists() else []
     return [json.loads(line)["pid"] for line in lines if "start" in json.loads(line)["argv"]]
@@ -666,17 +674,8 @@ def agent_pids(record: Path) -> list[int]:
 def test_tunnel_gives_a_public_url_that_reaches_the_listener(
     start_listener: Start, fake_ngrok: tuple[Path, Path]
 ) -> None:
-    launcher, record = fake_ngrok
-    listening = start_listener(
-        "--secret",
-        SECRET,
-        "--tunnel",
-        "--ngrok-path",
-        str(launcher),
-        "--format",
-        "json",
-        env={"NGROK_AUTHTOKEN": NGROK_TOKEN, "FAKE_NGROK_RECORD": str(record)},
-    )
+    listening = start_tunneled(start_listener, fake_ngrok)
+    record = fake_ngrok[1]
     status = listening.json_lines("status")[-1]
     public_url = status["public_url"]
     assert public_url and status["webhook_url"] == public_url.rstrip("/") + "/webhook"
@@ -741,21 +740,7 @@ def test_tunnel_failures_are_one_line(
 def test_a_dropped_tunnel_is_reported_and_its_return_too(
     start_listener: Start, fake_ngrok: tuple[Path, Path]
 ) -> None:
-    launcher, record = fake_ngrok
-    listening = start_listener(
-        "--secret",
-        SECRET,
-        "--tunnel",
-        "--ngrok-path",
-        str(launcher),
-        "--format",
-        "json",
-        env={
-            "NGROK_AUTHTOKEN": NGROK_TOKEN,
-            "FAKE_NGROK_RECORD": str(record),
-            "FAKE_NGROK_DROP_AFTER": "0.3",
-        },
-    )
+    listening = start_tunneled(start_listener, fake_ngrok, FAKE_NGROK_DROP_AFTER="0.3")
 
     def states() -> list[str]:
         return [line["state"] for line in listening.json_lines("status")]
