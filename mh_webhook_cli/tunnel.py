@@ -42,6 +42,7 @@ from mh_webhook_cli.settings import NGROK_AUTHTOKEN, mask
 
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
 NGROK_PATH_ENV = "PYNGROK_NGROK_PATH"
+AUTHTOKEN_ENV = "NGROK_AUTHTOKEN"
 NGROK_CONFIG_ENV = "NGROK_CONFIG"
 NO_AUTHTOKEN_FIX = (
     f"get one at {AUTHTOKEN_URL}, then `mhw config set ngrok_authtoken` or set NGROK_AUTHTOKEN"
@@ -215,10 +216,10 @@ def open_tunnel(
     _silence_pyngrok_logging()
     path = _agent_path(ngrok_path, on_log)
     agent_log = _AgentLog(authtoken, on_log, on_state)
+    os.environ[AUTHTOKEN_ENV] = authtoken
     pyngrok_config = conf.PyngrokConfig(
         ngrok_path=path,
         config_path=config_path,
-        auth_token=authtoken,
         region=region,
         # The monitor thread drains the agent's stdout: without it the pipe fills
         # and the agent blocks. It also feeds on_log and the reconnect states.
@@ -228,6 +229,10 @@ def open_tunnel(
         ngrok_version="3",
         config_version="3",
     )
+    # pyngrok would put the token on the agent's command line (its auth_token, which it
+    # also fills from NGROK_AUTHTOKEN), where any user of the machine can read it with ps.
+    # The agent reads NGROK_AUTHTOKEN from its environment, which only its owner can see.
+    pyngrok_config.auth_token = None
     options = {"url": f"https://{domain}"} if domain else {}
     try:
         endpoint = ngrok.connect(
