@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import SECRET
+from conftest import SECRET, wait_for
 from mh_webhook_cli.fixtures import build_fixture
 from mh_webhook_cli.store import Store
 
@@ -48,16 +48,6 @@ def event_body(
     """A complete, schema-valid event, compact as Magic Hour sends it."""
     event = build_fixture(kind, project_id=project_id, now=datetime.now(timezone.utc))
     return json.dumps(event, separators=(",", ":")).encode()
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

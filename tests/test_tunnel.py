@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import wait_for
 from mh_webhook_cli.config_file import save_config
 from mh_webhook_cli.settings import mask
 from mh_webhook_cli.tunnel import (
@@ -39,16 +40,6 @@ from mh_webhook_cli.tunnel import (
 
 FAKE_AGENT = Path(__file__).with_name("fake_ngrok.py")
 TOKEN = "2abcdefghijklmnopqrsTU_3vwxyzABCDEFGHIJKLmn"
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alive(pid: int) -> bool:
@@ -222,7 +213,7 @@ def test_a_domain_of_another_account_is_refused_with_its_code_and_the_agent_stop
         f"another account (ERR_NGROK_320); {DOMAIN_FIX}"
     )
     (run,) = agent.runs()
-    wait_until(lambda: not alive(run["pid"]), "the agent to stop")
+    wait_for(lambda: not alive(run["pid"]), what="the agent to stop")
 
 
 def test_a_static_domain_is_asked_for_and_becomes_the_public_url(
@@ -362,7 +353,7 @@ def test_a_dropped_session_is_reported_and_so_is_its_return(
     monkeypatch.setenv("FAKE_NGROK_DROP_AFTER", "0.2")
     states: list[tuple[str, str]] = []
     with agent.open(upstream.port, on_state=lambda *state: states.append(state)) as tunnel:
-        wait_until(lambda: len(states) >= 2, "the session to drop and come back")
+        wait_for(lambda: len(states) >= 2, what="the session to drop and come back")
         assert states == [("reconnecting", "read EOF from remote peer"), ("connected", "")]
         response = httpx.post(tunnel.public_url, content=b"after", timeout=5)
         assert response.status_code == 200
@@ -376,7 +367,7 @@ def test_an_agent_that_dies_while_listening_is_reported_and_close_still_works(
     tunnel = agent.open(upstream.port, on_state=lambda *state: states.append(state))
     (run,) = agent.runs()
     os.kill(run["pid"], signal.SIGKILL)
-    wait_until(lambda: states, "the stopped state")
+    wait_for(lambda: states, what="the stopped state")
     assert states == [("stopped", "the ngrok agent exited with code -9")]
     tunnel.close()
     assert states == [("stopped", "the ngrok agent exited with code -9")]
