@@ -581,7 +581,9 @@ def test_count_against_a_dead_handler_counts_errors(mhw: Mhw, closed_port: int) 
     assert "connection refused" in message and number == 7
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "http://", "ftp://example.com/", "http://x:99999/"])
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://", "http://x:99999/"]
+)  # ftp: test_url_must_be_http
 def test_malformed_urls_are_usage_errors(mhw: Mhw, url: str) -> None:
     result = mhw("send", "video.completed", "--url", url, "--secret", "s" * 20)
     assert result.code == 2, result.stderr
