@@ -33,33 +33,33 @@ HOP_BY_HOP_HEADERS = frozenset(
 )
 """Headers about one connection, not the message: never copied when re-sending a request."""
 
-_REQUEST_LINE = re.compile(rb"([A-Z]{1,20}) (\S{1,8192}) HTTP/(1\.[01])")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_REQUEST_LINE = re.compile(r"([A-Z]{1,20}) (\S{1,8192}) HTTP/(1\.[01])")
+_HEADER_FIELD = re.compile(
+    r"(?<=\r\n)([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*\r\n"
+)
+"""One header line, name and value: a line it does not match is malformed. No control
+characters other than tab in a value (a bare CR smuggles)."""
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]{0,256})?")
-_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-"""Control characters other than tab: never valid in a header value (a bare CR smuggles)."""
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
     """One request as received: the body is the exact bytes, de-chunked if it was chunked."""
 
     method: str
     target: str
     headers: list[tuple[str, str]]
+    """In the order received, repeated headers kept."""
     body: bytes
     client: str
+    by_name: dict[str, str]
+    """Lower-cased names to values (a repeated header gives its last, as everywhere in mhw):
+    the parser builds it anyway, and a listener looks headers up several times a request."""
     http_version: str = "1.1"
 
     def header(self, name: str) -> str | None:
-        """The header's value; a repeated header gives its last, as everywhere else in mhw."""
-        lowered = name.lower()
-        found = None
-        for key, value in self.headers:
-            if key.lower() == lowered:
-                found = value
-        return found
+        return self.by_name.get(name.lower())
 
     @property
     def path(self) -> str:
@@ -181,27 +181,27 @@ class HttpProtocol(asyncio.Protocol):
             if len(self._buffer) > MAX_HEAD:
                 raise _Refused(431, "request headers too large")
             first_line_end = self._buffer.find(b"\n")
-            if first_line_end >= 0 and not _REQUEST_LINE.fullmatch(
-                self._buffer, 0, first_line_end - 1
-            ):
+            first_line = self._buffer[: max(first_line_end - 1, 0)].decode("latin-1")
+            if first_line_end >= 0 and not _REQUEST_LINE.fullmatch(first_line):
                 raise _Refused(400, "not an HTTP request")
             return None
         if head_end > MAX_HEAD:
             raise _Refused(431, "request headers too large")
-        lines = bytes(self._buffer[:head_end]).split(b"\r\n")
-        start = _REQUEST_LINE.fullmatch(lines[0])
+        # One decode and one regex pass over the whole head: per-line work in Python
+        # cost more than everything else the parser does (see bench/listen.py).
+        head = self._buffer[: head_end + 2].decode("latin-1")
+        line_end = head.find("\r\n")
+        start = _REQUEST_LINE.fullmatch(head, 0, line_end)
         if start is None:
             raise _Refused(400, "not an HTTP request")
-        headers: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name) or _CONTROL.search(value):
-                raise _Refused(400, "malformed header line")
-            headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
+        headers: list[tuple[str, str]] = _HEADER_FIELD.findall(head, line_end + 2)
+        if len(headers) != head.count("\r\n", line_end + 2):
+            raise _Refused(400, "malformed header line")
         by_name = {name.lower(): value for name, value in headers}
-        lengths = {value for name, value in headers if name.lower() == "content-length"}
-        if len(lengths) > 1:
-            raise _Refused(400, "conflicting Content-Length headers")
+        if len(by_name) < len(headers):  # a repeated header: it may be a smuggling attempt
+            lengths = {value for name, value in headers if name.lower() == "content-length"}
+            if len(lengths) > 1:
+                raise _Refused(400, "conflicting Content-Length headers")
         body_start = head_end + 4
 
         encoding = by_name.get("transfer-encoding", "").strip().lower()
@@ -233,12 +233,13 @@ class HttpProtocol(asyncio.Protocol):
                 return None
             body = bytes(self._buffer[body_start:end])
         request = Request(
-            method=start.group(1).decode(),
-            target=start.group(2).decode("latin-1"),
+            method=start.group(1),
+            target=start.group(2),
             headers=headers,
             body=body,
             client=self._client,
-            http_version=start.group(3).decode(),
+            http_version=start.group(3),
+            by_name=by_name,
         )
         return request, end
 

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
     from mh_webhook_cli.store import GroupCommitter, Receipt
 
+VERIFIED = Reason.OK.value
+"""The verification of a correctly signed request (a plain string: cheaper than the enum)."""
 UNSIGNED = "unsigned"
 UNCHECKED = "unchecked"
 
@@ -108,22 +110,19 @@ class Delivery:
     forwarding: bool = False
     """Forward results will follow (see ``Listener``'s ``on_forwarded``)."""
     forwards: list[ForwardResult] = field(default_factory=list)
+    event_type: str | None = field(init=False)
+    project_id: str | None = field(init=False)
+    project_status: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Read once: the pipeline, the display and the store each ask for them.
+        self.event_type = _text_at(self.document, "type")
+        self.project_id = _text_at(self.document, "payload", "id")
+        self.project_status = _text_at(self.document, "payload", "status")
 
     @property
     def valid(self) -> bool:
-        return self.verification == Reason.OK.value and not self.findings
-
-    @property
-    def event_type(self) -> str | None:
-        return _text_at(self.document, "type")
-
-    @property
-    def project_id(self) -> str | None:
-        return _text_at(self.document, "payload", "id")
-
-    @property
-    def project_status(self) -> str | None:
-        return _text_at(self.document, "payload", "status")
+        return self.verification == VERIFIED and not self.findings
 
 
 def _text_at(document: Any, *keys: str) -> str | None:
@@ -196,7 +195,7 @@ class Listener:
             answer = 405
         elif config.path is not None and request.path != config.path:
             answer = 404
-        elif config.reject_invalid and verification != Reason.OK.value:
+        elif config.reject_invalid and verification != VERIFIED:
             answer = 401
         else:
             answer = config.respond_status
@@ -211,7 +210,7 @@ class Listener:
             return UNCHECKED
         result = verify(
             request.body,
-            dict(request.headers),
+            request.by_name,
             list(self.config.secrets),
             tolerance=self.config.tolerance,
             diagnose=False,  # forged floods must stay cheap; `mhw verify --event` explains

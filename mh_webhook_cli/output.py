@@ -12,7 +12,6 @@ plain form needs no rich at all: importing rich costs more than the rest of a
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -97,7 +96,9 @@ def emit_json(data: Any) -> None:
 
 def emit_json_lines(documents: Iterable[Any]) -> None:
     """Several JSON lines in one write and one flush (a listener under load emits thousands)."""
-    sys.stdout.write("".join(json.dumps(data, ensure_ascii=False) + "\n" for data in documents))
+    from mh_webhook_cli.json_text import dumps
+
+    sys.stdout.write("".join(dumps(data) + "\n" for data in documents))
     sys.stdout.flush()
 
 

@@ -9,9 +9,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from mh_webhook_cli.listener import UNCHECKED, UNSIGNED, Delivery
+from mh_webhook_cli.listener import UNCHECKED, UNSIGNED, VERIFIED, Delivery
 from mh_webhook_cli.output import Line, Segment, columns
-from mh_webhook_cli.signing import Reason
 from mh_webhook_cli.store import ForwardResult
 
 SLOW_HANDLER_MS = 10_000
@@ -23,7 +22,7 @@ def _iso(timestamp: float) -> str:
 
 
 def verdict_segment(verification: str) -> Segment:
-    if verification == Reason.OK.value:
+    if verification == VERIFIED:
         return ("✓ signed", "green")
     if verification == UNSIGNED:
         return ("unsigned", "yellow")

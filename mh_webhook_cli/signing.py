@@ -21,7 +21,7 @@ import hmac
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 
 SIGNATURE_HEADER = "magic-hour-event-signature"
@@ -166,8 +166,7 @@ def verify(
 
     expected = [sign(s, timestamp, body) for s in secrets]
     age = (time.time() if now is None else now) - timestamp
-    # Built once at the end (a listener verifies thousands a second; replace() is slow).
-    result = VerifyResult(False, Reason.OK, received, expected[0], timestamp, age, tolerance)
+    matched = None
     if not _HEX_DIGEST.fullmatch(received):
         reason = Reason.MALFORMED_SIGNATURE
     elif (matched := _first_match(expected, received)) is None:
@@ -177,14 +176,25 @@ def verify(
     elif tolerance > 0 and -age > tolerance:
         reason = Reason.TIMESTAMP_IN_FUTURE
     else:
-        return replace(result, valid=True, reason=Reason.OK, matched_secret_index=matched)
-
+        reason = Reason.OK
     hints: tuple[Hint, ...] = ()
-    if diagnose:
+    if reason is not Reason.OK and diagnose:
         from mh_webhook_cli.diagnosis import diagnose as find_hints
 
         hints = tuple(find_hints(body, received, raw_timestamp, secrets, reason))
-    return replace(result, reason=reason, hints=hints)
+    # One construction per call: a listener verifies thousands a second, and building a
+    # frozen dataclass (let alone replace()) costs more than the HMAC.
+    return VerifyResult(
+        reason is Reason.OK,
+        reason,
+        received,
+        expected[0],
+        timestamp,
+        age,
+        tolerance,
+        matched if reason is Reason.OK else None,
+        hints,
+    )
 
 
 def _first_match(expected: Sequence[str], received: str) -> int | None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypedDict, TypeVar
 
 from mh_webhook_cli.errors import ExitCode, MhwError
+from mh_webhook_cli.json_text import dumps
 
 if TYPE_CHECKING:
     import asyncio
@@ -434,20 +435,20 @@ def _row(request: NewRequest) -> _Row:
         request.received_at,
         request.method,
         request.path,
-        json.dumps(request.headers),
+        dumps(request.headers),
         request.body,
         int.from_bytes(digest[:8], "big", signed=True),
         request.client,
         request.event_type,
         request.project_id,
         request.verification,
-        json.dumps(request.findings),
+        dumps(request.findings),
         request.response_status,
     )
 
 
 def _forward_row(request_id: int, result: ForwardResult) -> _Row:
-    return request_id, json.dumps(result)
+    return request_id, dumps(result)
 
 
 def _insert_requests(connection: sqlite3.Connection, rows: Sequence[_Row]) -> list[Receipt]:
