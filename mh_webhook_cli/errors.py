@@ -17,6 +17,16 @@ class ExitCode(IntEnum):
     """A check failed: invalid signature, schema findings, a handler that did not answer 2xx."""
     USAGE = 2
     """Bad input: a wrong option, an unreadable file, a malformed request or config."""
+    API_ERROR = 3
+    """The Magic Hour API refused a request (bad key, no credits, invalid body) or failed."""
+    JOB_FAILED = 4
+    """``mhw trigger``: the job errored (and ``--expect-error`` was not given)."""
+    NO_WEBHOOK = 5
+    """``mhw trigger``: the job finished but its webhook did not arrive in time."""
+    BAD_SIGNATURE = 6
+    """``mhw trigger``: the webhook arrived but its signature does not verify."""
+    JOB_TIMEOUT = 7
+    """``mhw trigger``: the job had not finished when ``--timeout`` ran out."""
 
 
 class MhwError(Exception):

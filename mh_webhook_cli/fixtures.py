@@ -18,12 +18,12 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from mh_webhook_cli.events import EVENT_TYPES, json_type_name
+from mh_webhook_cli.events import EVENT_TYPES, ProjectStatus, json_type_name
 
 DOWNLOAD_LIFETIME = timedelta(hours=24)
 """How long Magic Hour's download URLs stay valid, per the docs."""
@@ -72,6 +72,16 @@ The first code of each resource is the one an errored fixture uses unless told o
 
 
 @dataclass(frozen=True)
+class VideoClip:
+    """What only a video project describes: its frame size, length and frame rate."""
+
+    width: int
+    height: int
+    end_seconds: float
+    fps: int
+
+
+@dataclass(frozen=True)
 class _Recipe:
     project_type: str
     project_name: str
@@ -84,10 +94,7 @@ class _Recipe:
 
 @dataclass(frozen=True)
 class _VideoRecipe(_Recipe):
-    width: int
-    height: int
-    end_seconds: float
-    fps: int
+    clip: VideoClip
 
 
 @dataclass(frozen=True)
@@ -102,10 +109,7 @@ _RECIPES: dict[str, _Recipe] = {
         "an animation render has started",
         age=timedelta(seconds=6, milliseconds=311),
         credits=450,
-        width=512,
-        height=960,
-        end_seconds=15,
-        fps=30,
+        clip=VideoClip(width=512, height=960, end_seconds=15, fps=30),
     ),
     "video.completed": _VideoRecipe(
         "TEXT_TO_VIDEO",
@@ -113,10 +117,7 @@ _RECIPES: dict[str, _Recipe] = {
         "a text-to-video render finished with an MP4 to download",
         age=timedelta(minutes=5, seconds=26, milliseconds=96),
         credits=300,
-        width=720,
-        height=1280,
-        end_seconds=5,
-        fps=30,
+        clip=VideoClip(width=720, height=1280, end_seconds=5, fps=30),
     ),
     "video.errored": _VideoRecipe(
         "FACE_SWAP",
@@ -124,10 +125,7 @@ _RECIPES: dict[str, _Recipe] = {
         "a face swap render failed (credits refunded)",
         age=timedelta(minutes=2, seconds=11, milliseconds=429),
         credits=600,
-        width=1280,
-        height=720,
-        end_seconds=10,
-        fps=30,
+        clip=VideoClip(width=1280, height=720, end_seconds=10, fps=30),
     ),
     # The docs warn that fast modes such as AI_IMAGE may skip "started", so a slower one here.
     "image.started": _ImageRecipe(
@@ -182,7 +180,11 @@ FIXTURE_DESCRIPTIONS: dict[str, tuple[str, str]] = {
 }
 """For each event type: the project type its fixture uses and what the fixture represents."""
 
-_STATUS_BY_ACTION = {"started": "rendering", "completed": "complete", "errored": "error"}
+_STATUS_BY_ACTION: dict[str, ProjectStatus] = {
+    "started": "rendering",
+    "completed": "complete",
+    "errored": "error",
+}
 _OUTPUT_BY_KIND = {
     "video": ("videos.magichour.ai", "mp4"),
     "image": ("images.magichour.ai", "png"),
@@ -208,48 +210,97 @@ def build_fixture(
         raise ValueError(
             f"unknown event type {event_type!r}; choose one of {', '.join(EVENT_TYPES)}"
         )
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware, e.g. datetime.now(timezone.utc)")
+    _require_aware(now, "now")
     if project_id == "":
         raise ValueError("project_id must not be empty")
     kind, action = event_type.split(".")
     recipe = _RECIPES[event_type]
     created_at = now - recipe.age
     if project_id is None:
-        project_id = _derive_cuid(event_type, now, created_at)
+        # UTC so that the same instant gives the same id whatever timezone `now` is in.
+        instant = now.astimezone(timezone.utc).isoformat()
+        project_id = cuid(created_at, hashlib.sha256(f"{event_type}|{instant}".encode()).digest())
+    host, extension = _OUTPUT_BY_KIND[kind]
+    payload = project_payload(
+        kind,
+        project_id=project_id,
+        project_type=recipe.project_type,
+        name=recipe.project_name,
+        status=_STATUS_BY_ACTION[action],
+        created_at=created_at,
+        now=now,
+        credits_charged=0 if action == "errored" else recipe.credits,
+        error_code=error_code,
+        download_urls=(
+            [f"https://{host}/{project_id}/output.{extension}"] if action == "completed" else ()
+        ),
+        image_count=recipe.image_count if isinstance(recipe, _ImageRecipe) else 1,
+        clip=recipe.clip if isinstance(recipe, _VideoRecipe) else None,
+    )
+    return {"type": event_type, "payload": payload}
 
-    downloads: list[dict[str, str]] = []
-    if action == "completed":
-        host, extension = _OUTPUT_BY_KIND[kind]
-        downloads.append(
-            {
-                "url": f"https://{host}/{project_id}/output.{extension}",
-                "expires_at": _timestamp(now + DOWNLOAD_LIFETIME),
-            }
-        )
+
+def project_payload(
+    kind: str,
+    *,
+    project_id: str,
+    project_type: str,
+    name: str | None,
+    status: ProjectStatus,
+    created_at: datetime,
+    now: datetime,
+    credits_charged: int,
+    error_code: str | None = None,
+    download_urls: Sequence[str] = (),
+    image_count: int = 1,
+    clip: VideoClip | None = None,
+) -> dict[str, Any]:
+    """A project as ``GET /v1/{kind}-projects/{id}`` returns it at ``now``.
+
+    This is also the ``payload`` of every webhook event about the project, so fixtures and
+    ``mhw emulate`` share this one builder and cannot drift apart. A project whose status is
+    ``error`` carries :data:`ERROR_CODES` ``[kind][error_code]`` (the kind's first code when
+    ``error_code`` is None); any other status has ``error: null``. Each of ``download_urls``
+    expires :data:`DOWNLOAD_LIFETIME` after ``now``. ``image_count`` is for image projects;
+    a video project needs its ``clip``. Datetimes must be timezone-aware.
+    """
+    if kind not in _OUTPUT_BY_KIND:
+        raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(_OUTPUT_BY_KIND)}")
+    _require_aware(now, "now")
+    _require_aware(created_at, "created_at")
+    expires_at = _timestamp(now + DOWNLOAD_LIFETIME)
     project = _ProjectState(
         project_id=project_id,
-        status=_STATUS_BY_ACTION[action],
+        project_type=project_type,
+        name=name,
+        status=status,
         created_at=_timestamp(created_at),
-        credits_charged=0 if action == "errored" else recipe.credits,
-        error=_error_for(kind, action, error_code),
-        downloads=downloads,
+        credits_charged=credits_charged,
+        error=_error_for(kind, status, error_code),
+        downloads=[{"url": url, "expires_at": expires_at} for url in download_urls],
     )
-    if isinstance(recipe, _VideoRecipe):
-        payload = _video_payload(recipe, project)
-    elif isinstance(recipe, _ImageRecipe):
-        payload = _image_payload(recipe, project)
-    else:
-        payload = _audio_payload(recipe, project)
-    return {"type": event_type, "payload": payload}
+    if kind == "video":
+        if clip is None:
+            raise ValueError("a video project needs its clip (width, height, length, fps)")
+        return _video_payload(clip, project)
+    if kind == "image":
+        return _image_payload(image_count, project)
+    return _audio_payload(project)
+
+
+def _require_aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, e.g. datetime.now(timezone.utc)")
 
 
 @dataclass(frozen=True)
 class _ProjectState:
-    """What one event says about its project, whatever the kind of project."""
+    """What one payload says about its project, whatever the kind of project."""
 
     project_id: str
-    status: str
+    project_type: str
+    name: str | None
+    status: ProjectStatus
     created_at: str
     credits_charged: int
     error: dict[str, str] | None
@@ -259,21 +310,21 @@ class _ProjectState:
 # The payload builders list keys in the spec's order so printed fixtures read like the docs.
 
 
-def _video_payload(recipe: _VideoRecipe, project: _ProjectState) -> dict[str, Any]:
+def _video_payload(clip: VideoClip, project: _ProjectState) -> dict[str, Any]:
     return {
         "id": project.project_id,
-        "name": recipe.project_name,
+        "name": project.name,
         "status": project.status,
-        "type": recipe.project_type,
+        "type": project.project_type,
         "created_at": project.created_at,
-        "width": recipe.width,
-        "height": recipe.height,
+        "width": clip.width,
+        "height": clip.height,
         "enabled": True,
         "start_seconds": 0,
-        "end_seconds": recipe.end_seconds,
+        "end_seconds": clip.end_seconds,
         "total_frame_cost": project.credits_charged,
         "credits_charged": project.credits_charged,
-        "fps": recipe.fps,
+        "fps": clip.fps,
         "error": project.error,
         "downloads": project.downloads,
         # The deprecated single `download` mirrors downloads[0]; a separate dict so that an
@@ -282,13 +333,13 @@ def _video_payload(recipe: _VideoRecipe, project: _ProjectState) -> dict[str, An
     }
 
 
-def _image_payload(recipe: _ImageRecipe, project: _ProjectState) -> dict[str, Any]:
+def _image_payload(image_count: int, project: _ProjectState) -> dict[str, Any]:
     return {
         "id": project.project_id,
-        "name": recipe.project_name,
+        "name": project.name,
         "status": project.status,
-        "image_count": recipe.image_count,
-        "type": recipe.project_type,
+        "image_count": image_count,
+        "type": project.project_type,
         "created_at": project.created_at,
         "enabled": True,
         "total_frame_cost": project.credits_charged,
@@ -298,12 +349,12 @@ def _image_payload(recipe: _ImageRecipe, project: _ProjectState) -> dict[str, An
     }
 
 
-def _audio_payload(recipe: _Recipe, project: _ProjectState) -> dict[str, Any]:
+def _audio_payload(project: _ProjectState) -> dict[str, Any]:
     return {
         "id": project.project_id,
-        "name": recipe.project_name,
+        "name": project.name,
         "status": project.status,
-        "type": recipe.project_type,
+        "type": project.project_type,
         "created_at": project.created_at,
         "enabled": True,
         "credits_charged": project.credits_charged,
@@ -312,11 +363,14 @@ def _audio_payload(recipe: _Recipe, project: _ProjectState) -> dict[str, Any]:
     }
 
 
-def _error_for(kind: str, action: str, error_code: str | None) -> dict[str, str] | None:
+def _error_for(kind: str, status: str, error_code: str | None) -> dict[str, str] | None:
     documented = ERROR_CODES[kind]
-    if action != "errored":
+    if status != "error":
         if error_code is not None:
-            raise ValueError(f"error_code applies only to {kind}.errored, not {kind}.{action}")
+            raise ValueError(
+                f"error_code applies only to {kind}.errored (status 'error'), "
+                f"not to a project with status {status!r}"
+            )
         return None
     if error_code is None:
         error_code = next(iter(documented))
@@ -334,16 +388,17 @@ def _timestamp(moment: datetime) -> str:
     return f"{utc.isoformat(timespec='milliseconds')}Z"
 
 
-def _derive_cuid(event_type: str, now: datetime, created_at: datetime) -> str:
-    """A cuid (v1) look-alike: ``c``, 8 base36 digits of creation time in ms, 16 hashed ones."""
+def cuid(created_at: datetime, entropy: bytes) -> str:
+    """A cuid (v1) look-alike, as Magic Hour's project ids are: 25 characters.
+
+    ``c``, 8 base36 digits of the creation time in milliseconds, 16 base36 digits of
+    ``entropy`` (hashed bytes for a fixture, random ones for an emulated project).
+    """
     milliseconds = int(created_at.timestamp() * 1000)
-    # UTC so that the same instant gives the same id whatever timezone `now` is expressed in.
-    instant = now.astimezone(timezone.utc).isoformat()
-    digest = hashlib.sha256(f"{event_type}|{instant}".encode()).digest()
     # The modulo keeps the id at 25 characters for any date, even before 1970 or after 2059.
     timestamp_part = _base36(milliseconds % 36**8).rjust(8, "0")
-    hashed_part = _base36(int.from_bytes(digest, "big") % 36**16).rjust(16, "0")
-    return f"c{timestamp_part}{hashed_part}"
+    entropy_part = _base36(int.from_bytes(entropy, "big") % 36**16).rjust(16, "0")
+    return f"c{timestamp_part}{entropy_part}"
 
 
 def _base36(number: int) -> str:

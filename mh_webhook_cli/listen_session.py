@@ -7,20 +7,20 @@ than every other command needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
 import signal
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.http_server import Limits
-from mh_webhook_cli.listener import Delivery, ListenConfig, Listener, matches
-from mh_webhook_cli.signing import Reason
+from mh_webhook_cli.listener import VERIFIED, Delivery, ListenConfig, Listener, matches
 
 if TYPE_CHECKING:
     from mh_webhook_cli.tunnel import Tunnel
@@ -57,12 +57,31 @@ class TunnelRequest:
     ngrok_path: str | None = None
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a running listener receives webhooks."""
+
+    url: str
+    public_url: str | None
+    port: int
+    path: str | None = None
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL to register in the Developer Hub: the public one when there is a tunnel."""
+        if self.public_url is None:
+            return self.url
+        return self.public_url.rstrip("/") + (self.path or "/webhook")
+
+
 class Presenter:
     """Shows deliveries as they are committed: lines on a terminal or JSON lines on stdout."""
 
-    def __init__(self, output_format: Format, verbose: bool) -> None:
+    def __init__(self, output_format: Format, verbose: bool, show_deliveries: bool = True) -> None:
         self.output_format = output_format
         self.verbose = verbose
+        self.show_deliveries = show_deliveries
+        """False when another command (``mhw trigger``) reports deliveries its own way."""
         self.refused = 0
         self._json_lines: list[dict[str, Any]] = []
 
@@ -81,7 +100,7 @@ class Presenter:
     def delivered(self, delivery: Delivery) -> None:
         from mh_webhook_cli import render_listen
 
-        if not delivery.shown:
+        if not delivery.shown or not self.show_deliveries:
             return
         if self.output_format is Format.JSON:
             if not delivery.forwarding:
@@ -125,8 +144,10 @@ class Session:
         expected: tuple[str, ...],
         count: int,
         tunnel: TunnelRequest | None = None,
+        on_delivery: Callable[[Delivery], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_delivery = on_delivery
         self.tunnel_request = tunnel
         self.host = host
         self.port = port
@@ -139,16 +160,58 @@ class Session:
         self._satisfied = asyncio.Event()
         self._stop = asyncio.Event()
         self._tunnel: Tunnel | None = None
+        self._server: asyncio.Server | None = None
+        self.listener: Listener
+        """Set by :meth:`serving`."""
 
     async def run(self, timeout: float | None, ready_file: Path | None) -> int:
+        from mh_webhook_cli.listener_registry import register_this_listener, unregister
+
+        # Signals first: a script may stop us the moment the ready file appears.
+        self.stop_on_signals()
+        async with self.serving() as endpoint:
+            self._banner(endpoint.url, endpoint.public_url)
+            # Before the ready file, which tells scripts that everything is in place.
+            registration = register_this_listener(
+                endpoint.url, endpoint.port, endpoint.public_url, self.store_path
+            )
+            try:
+                if ready_file is not None:
+                    write_ready_file(
+                        ready_file,
+                        {
+                            "url": endpoint.url,
+                            "public_url": endpoint.public_url,
+                            "port": endpoint.port,
+                            "store": str(self.store_path) if self.store_path else None,
+                        },
+                    )
+                code = await self._wait(timeout)
+                self._stop_accepting()
+                await self._drain()
+            finally:
+                if registration is not None:
+                    unregister(registration)
+        self._summary()
+        return code
+
+    def stop_on_signals(self) -> None:
+        """Ctrl-C and SIGTERM end the session cleanly (see :meth:`stop`)."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._stop.set)
+
+    async def stopped(self) -> None:
+        """Until Ctrl-C or SIGTERM."""
+        await self._stop.wait()
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[Endpoint]:
+        """Store, server and tunnel, open for the duration of the ``async with``."""
         from mh_webhook_cli.http_server import serve
         from mh_webhook_cli.listener import Listener
         from mh_webhook_cli.store import GroupCommitter, Store
 
-        # Signals first: a script may stop us the moment the ready file appears.
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, self._stop.set)
         store = Store(self.store_path) if self.store_path else None
         committer = GroupCommitter(store) if store else None
         client = None
@@ -156,7 +219,7 @@ class Session:
             import httpx
 
             client = httpx.AsyncClient()
-        listener = Listener(
+        self.listener = Listener(
             self.config,
             committer,
             self._delivered,
@@ -166,8 +229,8 @@ class Session:
         )
         try:
             try:
-                server = await serve(
-                    listener.handle,
+                self._server = await serve(
+                    self.listener.handle,
                     self.host,
                     self.port,
                     limits=self.limits,
@@ -181,15 +244,11 @@ class Session:
                 raise MhwError(
                     f"cannot listen on {self.host}:{self.port}: {reason}{hint}"
                 ) from None
-            bound_port = server.sockets[0].getsockname()[1]
-            url = f"http://{_url_host(self.host)}:{bound_port}{self.config.path or '/'}"
+            bound_port = self._server.sockets[0].getsockname()[1]
+            url = f"http://{url_host(self.host)}:{bound_port}{self.config.path or '/'}"
             public_url = await self._open_tunnel(bound_port)
-            self._banner(url, public_url)
-            if ready_file is not None:
-                _write_ready_file(ready_file, url, public_url, bound_port, self.store_path)
-            code = await self._wait(timeout)
-            server.close()
-            await self._drain(listener)
+            yield Endpoint(url, public_url, bound_port, self.config.path)
+            self._stop_accepting()
             self.presenter.flush()
         finally:
             if self._tunnel is not None:
@@ -200,8 +259,10 @@ class Session:
                 committer.flush()
             if store is not None:
                 store.close()
-        self._summary(listener)
-        return code
+
+    def _stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
 
     async def _open_tunnel(self, port: int) -> str | None:
         """The public URL, with the agent started off the loop (it takes a second or two)."""
@@ -256,7 +317,9 @@ class Session:
 
     def _delivered(self, delivery: Delivery) -> None:
         self.presenter.delivered(delivery)
-        accepted = delivery.verification == Reason.OK.value and delivery.answer < 300
+        if self.on_delivery is not None:
+            self.on_delivery(delivery)
+        accepted = delivery.verification == VERIFIED and delivery.answer < 300
         if self.expected and accepted:
             for pattern in self.expected:
                 if matches(delivery.event_type, (pattern,)):
@@ -284,8 +347,9 @@ class Session:
             return ExitCode.FAILED
         return ExitCode.OK
 
-    async def _drain(self, listener: Listener) -> None:
+    async def _drain(self) -> None:
         """Let forwards under way finish (their results are stored), unless asked again to stop."""
+        listener = self.listener
         if not listener.forwards_under_way:
             return
         info(
@@ -355,28 +419,25 @@ class Session:
                     "(pass --secret or run 'mhw config set webhook_secret')"
                 )
 
-    def _summary(self, listener: Listener) -> None:
+    def _summary(self) -> None:
         from mh_webhook_cli import render_listen
 
-        show_stderr(render_listen.summary_lines(listener.counts, self.presenter.refused))
+        show_stderr(render_listen.summary_lines(self.listener.counts, self.presenter.refused))
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
+    """The host part of a URL that reaches a server bound to ``host`` (any address: loopback)."""
     if host in ("0.0.0.0", ""):  # noqa: S104 - shown as a URL, not bound here
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
 
-def _write_ready_file(
-    path: Path, url: str, public_url: str | None, port: int, store: Path | None
-) -> None:
-    data = {
-        "url": url,
-        "public_url": public_url,
-        "port": port,
-        "pid": os.getpid(),
-        "store": str(store) if store else None,
-    }
+def write_ready_file(path: Path, data: dict[str, Any]) -> None:
+    """Tell a waiting script that a server accepts connections: ``data`` and our pid, as JSON.
+
+    Written to a temporary name and renamed, so a script polling for the file never reads
+    half of it.
+    """
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data) + "\n")
+    temporary.write_text(json.dumps({**data, "pid": os.getpid()}) + "\n")
     os.replace(temporary, path)

@@ -140,8 +140,13 @@ def make_client(timeout: float, tls: ssl.SSLContext) -> httpx.Client:
     return httpx.Client(timeout=timeout, verify=tls, follow_redirects=False)
 
 
-def describe_failure(failure: BaseException, timeout: float) -> str:
-    """One line naming what went wrong on the network, in the words a developer would search."""
+def describe_failure(
+    failure: BaseException, timeout: float, *, tls_fix: str = "see --cacert, --insecure"
+) -> str:
+    """One line naming what went wrong on the network, in the words a developer would search.
+
+    ``tls_fix`` is what to do about a rejected certificate, which depends on the command.
+    """
     import httpx
 
     if isinstance(failure, (httpx.TimeoutException, asyncio.TimeoutError, TimeoutError)):
@@ -158,7 +163,7 @@ def describe_failure(failure: BaseException, timeout: float) -> str:
     cause: BaseException | None = failure
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS certificate rejected: {cause.verify_message} (see --cacert, --insecure)"
+            return f"TLS certificate rejected: {cause.verify_message} ({tls_fix})"
         if isinstance(cause, ssl.SSLError):
             return f"TLS handshake failed: {cause.reason or cause} (is the server speaking HTTPS?)"
         if isinstance(cause, ConnectionRefusedError):

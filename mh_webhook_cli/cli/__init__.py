@@ -30,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "answered.",
     "verify": "Check a request's signature and explain why it fails.",
     "sign": "Sign a body as Magic Hour would: print the two headers, or a ready curl command.",
+    "trigger": "Start a real Magic Hour job and check that its webhooks reach you, end to end.",
+    "emulate": "Run a local Magic Hour API that delivers signed webhooks, with real retries.",
+    "doctor": "Check the API key, webhook secret, ngrok token and running listeners.",
 }
 """Commands in the order ``mhw --help`` lists them, with their summaries."""
 GROUPS: dict[str, str] = {

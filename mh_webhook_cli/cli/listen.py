@@ -8,27 +8,35 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mh_webhook_cli.cli.options import (
+    DomainOption,
     FormatOption,
     HeaderOption,
+    HostOption,
+    NgrokAuthtokenOption,
+    NgrokPathOption,
+    NoStoreOption,
+    PortOption,
+    RegionOption,
     SecretOption,
+    StoreOption,
+    TunnelOption,
+    capture_store,
     extra_headers,
     http_url,
+    patterns,
+    tunnel_plan,
     webhook_secrets,
 )
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.output import Format, info
+from mh_webhook_cli.output import Format
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.listen_session import TunnelRequest
+    pass
 
 
 def listen(
-    host: Annotated[
-        str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to your network.")
-    ] = ("127.0.0.1"),
-    port: Annotated[
-        int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0, max=65535)
-    ] = 8787,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8787,
     path: Annotated[
         str | None,
         typer.Option(help="Accept only this path (404 elsewhere); any path by default."),
@@ -78,11 +86,8 @@ def listen(
     forward_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for a forward target.", min=0.1)
     ] = 10.0,
-    store: Annotated[
-        Path | None,
-        typer.Option(help="Capture store file; by default $MHW_STORE or one in mhw's data dir."),
-    ] = None,
-    no_store: Annotated[bool, typer.Option("--no-store", help="Keep nothing on disk.")] = False,
+    store: StoreOption = None,
+    no_store: NoStoreOption = False,
     max_body: Annotated[
         int, typer.Option(help="Largest body accepted (bytes); then 413.", min=1)
     ] = (1024 * 1024),
@@ -105,39 +110,11 @@ def listen(
         Path | None,
         typer.Option(help="Write the URL (JSON) here once accepting, for scripts to wait on."),
     ] = None,
-    tunnel: Annotated[
-        bool | None,
-        typer.Option(
-            "--tunnel/--no-tunnel",
-            help="A public URL through ngrok; on by default when an ngrok authtoken is known.",
-            show_default=False,
-        ),
-    ] = None,
-    ngrok_authtoken: Annotated[
-        str | None,
-        typer.Option(
-            help="ngrok authtoken; else env NGROK_AUTHTOKEN, mhw's config, ngrok's own config.",
-            show_default=False,
-        ),
-    ] = None,
-    domain: Annotated[
-        str | None,
-        typer.Option(
-            help="Your ngrok static domain (one is free), so the registered URL survives restarts.",
-            show_default=False,
-        ),
-    ] = None,
-    region: Annotated[
-        str | None, typer.Option(help="ngrok region (us, eu, ap, au, sa, jp, in).")
-    ] = None,
-    ngrok_path: Annotated[
-        str | None,
-        typer.Option(
-            help="An installed ngrok agent to use; else env PYNGROK_NGROK_PATH, else pyngrok's "
-            "(downloaded on first use).",
-            show_default=False,
-        ),
-    ] = None,
+    tunnel: TunnelOption = None,
+    ngrok_authtoken: NgrokAuthtokenOption = None,
+    domain: DomainOption = None,
+    region: RegionOption = None,
+    ngrok_path: NgrokPathOption = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print payloads and handler answers.")
     ] = False,
@@ -170,50 +147,17 @@ def listen(
         respond_delay=respond_delay,
         reject_invalid=reject_invalid,
         mirror_status=mirror_status,
-        event_patterns=_patterns(events),
+        event_patterns=patterns(events),
         forwards=routes,
         forward_headers=tuple(extra_headers(header)),
         forward_timeout=forward_timeout,
     )
-    expected = _patterns(expect)
-    store_path = None
-    if not no_store:
-        from mh_webhook_cli.store import default_store_path
-
-        store_path = store or default_store_path()
+    expected = patterns(expect)
+    store_path = capture_store(store, no_store)
     from mh_webhook_cli.listen_session import Presenter, Session, run_loop
 
-    plan = _tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
+    plan = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
     presenter = Presenter(output_format, verbose)
     limits = Limits(max_body=max_body, read_timeout=read_timeout)
     session = Session(config, host, port, store_path, limits, presenter, expected, count, plan)
     raise typer.Exit(run_loop(session.run(timeout, ready_file)))
-
-
-def _patterns(text: str | None) -> tuple[str, ...]:
-    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
-
-
-def _tunnel_plan(
-    asked: bool | None,
-    authtoken_flag: str | None,
-    domain: str | None,
-    region: str | None,
-    ngrok_path: str | None,
-) -> TunnelRequest | None:
-    """Whether to open a tunnel: asked for, refused, or on because a token is known."""
-    if asked is False:
-        return None
-    from mh_webhook_cli.listen_session import TunnelRequest
-    from mh_webhook_cli.tunnel import NO_AUTHTOKEN, TunnelError, authtoken_source
-
-    token = authtoken_source(authtoken_flag)
-    if token.value is None:
-        if asked or domain:
-            raise TunnelError(NO_AUTHTOKEN)
-        info(
-            "local only: for a public URL Magic Hour can reach, set an ngrok authtoken "
-            "('mhw config set ngrok_authtoken') and run 'mhw listen --tunnel'"
-        )
-        return None
-    return TunnelRequest(token.value, bool(asked or domain), domain, region, ngrok_path)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.output import Format
+from mh_webhook_cli.output import Format, info
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.listen_session import TunnelRequest
+    from mh_webhook_cli.magichour_api import MagicHourApi
+    from mh_webhook_cli.settings import Resolved
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
@@ -107,6 +112,11 @@ def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[st
     return [resolved.value]
 
 
+def patterns(text: str | None) -> tuple[str, ...]:
+    """``'video.*, image.completed'`` as a tuple of event type patterns."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
 def http_url(text: str, option: str) -> str:
     """``text`` if it is an http(s) URL with a host and a valid port, else a usage error."""
     import httpx
@@ -137,3 +147,147 @@ def read_input(path: str | None, *, what: str) -> bytes:
         return Path(path).expanduser().read_bytes()
     except OSError as failure:
         raise UsageError(f"cannot read {what} {path}: {failure.strerror}") from None
+
+
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        metavar="KEY",
+        help="Magic Hour API key; else env MAGIC_HOUR_API_KEY, config api_key, or the official "
+        "Magic Hour CLI's config.",
+        show_default=False,
+    ),
+]
+ApiBaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-base",
+        metavar="URL",
+        help="Magic Hour API base URL; else env MAGIC_HOUR_API_BASE, config api_base, else "
+        "https://api.magichour.ai (point it at 'mhw emulate' to spend nothing).",
+        show_default=False,
+    ),
+]
+
+
+def api_key(flag: str | None) -> Resolved:
+    """The API key by flag > env > mhw config > Magic Hour CLI config, and where it came from.
+
+    Unset is not an error here (``mhw doctor`` reports it); :func:`magic_hour_api` requires it.
+    """
+    from mh_webhook_cli.config_file import effective
+    from mh_webhook_cli.settings import API_KEY
+
+    if flag is not None and not flag.strip():
+        raise UsageError("--api-key is empty")
+    return effective(API_KEY, flag)
+
+
+def api_base(flag: str | None) -> str:
+    """The API base URL by flag > env > config, else Magic Hour's; a usage error if malformed."""
+    from mh_webhook_cli.config_file import effective
+    from mh_webhook_cli.magichour_api import DEFAULT_API_BASE
+    from mh_webhook_cli.settings import API_BASE, Source
+
+    resolved = effective(API_BASE, flag)
+    if resolved.value is None:
+        return DEFAULT_API_BASE
+    origin = {Source.FLAG: "--api-base", Source.ENV: API_BASE.env}
+    return http_url(resolved.value, origin.get(resolved.source, "config api_base"))
+
+
+def magic_hour_api(api_key_flag: str | None, api_base_flag: str | None) -> MagicHourApi:
+    """A client for the effective key and base URL; no key is a usage error that says how
+    to set one."""
+    from mh_webhook_cli.magichour_api import KEYS_URL, MagicHourApi
+
+    key = api_key(api_key_flag)
+    if key.value is None:
+        raise UsageError(
+            "no Magic Hour API key: pass --api-key, set MAGIC_HOUR_API_KEY, or run "
+            f"'mhw config set api_key' (get one at {KEYS_URL})"
+        )
+    return MagicHourApi(key.value, api_base(api_base_flag))
+
+
+# The listener's options, shared by `mhw listen` and `mhw trigger` (which runs one).
+
+HostOption = Annotated[
+    str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to your network.")
+]
+PortOption = Annotated[
+    int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0, max=65535)
+]
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(help="Capture store file; by default $MHW_STORE or one in mhw's data dir."),
+]
+NoStoreOption = Annotated[bool, typer.Option("--no-store", help="Keep nothing on disk.")]
+TunnelOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--tunnel/--no-tunnel",
+        help="A public URL through ngrok; on by default when an ngrok authtoken is known.",
+        show_default=False,
+    ),
+]
+NgrokAuthtokenOption = Annotated[
+    str | None,
+    typer.Option(
+        help="ngrok authtoken; else env NGROK_AUTHTOKEN, mhw's config, ngrok's own config.",
+        show_default=False,
+    ),
+]
+DomainOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Your ngrok static domain (one is free), so the registered URL survives restarts.",
+        show_default=False,
+    ),
+]
+RegionOption = Annotated[
+    str | None, typer.Option(help="ngrok region (us, eu, ap, au, sa, jp, in).")
+]
+NgrokPathOption = Annotated[
+    str | None,
+    typer.Option(
+        help="An installed ngrok agent to use; else env PYNGROK_NGROK_PATH, else pyngrok's "
+        "(downloaded on first use).",
+        show_default=False,
+    ),
+]
+
+
+def capture_store(flag: Path | None, no_store: bool) -> Path | None:
+    """The capture store to write: ``--store``, else the default; None with ``--no-store``."""
+    if no_store:
+        return None
+    from mh_webhook_cli.store import default_store_path
+
+    return flag or default_store_path()
+
+
+def tunnel_plan(
+    asked: bool | None,
+    authtoken_flag: str | None,
+    domain: str | None,
+    region: str | None,
+    ngrok_path: str | None,
+) -> TunnelRequest | None:
+    """Whether to open a tunnel: asked for, refused, or on because a token is known."""
+    if asked is False:
+        return None
+    from mh_webhook_cli.listen_session import TunnelRequest
+    from mh_webhook_cli.tunnel import NO_AUTHTOKEN, TunnelError, authtoken_source
+
+    token = authtoken_source(authtoken_flag)
+    if token.value is None:
+        if asked or domain:
+            raise TunnelError(NO_AUTHTOKEN)
+        info(
+            "local only: for a public URL Magic Hour can reach, set an ngrok authtoken "
+            "('mhw config set ngrok_authtoken') and pass --tunnel"
+        )
+        return None
+    return TunnelRequest(token.value, bool(asked or domain), domain, region, ngrok_path)

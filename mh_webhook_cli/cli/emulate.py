@@ -1,0 +1,161 @@
+"""Run a local Magic Hour API that delivers signed webhooks, with Magic Hour's retries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mh_webhook_cli.cli.options import (
+    FormatOption,
+    HostOption,
+    PortOption,
+    SecretOption,
+    http_url,
+    patterns,
+    webhook_secrets,
+)
+from mh_webhook_cli.errors import UsageError
+from mh_webhook_cli.output import Format
+
+
+def emulate(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8788,
+    webhook_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--webhook-url",
+            metavar="URL",
+            help="Deliver every event here, signed, as a Developer Hub webhook would "
+            "(repeatable; needs a secret).",
+            show_default=False,
+        ),
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            help="The event types the registration lists, e.g. 'image.*,audio.completed'; "
+            "all by default.",
+            show_default=False,
+        ),
+    ] = None,
+    secret: SecretOption = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Accept only this API key; by default any non-empty Bearer key.",
+            show_default=False,
+        ),
+    ] = None,
+    credits: Annotated[
+        int, typer.Option(help="Credits on the account; a job that needs more gets 402.", min=0)
+    ] = 1_000_000,
+    queue_seconds: Annotated[float, typer.Option(help="Seconds a job stays queued.", min=0)] = 0.5,
+    render_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a job renders. Under 1 s no image.started is sent, as Magic Hour "
+            "skips it for fast jobs (audio.started is always sent).",
+            min=0,
+        ),
+    ] = 2.0,
+    fail_rate: Annotated[
+        float,
+        typer.Option(
+            help="Share of jobs that end in error (credits refunded); 1 fails every job.",
+            min=0,
+            max=1,
+        ),
+    ] = 0.0,
+    error_code: Annotated[
+        str | None,
+        typer.Option(
+            help="The error failed jobs report, e.g. content_policy_violation (image) or "
+            "invalid_voice (audio); a kind without it uses its first documented code.",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Make project ids and which jobs fail repeatable.", show_default=False),
+    ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            help="Run the retry schedule this many times faster: 100 retries after 10 ms, "
+            "20 ms, 40 ms … instead of 1 s, 2 s, 4 s …",
+            min=0.001,
+        ),
+    ] = 1.0,
+    delivery_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a handler has to answer before the attempt counts as failed.",
+            min=0.001,
+        ),
+    ] = 10.0,
+    max_retry_time: Annotated[
+        float,
+        typer.Option(
+            help="Keep retrying a failing delivery this long, in seconds before --speed "
+            "(Magic Hour: 24 h).",
+            min=0,
+        ),
+    ] = 86400.0,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the URL (JSON) here once accepting, for scripts to wait on."),
+    ] = None,
+    output_format: FormatOption = Format.TEXT,
+) -> None:
+    """Run a local Magic Hour API that delivers signed webhooks, with Magic Hour's retries.
+
+    Serves GET /v1/account, POST /v1/ai-image-generator and /v1/ai-voice-generator, and
+    GET /v1/{image,audio,video}-projects/ID, with the real API's validation and errors. Jobs
+    go queued → rendering → complete (or error with --fail-rate) and send their events to
+    every --webhook-url, retrying failures after 1 s, 2 s, 4 s … Point clients at it with
+    MAGIC_HOUR_API_BASE=http://127.0.0.1:8788. Ctrl-C stops it (exit 0) with a summary.
+    """
+    from mh_webhook_cli.emulator import Emulator, EmulatorConfig
+    from mh_webhook_cli.listen_session import run_loop, write_ready_file
+    from mh_webhook_cli.render_emulate import Presenter
+
+    urls = tuple(http_url(url, "--webhook-url") for url in webhook_url or [])
+    # Only a registration signs: without a webhook URL, a configured secret is not needed.
+    secrets = webhook_secrets(secret) if urls else []
+    if api_key is not None and not api_key.strip():
+        raise UsageError("--api-key is empty")
+    if ready_file is not None and not ready_file.parent.is_dir():
+        raise UsageError(f"--ready-file: no directory {ready_file.parent}")
+    try:
+        config = EmulatorConfig(
+            api_key=api_key,
+            credits=credits,
+            queue_seconds=queue_seconds,
+            render_seconds=render_seconds,
+            fail_rate=fail_rate,
+            error_code=error_code,
+            seed=seed,
+            webhook_urls=urls,
+            events=patterns(events),
+            secret=secrets[0] if secrets else None,
+            speed=speed,
+            delivery_timeout=delivery_timeout,
+            max_retry_seconds=max_retry_time,
+        )
+    except ValueError as failure:
+        raise UsageError(str(failure)) from None
+    presenter = Presenter(output_format, config)
+    emulator = Emulator(config, on_event=presenter.activity)
+
+    def ready(url: str) -> None:
+        presenter.ready(url)
+        if ready_file is not None:
+            write_ready_file(ready_file, {"url": url, "port": emulator.port})
+
+    code = run_loop(emulator.run_until_stopped(host, port, ready))
+    presenter.summary(emulator.stats)
+    raise typer.Exit(code)

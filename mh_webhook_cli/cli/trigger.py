@@ -1,0 +1,167 @@
+"""Start a real Magic Hour job and check that its webhooks reach you, end to end."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mh_webhook_cli.cli.options import (
+    ApiBaseOption,
+    ApiKeyOption,
+    DomainOption,
+    FormatOption,
+    HostOption,
+    NgrokAuthtokenOption,
+    NgrokPathOption,
+    NoStoreOption,
+    PortOption,
+    RegionOption,
+    SecretOption,
+    StoreOption,
+    TunnelOption,
+    capture_store,
+    magic_hour_api,
+    tunnel_plan,
+    webhook_secrets,
+)
+from mh_webhook_cli.errors import UsageError
+from mh_webhook_cli.output import Format
+
+
+class JobKindChoice(str, Enum):
+    image = "image"
+    audio = "audio"
+
+
+DEFAULT_PROMPTS = {
+    "image": "A small red cube on a white table, studio light",
+    "audio": "Hello from mhw.",
+}
+"""Short on purpose: an audio job costs a credit per ten characters."""
+
+
+def trigger(
+    kind: Annotated[
+        JobKindChoice, typer.Argument(help="The cheapest job of this kind is created.")
+    ],
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="Image prompt, or the words to speak (audio).", show_default=False),
+    ] = None,
+    voice: Annotated[
+        str | None, typer.Option(help="Voice for an audio job.", show_default=False)
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Spend the credits without asking.")
+    ] = False,
+    expect_error: Annotated[
+        bool,
+        typer.Option(help="Succeed when the job errors and its errored webhook arrives."),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds the job may take to finish.", min=1)
+    ] = 300.0,
+    webhook_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds the final webhook may take once the job finished.", min=0.1),
+    ] = 60.0,
+    poll_interval: Annotated[
+        float, typer.Option(help="Seconds between two looks at the job through the API.", min=0.05)
+    ] = 2.0,
+    download: Annotated[
+        Path | None,
+        typer.Option(help="Save the job's outputs in this directory.", show_default=False),
+    ] = None,
+    attach: Annotated[
+        bool,
+        typer.Option(
+            help="Use the store of an 'mhw listen' already running instead of a listener "
+            "of our own.",
+        ),
+    ] = False,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8787,
+    secret: SecretOption = None,
+    store: StoreOption = None,
+    no_store: NoStoreOption = False,
+    tunnel: TunnelOption = None,
+    ngrok_authtoken: NgrokAuthtokenOption = None,
+    domain: DomainOption = None,
+    region: RegionOption = None,
+    ngrok_path: NgrokPathOption = None,
+    api_key: ApiKeyOption = None,
+    api_base: ApiBaseOption = None,
+    output_format: FormatOption = Format.TEXT,
+) -> None:
+    """Start a real Magic Hour job and check that its webhooks reach you, end to end.
+
+    Exit codes: 0 the final webhook arrived, signed and consistent with the API; 1 it
+    disagrees with the API (or --expect-error saw success); 2 usage; 3 API error; 4 the job
+    failed; 5 the job finished but no webhook arrived; 6 the webhook's signature is wrong;
+    7 the job did not finish within --timeout.
+    """
+    from mh_webhook_cli.trigger import TriggerPlan
+    from mh_webhook_cli.trigger_session import OwnListener, run_session
+
+    secrets = tuple(webhook_secrets(secret))
+    if download is not None and not download.is_dir():
+        raise UsageError(f"--download: no directory {download}")
+    if attach and (tunnel or domain):
+        raise UsageError("--attach uses the running listener's URL: drop --tunnel/--domain")
+    if not yes and not sys.stdin.isatty():
+        raise UsageError("this spends Magic Hour credits: pass --yes when there is no one to ask")
+    text = prompt if prompt is not None else DEFAULT_PROMPTS[kind.value]
+    if not text.strip():
+        raise UsageError("--prompt is empty")
+    api = magic_hour_api(api_key, api_base)
+    plan = TriggerPlan(
+        kind=kind.value,
+        text=text,
+        secrets=secrets,
+        voice=voice,
+        expect_error=expect_error,
+        timeout=timeout,
+        webhook_timeout=webhook_timeout,
+        poll_interval=poll_interval,
+    )
+    own = None
+    attached = None
+    if attach:
+        attached = _attached_store(store)
+    else:
+        tunnel_request = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
+        own = OwnListener(host, port, capture_store(store, no_store), tunnel_request)
+    from mh_webhook_cli.listen_session import run_loop
+
+    session = run_session(
+        api,
+        plan,
+        own=own,
+        attached_store=attached,
+        ask=not yes,
+        download_to=download,
+        output_format=output_format,
+    )
+    raise typer.Exit(run_loop(session))
+
+
+def _attached_store(flag: Path | None) -> Path:
+    """The store of the running listener: ``--store``, else the one ``mhw listen`` announced."""
+    if flag is not None:
+        if not flag.exists():
+            raise UsageError(f"--store {flag}: no such capture store")
+        return flag
+    from mh_webhook_cli.listener_registry import running_listeners
+
+    stores = sorted({entry.store for entry in running_listeners() if entry.store})
+    if not stores:
+        raise UsageError(
+            "--attach: no running 'mhw listen' with a store found; start one, or pass --store"
+        )
+    if len(stores) > 1:
+        raise UsageError(f"--attach: several listeners are running; pick a --store of {stores}")
+    return Path(stores[0])

@@ -1,0 +1,449 @@
+"""The Magic Hour API, as much of it as mhw needs: check a key, start a cheap job, follow it.
+
+The client is asynchronous because ``mhw trigger`` runs it on the same event loop
+as a listener waiting for the job's webhooks; ``mhw doctor`` simply ``asyncio.run``\\ s
+one call.
+
+Every failure is an :class:`ApiError` whose message is one line saying what to do,
+with the API key masked. Retries follow one rule: a request is repeated only when
+repeating it cannot do harm. A rate-limited request (429) was refused, so it is
+safe to retry whatever it was. A server error or a lost connection on a GET is
+retried with backoff; on a POST that creates a job it is not, because the job may
+have been accepted and a second one would spend the credits twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Literal
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
+from mh_webhook_cli.sender import USER_AGENT, describe_failure
+from mh_webhook_cli.settings import mask
+
+DEFAULT_API_BASE = "https://api.magichour.ai"
+DEFAULT_IMAGE_TOOL = "general"
+"""The API's own default art style; mhw names it so that the request says what it asks for."""
+DEFAULT_VOICE = "Elon Musk"
+"""The voice of Magic Hour's own examples."""
+IMAGE_CREDITS = 5
+"""Credits one AI image costs."""
+AUDIO_CHARACTERS_PER_CREDIT = 10
+"""The voice generator costs 0.1 credit per character, rounded up."""
+KEYS_URL = "https://magichour.ai/developer?tab=api-key"
+DASHBOARD_HINT = "it may have started: check your Magic Hour dashboard before retrying"
+TLS_FIX = "behind a proxy? point SSL_CERT_FILE at its CA bundle"
+
+JobKind = Literal["image", "audio"]
+ProjectKind = Literal["video", "image", "audio"]
+
+
+class ApiError(MhwError):
+    """The Magic Hour API refused a request or could not be reached; one line says what to do."""
+
+    exit_code = ExitCode.API_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        api_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status, or None when no answer came."""
+        self.code = code
+        """The API's error code, when its answer had one."""
+        self.api_message = api_message
+        """The API's own words, when its answer had any."""
+
+
+@dataclass(frozen=True)
+class CreatedJob:
+    """A job Magic Hour accepted: its webhooks will carry this id."""
+
+    kind: JobKind
+    id: str
+    credits_charged: int | None
+
+
+def estimate_credits(kind: JobKind, text: str, image_count: int = 1) -> int:
+    """What a job will cost, so that a command can say so before spending anything.
+
+    Integer arithmetic on purpose: ``ceil(0.1 * 30)`` is 4 in floating point.
+    """
+    if kind == "image":
+        return IMAGE_CREDITS * image_count
+    return -(-len(text) // AUDIO_CHARACTERS_PER_CREDIT)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """How long a ``Retry-After`` header asks to wait: seconds or an HTTP-date; None if neither.
+
+    A date in the past means "now" (0), and so does a negative number.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (moment - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+class MagicHourApi:
+    """A client for one API key and base URL; use it as ``async with MagicHourApi(...) as api``.
+
+    ``backoff`` is the first wait between retries, doubled each time; tests shrink it.
+    ``max_retry_wait`` bounds every wait: a server asking for longer fails at once,
+    since waiting less than it asked would only be refused again.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_API_BASE,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        max_retry_wait: float = 60.0,
+        backoff: float = 1.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.max_retry_wait = max_retry_wait
+        self.backoff = backoff
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> MagicHourApi:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def account(self) -> dict[str, Any]:
+        """The key's account (``id``, ``email``, ``credits``, ``tier``...); free to call."""
+        return _object(await self._request("GET", "/v1/account", "check the API key"), "account")
+
+    async def create_image(
+        self,
+        prompt: str,
+        *,
+        tool: str = DEFAULT_IMAGE_TOOL,
+        aspect_ratio: str = "1:1",
+        name: str | None = None,
+    ) -> CreatedJob:
+        """Start one AI image (``IMAGE_CREDITS`` credits); not retried once it may have landed."""
+        body: dict[str, Any] = {
+            "image_count": 1,
+            "aspect_ratio": aspect_ratio,
+            "style": {"prompt": prompt, "tool": tool},
+        }
+        if name is not None:
+            body["name"] = name
+        answer = await self._request("POST", "/v1/ai-image-generator", "start an image job", body)
+        return _created("image", answer)
+
+    async def create_audio(
+        self, text: str, *, voice: str = DEFAULT_VOICE, name: str | None = None
+    ) -> CreatedJob:
+        """Start a voice generation (see :func:`estimate_credits`); not retried once it may
+        have landed."""
+        body: dict[str, Any] = {"style": {"prompt": text, "voice_name": voice}}
+        if name is not None:
+            body["name"] = name
+        answer = await self._request("POST", "/v1/ai-voice-generator", "start an audio job", body)
+        return _created("audio", answer)
+
+    async def project(self, kind: ProjectKind, project_id: str) -> dict[str, Any]:
+        """A project as ``GET /v1/{kind}-projects/{id}`` returns it: the same dict as a
+        webhook's ``payload``."""
+        path = f"/v1/{kind}-projects/{quote(project_id, safe='')}"
+        answer = await self._request(
+            "GET", path, f"read {kind} project {project_id}", missing=f"{kind} project {project_id}"
+        )
+        return _object(answer, f"{kind} project")
+
+    async def download(self, url: str, directory: Path, *, project_id: str | None = None) -> Path:
+        """Stream ``url`` into ``directory``; the new file's path.
+
+        The file is named after the URL's last path segment, prefixed with
+        ``project_id`` when the name does not already hold it (Magic Hour's
+        outputs have generic names), and gets a ``-1``, ``-2``... suffix rather
+        than replace a file already there. A failed download leaves nothing behind.
+        The API key is not sent: download links are signed URLs on other hosts.
+        """
+        shown = _without_query(url)
+        request = self._client.build_request("GET", url)
+        del request.headers["Authorization"]
+        try:
+            response = await self._client.send(request, stream=True, follow_redirects=True)
+        except httpx.HTTPError as failure:
+            raise ApiError(f"cannot download {shown}: {self._describe(failure)}") from None
+        try:
+            if not response.is_success:
+                raise ApiError(
+                    f"cannot download {shown} ({response.status_code}): download links expire; "
+                    "read the project again for a fresh one",
+                    status=response.status_code,
+                )
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                path, handle = _new_file(directory, _file_name(url, project_id))
+            except OSError as failure:
+                raise UsageError(
+                    f"cannot save downloads in {directory}: {failure.strerror or failure}"
+                ) from None
+            try:
+                with handle:
+                    async for chunk in response.aiter_bytes():
+                        handle.write(chunk)
+            except BaseException as failure:
+                path.unlink(missing_ok=True)
+                if isinstance(failure, httpx.HTTPError):
+                    raise ApiError(f"cannot download {shown}: {self._describe(failure)}") from None
+                if isinstance(failure, OSError):
+                    raise UsageError(f"cannot write {path}: {failure.strerror}") from None
+                raise
+        finally:
+            await response.aclose()
+        return path
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        body: dict[str, Any] | None = None,
+        *,
+        missing: str | None = None,
+    ) -> Any:
+        """Send one request, retrying only where that is safe; the decoded JSON answer.
+
+        ``what`` completes "to ..." in messages; ``missing`` names what a 404 means.
+        """
+        idempotent = method == "GET"
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._client.request(method, path, json=body)
+            except httpx.TransportError as failure:
+                transient = not isinstance(failure, httpx.ConnectError)
+                if idempotent and transient and attempt <= self.retries:
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+                raise self._network_error(failure, method, what, attempt) from None
+            status = response.status_code
+            # 429: refused, so safe to repeat; 5xx: maybe done, so only if repeating is harmless.
+            if (status == 429 or (status >= 500 and idempotent)) and attempt <= self.retries:
+                asked = retry_after_seconds(response.headers.get("retry-after"))
+                if asked is not None and asked > self.max_retry_wait:
+                    raise self._status_error(response, what, attempt, missing, asked)
+                await asyncio.sleep(self._backoff(attempt) if asked is None else asked)
+                continue
+            if not response.is_success:
+                raise self._status_error(response, what, attempt, missing)
+            return self._decode(response, method, path, what)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.backoff * 2 ** (attempt - 1), self.max_retry_wait))
+
+    def _decode(self, response: httpx.Response, method: str, path: str, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type") or "no content type"
+            start = _one_line(response.text, 60) or "an empty body"
+            raise ApiError(
+                f"the answer to {method} {self.base_url}{path} (to {what}) is not JSON "
+                f"({response.status_code}, {kind}: {start}): is {self.base_url} "
+                "the Magic Hour API?",
+                status=response.status_code,
+            ) from None
+
+    def _status_error(
+        self,
+        response: httpx.Response,
+        what: str,
+        attempts: int,
+        missing: str | None,
+        asked_wait: float | None = None,
+    ) -> ApiError:
+        """The one line for a refusal: what Magic Hour said, and what to do about it."""
+        status = response.status_code
+        code, api_message = _error_detail(response)
+        said = f"{status}{f' {code}' if code else ''}{f': {api_message}' if api_message else ''}"
+        if status == 401:
+            message = (
+                f"Magic Hour rejected the API key {mask(self.api_key)} ({said}): check "
+                f"--api-key, MAGIC_HOUR_API_KEY or 'mhw config set api_key' (keys: {KEYS_URL})"
+            )
+        elif status == 402:
+            message = (
+                f"not enough Magic Hour credits to {what} ({said}): add credits to this key's "
+                "account, then try again"
+            )
+        elif status == 403:
+            message = (
+                f"Magic Hour does not allow this key to {what} ({said}): check the account's plan "
+                "and the key's permissions in the Developer Hub"
+            )
+        elif status == 404 and missing is not None:
+            message = (
+                f"Magic Hour has no {missing} ({said}): check the id, and that the project "
+                "belongs to this API key's account"
+            )
+        elif status == 404:
+            message = f"Magic Hour does not know how to {what} ({said}): is {self.base_url} right?"
+        elif status == 422:
+            message = f"Magic Hour rejected the request to {what} ({said}): fix what it names"
+        elif status == 429 and asked_wait is not None:
+            message = (
+                f"Magic Hour is rate limiting the requests to {what} ({said}) and asks to wait "
+                f"{asked_wait:g} s: try again then"
+            )
+        elif status == 429:
+            message = (
+                f"Magic Hour rate limited the requests to {what} ({said}), {attempts} times: "
+                "wait a minute and try again"
+            )
+        elif status >= 500 and response.request.method != "GET":
+            message = f"Magic Hour failed to {what} ({said}); {DASHBOARD_HINT}"
+        elif status >= 500:
+            tries = f", {attempts} times" if attempts > 1 else ""
+            message = f"Magic Hour failed to {what} ({said}){tries}: try again later"
+        else:
+            message = f"Magic Hour refused to {what} ({said})"
+        return ApiError(message, status=status, code=code, api_message=api_message)
+
+    def _network_error(
+        self, failure: httpx.TransportError, method: str, what: str, attempts: int
+    ) -> ApiError:
+        tries = f" ({attempts} attempts)" if attempts > 1 else ""
+        message = f"cannot reach the Magic Hour API at {self.base_url} to {what}{tries}: "
+        message += self._describe(failure)
+        # A request that never connected was never sent; any other may have arrived.
+        if method != "GET" and not isinstance(failure, httpx.ConnectError):
+            message += f"; {DASHBOARD_HINT}"
+        return ApiError(message)
+
+    def _describe(self, failure: httpx.HTTPError) -> str:
+        if isinstance(failure, httpx.TimeoutException):
+            phase = "connecting" if isinstance(failure, httpx.ConnectTimeout) else "for an answer"
+            return f"timed out after {self.timeout:g} s {phase}"
+        return _redact(describe_failure(failure, self.timeout, tls_fix=TLS_FIX), self.api_key)
+
+
+def _created(kind: JobKind, answer: Any) -> CreatedJob:
+    data = _object(answer, f"new {kind} job")
+    job_id = data.get("id")
+    if not isinstance(job_id, str) or not job_id:
+        raise ApiError(f"Magic Hour accepted the {kind} job but its answer has no id: {answer!r}")
+    charged = data.get("credits_charged")
+    return CreatedJob(kind, job_id, charged if isinstance(charged, int) else None)
+
+
+def _object(answer: Any, what: str) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise ApiError(
+            f"Magic Hour's answer for the {what} is not a JSON object: {_one_line(repr(answer))}"
+        )
+    return answer
+
+
+def _error_detail(response: httpx.Response) -> tuple[str | None, str | None]:
+    """The API's error code and message from ``{"message"}``, ``{"code", "message"}``,
+    ``{"error": ...}`` or plain text; (None, None) when it said nothing useful."""
+    try:
+        data = response.json()
+    except ValueError:
+        if "html" in response.headers.get("content-type", ""):
+            return None, None  # a proxy's error page: its status says as much in one line
+        return None, _one_line(response.text) or None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        data = data["error"]
+    if isinstance(data, dict):
+        code, message = data.get("code"), data.get("message", data.get("error"))
+        return (
+            str(code) if isinstance(code, (str, int)) else None,
+            _one_line(message) if isinstance(message, str) else None,
+        )
+    return None, _one_line(data) if isinstance(data, str) else None
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line, cut at ``limit`` characters: messages must stay one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _redact(text: str, secret: str) -> str:
+    return text.replace(secret, mask(secret)) if secret else text
+
+
+def _without_query(url: str) -> str:
+    """A download URL as it may be shown: its query holds the signature that grants access."""
+    parts = urlsplit(url)
+    return parts._replace(query="", fragment="").geturl()
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _file_name(url: str, project_id: str | None) -> str:
+    segment = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    name = _UNSAFE.sub("_", segment).lstrip(".") or "download"
+    if project_id and project_id not in name:
+        name = f"{_UNSAFE.sub('_', project_id)}-{name}"
+    return name
+
+
+def _new_file(directory: Path, name: str) -> tuple[Path, BinaryIO]:
+    """A file created for writing under ``name``, or ``stem-1.ext``... if that exists."""
+    stem, dot, suffix = name.partition(".")
+    for number in range(1000):
+        candidate = directory / (name if number == 0 else f"{stem}-{number}{dot}{suffix}")
+        try:
+            return candidate, candidate.open("xb")
+        except FileExistsError:
+            continue
+    raise ApiError(f"cannot download into {directory}: too many files named {name}")

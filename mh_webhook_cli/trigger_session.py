@@ -1,0 +1,190 @@
+"""One run of ``mhw trigger``: a listener (ours, or a running one's store), the cost question,
+the check of :mod:`mh_webhook_cli.trigger`, and its report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mh_webhook_cli.errors import ExitCode, MhwError
+from mh_webhook_cli.magichour_api import ApiError, MagicHourApi, estimate_credits
+from mh_webhook_cli.output import Format, emit_json, error, info, show
+from mh_webhook_cli.trigger import (
+    Arrival,
+    Inbox,
+    Step,
+    TriggerPlan,
+    TriggerResult,
+    poll_store,
+    run_trigger,
+)
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.listen_session import TunnelRequest
+    from mh_webhook_cli.listener import Delivery
+
+
+@dataclass(frozen=True)
+class OwnListener:
+    """A listener for the run alone, as ``mhw listen`` would start it."""
+
+    host: str
+    port: int
+    store: Path | None
+    tunnel: TunnelRequest | None
+
+
+async def run_session(
+    api: MagicHourApi,
+    plan: TriggerPlan,
+    *,
+    own: OwnListener | None,
+    attached_store: Path | None,
+    ask: bool,
+    download_to: Path | None,
+    output_format: Format,
+) -> int:
+    """The exit code of one end-to-end check (see :class:`~mh_webhook_cli.trigger.Verdict`)."""
+    from mh_webhook_cli import render_trigger
+
+    def on_step(step: Step) -> None:
+        if output_format is Format.TEXT:
+            show([render_trigger.step_line(step)])
+
+    async with api:
+        try:
+            # Free, and it proves the key before anything is spent.
+            account = await api.account()
+        except ApiError as failure:
+            error(str(failure))
+            return ExitCode.API_ERROR
+        inbox = Inbox()
+        if own is None:
+            assert attached_store is not None
+            result = await _attached(
+                api, plan, attached_store, inbox, ask, account, on_step, download_to
+            )
+        else:
+            result = await _with_own_listener(
+                api, plan, own, inbox, ask, account, on_step, download_to
+            )
+    if result is None:
+        error("interrupted: the job, if it started, goes on without us")
+        return ExitCode.FAILED
+    if output_format is Format.JSON:
+        emit_json(render_trigger.result_json(result, plan))
+    else:
+        show(render_trigger.result_lines(result))
+    return result.verdict.exit_code
+
+
+async def _with_own_listener(
+    api: MagicHourApi,
+    plan: TriggerPlan,
+    own: OwnListener,
+    inbox: Inbox,
+    ask: bool,
+    account: dict[str, object],
+    on_step: Callable[[Step], None],
+    download_to: Path | None,
+) -> TriggerResult | None:
+    from mh_webhook_cli.http_server import Limits
+    from mh_webhook_cli.listen_session import Presenter, Session
+    from mh_webhook_cli.listener import ListenConfig
+
+    def delivered(delivery: Delivery) -> None:
+        request = delivery.request
+        inbox.put(
+            Arrival(
+                delivery.received_at,
+                request.body,
+                request.by_name,
+                delivery.event_type,
+                delivery.project_id,
+                delivery.document,
+            )
+        )
+
+    session = Session(
+        ListenConfig(secrets=plan.secrets),
+        own.host,
+        own.port,
+        own.store,
+        Limits(),
+        Presenter(Format.TEXT, verbose=False, show_deliveries=False),
+        expected=(),
+        count=1,
+        tunnel=own.tunnel,
+        on_delivery=delivered,
+    )
+    session.stop_on_signals()
+    async with session.serving() as endpoint:
+        where = (
+            endpoint.url
+            if endpoint.public_url is None
+            else f"{endpoint.webhook_url} ({endpoint.url})"
+        )
+        info(f"listening for the job's webhooks at {where}")
+        plan = replace(plan, endpoint=endpoint.webhook_url)
+        await _confirm(plan, account, ask)
+        return await _until_stopped(
+            run_trigger(plan, api, inbox, on_step=on_step, download_to=download_to),
+            session.stopped(),
+        )
+
+
+async def _attached(
+    api: MagicHourApi,
+    plan: TriggerPlan,
+    store: Path,
+    inbox: Inbox,
+    ask: bool,
+    account: dict[str, object],
+    on_step: Callable[[Step], None],
+    download_to: Path | None,
+) -> TriggerResult | None:
+    info(f"watching the store of the running listener: {store}")
+    plan = replace(plan, endpoint="the running listener")
+    await _confirm(plan, account, ask)
+    poller = asyncio.ensure_future(poll_store(store, time.time() - 1, inbox))
+    try:
+        return await run_trigger(plan, api, inbox, on_step=on_step, download_to=download_to)
+    finally:
+        poller.cancel()
+
+
+async def _confirm(plan: TriggerPlan, account: dict[str, object], ask: bool) -> None:
+    """Say what the job costs; unless told ``--yes``, ask before spending it."""
+    cost = estimate_credits(plan.kind, plan.text)
+    credits = account.get("credits")
+    balance = f" of your {credits:,}" if isinstance(credits, int) else ""
+    info(f"a real {plan.kind} job costs about {cost} credit(s){balance}")
+    if not ask:
+        return
+    import typer
+
+    loop = asyncio.get_running_loop()
+    # Asked off the loop, so that the listener keeps answering meanwhile.
+    if not await loop.run_in_executor(
+        None, lambda: typer.confirm("Start it?", default=False, err=True)
+    ):
+        raise MhwError("not started: no credits were spent")
+
+
+async def _until_stopped(
+    work: Coroutine[object, object, TriggerResult], stopped: Coroutine[object, object, None]
+) -> TriggerResult | None:
+    """``work``'s result, or None when Ctrl-C came first."""
+    check = asyncio.ensure_future(work)
+    interrupt = asyncio.ensure_future(stopped)
+    await asyncio.wait({check, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+    interrupt.cancel()
+    if check.done():
+        return check.result()
+    check.cancel()
+    return None
