@@ -64,7 +64,8 @@ def _root(
 ) -> None:
     """Sign, send, receive and verify Magic Hour webhooks.
 
-    Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
+    Exit codes: 0 success, 1 a check failed, 2 bad input or usage, 3 Magic Hour API error,
+    4-7 see 'mhw trigger --help'.
     """
     show_help_when_bare(context)
 
