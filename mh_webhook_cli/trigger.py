@@ -30,6 +30,8 @@ from mh_webhook_cli.signing import Reason, verify
 
 TERMINAL_STATUSES = ("complete", "error", "canceled")
 """Statuses after which a job changes no more."""
+_CATCH_UP_POLLS = 3
+_CATCH_UP_INTERVAL = 0.5
 
 
 class Verdict(str, Enum):
@@ -233,11 +235,16 @@ async def run_trigger(
         arrival = await inbox.next(wake)
         if arrival is not None:
             check.arrived(arrival)
-    if check.final_event is not None and (
-        check.project is None or check.project.get("status") not in TERMINAL_STATUSES
-    ):
-        # The webhook beat the poll: ask once more, to compare it with the API's own view.
+    for _ in range(_CATCH_UP_POLLS):
+        if check.final_event is None or (
+            check.project is not None and check.project.get("status") in TERMINAL_STATUSES
+        ):
+            break
+        # The webhook beat the poll: ask again, to compare it with the API's own view
+        # (a few times, in case the API's answer lags behind the event).
         await _poll(api, check)
+        if check.project is None or check.project.get("status") not in TERMINAL_STATUSES:
+            await asyncio.sleep(_CATCH_UP_INTERVAL)
     result = _judge(check)
     if result.verdict is Verdict.OK and download_to is not None and check.project is not None:
         result.downloads = await _download(api, check.project, download_to)

@@ -5,6 +5,7 @@ the check of :mod:`mh_webhook_cli.trigger`, and its report.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -151,9 +152,16 @@ async def _attached(
     info(f"watching the store of the running listener: {store}")
     plan = replace(plan, endpoint="the running listener")
     await _confirm(plan, account, ask)
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupted.set)
     poller = asyncio.ensure_future(poll_store(store, time.time() - 1, inbox))
     try:
-        return await run_trigger(plan, api, inbox, on_step=on_step, download_to=download_to)
+        return await _until_stopped(
+            run_trigger(plan, api, inbox, on_step=on_step, download_to=download_to),
+            interrupted.wait(),
+        )
     finally:
         poller.cancel()
 
@@ -177,7 +185,7 @@ async def _confirm(plan: TriggerPlan, account: dict[str, object], ask: bool) -> 
 
 
 async def _until_stopped(
-    work: Coroutine[object, object, TriggerResult], stopped: Coroutine[object, object, None]
+    work: Coroutine[object, object, TriggerResult], stopped: Coroutine[object, object, object]
 ) -> TriggerResult | None:
     """``work``'s result, or None when Ctrl-C came first."""
     check = asyncio.ensure_future(work)
