@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mh_webhook_cli.json_text import loads_if_exact
+
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
 
@@ -213,6 +215,9 @@ def parse_body(raw: bytes | str) -> tuple[Any, list[Finding]]:
     systems, and ``json.loads`` would otherwise guess UTF-16 or UTF-32 and hide the mistake.
     """
     if isinstance(raw, bytes):
+        document = loads_if_exact(raw)
+        if document is not None:
+            return document, []
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:

@@ -129,6 +129,46 @@ def parse_timestamp(value: str) -> int | None:
     return int(value) if _TIMESTAMP.fullmatch(value) else None
 
 
+def check(
+    body: bytes,
+    signature: str | None,
+    timestamp: str | None,
+    secrets: Sequence[str],
+    *,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> tuple[Reason, int | None]:
+    """The verdict on a request from its two header values, and which secret matched.
+
+    This is :func:`verify`'s decision without its explanation: a listener
+    calls it for every request it receives, so it builds nothing but the
+    answer (a frozen result costs as much as the HMAC). The secret's index is
+    None unless the verdict is :attr:`Reason.OK`.
+    """
+    signature = signature.strip() if signature else ""
+    if not signature:
+        return Reason.MISSING_SIGNATURE, None
+    timestamp = timestamp.strip() if timestamp else ""
+    if not timestamp:
+        return Reason.MISSING_TIMESTAMP, None
+    if not _TIMESTAMP.fullmatch(timestamp):
+        return Reason.MALFORMED_TIMESTAMP, None
+    if not _HEX_DIGEST.fullmatch(signature):
+        return Reason.MALFORMED_SIGNATURE, None
+    # The signature is checked before the age, so that a stale but genuine request
+    # says timestamp_too_old rather than hiding a wrong secret.
+    matched = _first_match(body, timestamp, secrets, signature)
+    if matched is None:
+        return Reason.SIGNATURE_MISMATCH, None
+    if tolerance > 0:
+        age = (time.time() if now is None else now) - int(timestamp)
+        if age > tolerance:
+            return Reason.TIMESTAMP_TOO_OLD, None
+        if -age > tolerance:
+            return Reason.TIMESTAMP_IN_FUTURE, None
+    return Reason.OK, matched
+
+
 def verify(
     body: bytes,
     headers: Mapping[str, str],
@@ -138,7 +178,7 @@ def verify(
     now: float | None = None,
     diagnose: bool = True,
 ) -> VerifyResult:
-    """Verify a received request as Magic Hour signed it.
+    """Verify a received request as Magic Hour signed it, with what explains the verdict.
 
     ``body`` must be the raw bytes as received. ``headers`` is any mapping;
     names are matched without regard to case. ``secret`` may be a list, so that
@@ -146,60 +186,45 @@ def verify(
     ``tolerance`` is the allowed distance between the timestamp and ``now``
     in either direction, in seconds; 0 turns the check off.
 
-    The signature is checked before the timestamp, so that a stale but genuine
-    request says ``timestamp_too_old`` rather than hiding a wrong secret. On a
-    mismatch, ``diagnose`` tries the common mistakes and reports those that
-    explain it as ``hints`` (it costs a few hundred HMACs; a server under load
-    from forged requests may want it off).
+    On a mismatch, ``diagnose`` tries the common mistakes and reports those
+    that explain it as ``hints`` (it costs a few hundred HMACs; a server under
+    load from forged requests may want it off).
     """
     secrets = [secret] if isinstance(secret, str) else list(secret)
     if not secrets:
         raise ValueError("verify() needs at least one secret")
     received = (header_value(headers, SIGNATURE_HEADER) or "").strip()
-    if not received:
-        return VerifyResult(False, Reason.MISSING_SIGNATURE, tolerance_seconds=tolerance)
     raw_timestamp = (header_value(headers, TIMESTAMP_HEADER) or "").strip()
+    checked_at = time.time() if now is None else now
+    reason, matched = check(
+        body, received, raw_timestamp, secrets, tolerance=tolerance, now=checked_at
+    )
+    if reason is Reason.MISSING_SIGNATURE:
+        return VerifyResult(False, reason, tolerance_seconds=tolerance)
     timestamp = parse_timestamp(raw_timestamp) if raw_timestamp else None
     if timestamp is None:
-        reason = Reason.MALFORMED_TIMESTAMP if raw_timestamp else Reason.MISSING_TIMESTAMP
         return VerifyResult(False, reason, received, tolerance_seconds=tolerance)
-
-    expected = [sign(s, timestamp, body) for s in secrets]
-    age = (time.time() if now is None else now) - timestamp
-    matched = None
-    if not _HEX_DIGEST.fullmatch(received):
-        reason = Reason.MALFORMED_SIGNATURE
-    elif (matched := _first_match(expected, received)) is None:
-        reason = Reason.SIGNATURE_MISMATCH
-    elif tolerance > 0 and age > tolerance:
-        reason = Reason.TIMESTAMP_TOO_OLD
-    elif tolerance > 0 and -age > tolerance:
-        reason = Reason.TIMESTAMP_IN_FUTURE
-    else:
-        reason = Reason.OK
     hints: tuple[Hint, ...] = ()
     if reason is not Reason.OK and diagnose:
         from mh_webhook_cli.diagnosis import diagnose as find_hints
 
         hints = tuple(find_hints(body, received, raw_timestamp, secrets, reason))
-    # One construction per call: a listener verifies thousands a second, and building a
-    # frozen dataclass (let alone replace()) costs more than the HMAC.
     return VerifyResult(
         reason is Reason.OK,
         reason,
         received,
-        expected[0],
+        sign(secrets[0], timestamp, body),
         timestamp,
-        age,
+        checked_at - timestamp,
         tolerance,
-        matched if reason is Reason.OK else None,
+        matched,
         hints,
     )
 
 
-def _first_match(expected: Sequence[str], received: str) -> int | None:
-    """Index of the expected signature equal to ``received``, compared in constant time."""
-    for index, candidate in enumerate(expected):
-        if hmac.compare_digest(candidate, received):
+def _first_match(body: bytes, timestamp: str, secrets: Sequence[str], received: str) -> int | None:
+    """Index of the secret whose signature equals ``received``, compared in constant time."""
+    for index, secret in enumerate(secrets):
+        if hmac.compare_digest(sign(secret, timestamp, body), received):
             return index
     return None

@@ -30,6 +30,7 @@ from mh_webhook_cli.events import (
     VideoProject,
     json_type_name,
     load_event_schemas,
+    parse_body,
     validate_body,
     validate_event,
 )
@@ -476,6 +477,13 @@ def test_invalid_json(body: bytes, in_message: str) -> None:
     assert "\n" not in findings[0].message
 
 
+def test_integers_beyond_64_bits_stay_integers() -> None:
+    huge = 2**64 * 10
+    document, _ = parse_body(b'{"credits_charged":%d,"low":-%d}' % (huge, huge))
+    assert document == {"credits_charged": huge, "low": -huge}
+    assert isinstance(document["credits_charged"], int)
+
+
 def test_body_that_is_json_but_not_an_event() -> None:
     assert codes_and_paths(validate_body(b'"video.started"')) == [("not_an_object", "$")]
 
@@ -567,3 +575,12 @@ def test_findings_stay_at_the_field_that_was_changed(
         assert finding.path == f"$.payload.{field}" or finding.path.startswith(
             (f"$.payload.{field}.", f"$.payload.{field}[")
         )
+
+
+@given(_json_values, st.booleans())
+def test_bodies_parse_exactly_as_the_stdlib_reads_them(value: object, ascii_only: bool) -> None:
+    """The fast parser (orjson) must never read a body otherwise than json.loads would."""
+    body = json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":")).encode()
+    document, findings = parse_body(body)
+    assert findings == []
+    assert repr(document) == repr(json.loads(body))  # repr: 1 == 1.0 would hide a float

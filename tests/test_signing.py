@@ -151,6 +151,16 @@ def test_every_reason_code(
     assert result.reason is reason
     assert result.valid is (reason is Reason.OK)
     assert bool(result) is result.valid
+    # The listener's lean check decides exactly as verify does.
+    checked = signing.check(
+        BODY,
+        given_headers.get(signing.SIGNATURE_HEADER),
+        given_headers.get(signing.TIMESTAMP_HEADER),
+        ["secret-secret-secret"],
+        tolerance=tolerance,
+        now=now,
+    )
+    assert checked == (reason, 0 if reason is Reason.OK else None)
 
 
 def test_signature_is_checked_before_the_age() -> None:
