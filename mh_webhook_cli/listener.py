@@ -156,6 +156,7 @@ class Listener:
         self._client = client
         self._on_store_failure = on_store_failure or (lambda failure: None)
         self._background: set[asyncio.Future[Any]] = set()
+        self._responses: dict[int, Response] = {}
         self.counts: Counter[tuple[str, str]] = Counter()
         """Deliveries by (event type, verification), for the summary on exit."""
 
@@ -170,9 +171,8 @@ class Listener:
             self._accepted(delivery)
             return self._response(delivery.answer)
         # The common case without a task per request: answer when the commit future resolves.
-        loop = asyncio.get_running_loop()
-        answered: asyncio.Future[Response] = loop.create_future()
         committed = self._committer.submit(self._record(delivery))
+        answered: asyncio.Future[Response] = committed.get_loop().create_future()
 
         def after_commit(done: asyncio.Future[Receipt]) -> None:
             failure = done.exception()
@@ -181,7 +181,7 @@ class Listener:
                 return
             delivery.id, delivery.retry_of = done.result()
             answered.set_result(self._response(delivery.answer))
-            self._accepted(delivery)
+            self._accepted(delivery, done.get_loop())
 
         committed.add_done_callback(after_commit)
         return answered
@@ -234,13 +234,21 @@ class Listener:
             response_status=delivery.answer,
         )
 
-    def _accepted(self, delivery: Delivery, forwarded: bool = False) -> None:
-        """Stored and about to be answered: count, show, forward (unless already done)."""
+    def _accepted(
+        self,
+        delivery: Delivery,
+        loop: asyncio.AbstractEventLoop | None = None,
+        forwarded: bool = False,
+    ) -> None:
+        """Stored and about to be answered: count, show, forward (unless already done).
+
+        ``loop`` saves a system call when the caller has it (see ``GroupCommitter.submit``).
+        """
         self.counts[(delivery.event_type or "(not an event)", delivery.verification)] += 1
         routes = [] if forwarded else self._routes_for(delivery)
         delivery.forwarding = bool(routes)
         # Scheduled, not called: the answer is written first, rendering comes after it.
-        asyncio.get_running_loop().call_soon(self._on_delivery, delivery)
+        (loop or asyncio.get_running_loop()).call_soon(self._on_delivery, delivery)
         if routes:
             self._in_background(self._forward_all(delivery, routes))
 
@@ -301,8 +309,13 @@ class Listener:
         return Response(500, b"mhw could not store the request\n")
 
     def _response(self, status: int) -> Response:
-        body = self.config.respond_body if status < 300 else _ERROR_BODIES.get(status, b"")
-        return Response(status, body, (("content-type", "application/json"),))
+        # One object per status: the server caches its bytes on the wire by response.
+        response = self._responses.get(status)
+        if response is None:
+            body = self.config.respond_body if status < 300 else _ERROR_BODIES.get(status, b"")
+            response = Response(status, body, (("content-type", "application/json"),))
+            self._responses[status] = response
+        return response
 
     def _in_background(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

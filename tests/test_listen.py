@@ -542,6 +542,29 @@ def test_respond_delay_and_body_simulate_a_slow_handler(start_listener: Start) -
     assert answer.json() == {"ok": 1}
 
 
+def test_header_values_are_kept_as_sent_without_surrounding_whitespace(
+    start_listener: Start,
+) -> None:
+    listening = start_listener()
+    answer = raw_exchange(
+        listening.port,
+        b"POST /hook HTTP/1.1\r\nX-Inner: a  b\tc\r\nX-Padded: \t v \t\r\nX-Empty:\r\n"
+        b"X-Blank:   \r\nX-Latin: caf\xe9\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    assert b" 200 " in answer.split(b"\r\n", 1)[0]
+    listening.stop()
+    with Store(listening.store) as store:
+        (request,) = store.list()
+    assert request.headers == [
+        ("X-Inner", "a  b\tc"),
+        ("X-Padded", "v"),
+        ("X-Empty", ""),
+        ("X-Blank", ""),
+        ("X-Latin", "caf\xe9"),
+        ("Content-Length", "2"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("data", "status"),
     [
