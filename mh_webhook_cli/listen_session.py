@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mh_webhook_cli import render_listen
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.http_server import Limits
 from mh_webhook_cli.listener import VERIFIED, Delivery, ListenConfig, Listener, matches
@@ -98,8 +99,6 @@ class Presenter:
             emit_json_lines(lines)
 
     def delivered(self, delivery: Delivery) -> None:
-        from mh_webhook_cli import render_listen
-
         if not delivery.shown or not self.show_deliveries:
             return
         if self.output_format is Format.JSON:
@@ -112,8 +111,6 @@ class Presenter:
         show(lines)
 
     def forwarded(self, delivery: Delivery) -> None:
-        from mh_webhook_cli import render_listen
-
         if self.output_format is Format.JSON:
             self._emit(render_listen.delivery_json(delivery))
         else:
@@ -420,8 +417,6 @@ class Session:
                 )
 
     def _summary(self) -> None:
-        from mh_webhook_cli import render_listen
-
         show_stderr(render_listen.summary_lines(self.listener.counts, self.presenter.refused))
 
 

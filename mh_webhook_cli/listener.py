@@ -116,22 +116,22 @@ class Delivery:
 
     def __post_init__(self) -> None:
         # Read once: the pipeline, the display and the store each ask for them.
-        self.event_type = _text_at(self.document, "type")
-        self.project_id = _text_at(self.document, "payload", "id")
-        self.project_status = _text_at(self.document, "payload", "status")
+        document = self.document if isinstance(self.document, dict) else {}
+        payload = document.get("payload")
+        if not isinstance(payload, dict):
+            payload = {}
+        self.event_type = _text(document.get("type"))
+        self.project_id = _text(payload.get("id"))
+        self.project_status = _text(payload.get("status"))
 
     @property
     def valid(self) -> bool:
         return self.verification == VERIFIED and not self.findings
 
 
-def _text_at(document: Any, *keys: str) -> str | None:
-    """``document[k1][k2]…`` when it is a string: events come from anyone, so no assumptions."""
-    for key in keys:
-        if not isinstance(document, dict):
-            return None
-        document = document.get(key)
-    return document if isinstance(document, str) else None
+def _text(value: Any) -> str | None:
+    """``value`` if it is a string: events come from anyone, so no assumptions."""
+    return value if isinstance(value, str) else None
 
 
 Notify = Callable[[Delivery], None]

@@ -113,9 +113,13 @@ class StoreError(MhwError):
     exit_code = ExitCode.USAGE  # a path that is not a usable store is bad input
 
 
-@dataclass(frozen=True)
+@dataclass
 class NewRequest:
-    """One request as the listener received and judged it, before it is stored."""
+    """One request as the listener received and judged it, before it is stored.
+
+    Treat it as read-only; not frozen only because that makes ``__init__`` two
+    microseconds slower, and a listener builds one per request.
+    """
 
     received_at: float
     """Unix seconds."""
@@ -142,7 +146,7 @@ class NewRequest:
         return self.verification == "ok" and not self.findings
 
 
-@dataclass(frozen=True)
+@dataclass
 class StoredRequest(NewRequest):
     """A request as read back from the store."""
 
