@@ -7,7 +7,9 @@ by side, so the two views cannot drift apart in what they say.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +31,25 @@ def describe_age(seconds: float) -> str:
 
 def utc_iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def utc_iso_ms(timestamp: float) -> str:
+    """UTC to the millisecond (``2026-11-23T17:58:06.054Z``), as JSON lines and HAR want it.
+
+    The same text as ``datetime.isoformat(timespec="milliseconds")`` in half the time: a
+    listener stamps every request, and within one second only the milliseconds change.
+    """
+    whole = int(timestamp)
+    # Rounded to the microsecond first, as datetime.fromtimestamp does, then truncated.
+    micro = round((timestamp - whole) * 1_000_000)
+    if micro == 1_000_000:
+        whole, micro = whole + 1, 0
+    return f"{_utc_second(whole)}.{micro // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1)
+def _utc_second(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 
 
 def verify_json(

@@ -10,22 +10,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.capture import CapturedRequest, format_request
 from mh_webhook_cli.output import Line, Segment, columns
+from mh_webhook_cli.render import utc_iso_ms
 from mh_webhook_cli.store import ForwardResult, StoredRequest
 
 _VERDICT_STYLES = {"ok": "green", "unsigned": "yellow", "unchecked": "dim"}
-
-
-def iso(timestamp: float) -> str:
-    """UTC, to the millisecond, as JSON and HAR want it."""
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def local_time(timestamp: float) -> str:
@@ -45,7 +40,7 @@ def summary_json(request: StoredRequest) -> dict[str, Any]:
     """One request for ``mhw events list --format json``: everything but headers and body."""
     return {
         "id": request.id,
-        "received_at": iso(request.received_at),
+        "received_at": utc_iso_ms(request.received_at),
         "method": request.method,
         "path": request.path,
         "client": request.client,
@@ -112,7 +107,7 @@ def detail_text(request: StoredRequest) -> list[Line]:
     facts: list[list[Segment]] = [
         [
             ("received", "dim"),
-            (f"{local_time(request.received_at)}  ({iso(request.received_at)})", ""),
+            (f"{local_time(request.received_at)}  ({utc_iso_ms(request.received_at)})", ""),
         ],
         [("from", "dim"), (request.client, "")],
         [("request", "dim"), (f"{request.method} {request.path}", "")],
@@ -205,7 +200,7 @@ def har_entry(request: StoredRequest) -> dict[str, Any]:
     if body["body_base64"]:
         post_data["comment"] = "base64: the body is not UTF-8"
     return {
-        "startedDateTime": iso(request.received_at),
+        "startedDateTime": utc_iso_ms(request.received_at),
         "time": 0,
         "request": {
             "method": request.method,

@@ -6,19 +6,15 @@ import base64
 import json
 import re
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from mh_webhook_cli.listener import UNCHECKED, UNSIGNED, VERIFIED, Delivery
 from mh_webhook_cli.output import Line, Segment, columns
+from mh_webhook_cli.render import utc_iso_ms
 from mh_webhook_cli.store import ForwardResult
 
 SLOW_HANDLER_MS = 10_000
-
-
-def _iso(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def verdict_segment(verification: str) -> Segment:
@@ -140,7 +136,7 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
     return {
         "kind": "request",
         "id": delivery.id,
-        "received_at": _iso(delivery.received_at),
+        "received_at": utc_iso_ms(delivery.received_at),
         "method": request.method,
         "path": request.target,
         "client": request.client,
