@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         Hint,
         Reason,
         VerifyResult,
+        check,
         sign,
         verify,
     )
@@ -36,6 +37,7 @@ __all__ = [
     "Reason",
     "VerifyResult",
     "__version__",
+    "check",
     "sign",
     "verify",
 ]
