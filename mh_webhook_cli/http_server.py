@@ -27,6 +27,8 @@ from typing import Union, cast
 MAX_BODY_DEFAULT = 1024 * 1024
 MAX_HEAD = 32 * 1024
 """Request line and headers together; larger gets 431 (nginx's default is 8-32 KiB)."""
+LINGER_SECONDS = 2.0
+"""How long a refused request's connection keeps reading before it closes (see _refuse)."""
 
 HOP_BY_HOP_HEADERS = frozenset(
     {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
@@ -125,6 +127,7 @@ class HttpProtocol(asyncio.Protocol):
         self._on_deadline: Callable[[], None] | None = None
         self._continue_sent = False
         self._eof = False
+        self._lingering = False
 
     # asyncio callbacks
 
@@ -137,6 +140,8 @@ class HttpProtocol(asyncio.Protocol):
         self._arm_timer(self._limits.idle_timeout, self._idle)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a refused request, read only to be dropped (see _refuse)
         if not self._buffer and not self._busy:
             # The first byte of a new request starts the clock for the whole request.
             self._arm_timer(self._limits.read_timeout, self._too_slow)
@@ -150,7 +155,7 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The client is done sending (``shutdown(SHUT_WR)``): still answer what it sent."""
         self._eof = True
-        return self._busy
+        return self._busy and not self._lingering
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
@@ -320,10 +325,27 @@ class HttpProtocol(asyncio.Protocol):
         self._transport.write(_encode(response, keep_alive))
 
     def _refuse(self, status: int, reason: str) -> None:
+        """Answer ``status`` and close, after letting the client finish sending.
+
+        Closing a socket with unread bytes makes the kernel send a reset, and the
+        reset can destroy the answer before the client reads it: a client sending a
+        body over the limit would see "connection reset" instead of 413. So the
+        connection closes its sending side, then reads and drops what still comes,
+        until the client closes too or ``LINGER_SECONDS`` pass (a staged close, as
+        RFC 9112 section 9.6 describes and nginx's lingering_close does).
+        """
         if self._on_reject is not None:
             self._on_reject(self._client, status, reason)
         self._write(Response(status, (reason + "\n").encode()), keep_alive=False)
-        self._close()
+        if self._transport is None or not self._transport.can_write_eof():
+            self._close()
+            return
+        self._lingering = True
+        self._buffer.clear()
+        self._transport.write_eof()
+        if self._transport.is_reading() is False:  # paused by a client pipelining far ahead
+            self._transport.resume_reading()
+        self._arm_timer(LINGER_SECONDS, self._close)
 
     def _close(self) -> None:
         self._cancel_timer()

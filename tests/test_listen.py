@@ -278,7 +278,11 @@ def test_bad_input_corpus_then_still_serving(start_listener: Start) -> None:
     cases = {
         "invalid json": (b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n{not json", b" 200 "),
         "not utf-8": (b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\xff\xfe\x00{", b" 200 "),
-        "oversized body": (b"POST / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n{}", b" 413 "),
+        # Sent whole: the 413 must reach a client still sending, not be lost to a reset.
+        "oversized body": (
+            b"POST / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n" + b"x" * 999999,
+            b" 413 ",
+        ),
         "oversized headers": (b"POST / HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", b" 431 "),
         "garbled timestamp": (
             b"POST / HTTP/1.1\r\nmagic-hour-event-signature: abc\r\n"
