@@ -169,9 +169,7 @@ class Session:
         async with self.serving() as endpoint:
             self._banner(endpoint.url, endpoint.public_url)
             # Before the ready file, which tells scripts that everything is in place.
-            registration = register_this_listener(
-                endpoint.url, endpoint.port, endpoint.public_url, self.store_path
-            )
+            registration = register_this_listener(endpoint, self.store_path)
             try:
                 if ready_file is not None:
                     write_ready_file(

@@ -16,7 +16,10 @@ import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.listen_session import Endpoint
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class RunningListener:
     port: int
     public_url: str | None
     """The ngrok URL, when it opened a tunnel."""
+    webhook_url: str
+    """The URL to register in the Developer Hub: on the public URL when there is one."""
     store: str | None
     """Its capture store, or None with ``--no-store``."""
     started_at: str
@@ -55,9 +60,7 @@ def register(entry: RunningListener, directory: Path | None = None) -> Path:
     return path
 
 
-def register_this_listener(
-    url: str, port: int, public_url: str | None, store: Path | None
-) -> Path | None:
+def register_this_listener(endpoint: Endpoint, store: Path | None) -> Path | None:
     """Announce the calling process as a listener; None when that cannot be written.
 
     A listener works without being announced (a read-only home, say): only
@@ -65,9 +68,10 @@ def register_this_listener(
     """
     entry = RunningListener(
         pid=os.getpid(),
-        url=url,
-        port=port,
-        public_url=public_url,
+        url=endpoint.url,
+        port=endpoint.port,
+        public_url=endpoint.public_url,
+        webhook_url=endpoint.webhook_url,
         store=str(store) if store else None,
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
     )
@@ -110,6 +114,7 @@ def _read(path: Path) -> RunningListener | None:
         isinstance(entry.pid, int)
         and path.stem == str(entry.pid)
         and isinstance(entry.url, str)
+        and isinstance(entry.webhook_url, str)
         and isinstance(entry.port, int)
     )
     return entry if valid else None

@@ -8,7 +8,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,12 +40,44 @@ class OwnListener:
     tunnel: TunnelRequest | None
 
 
+@dataclass(frozen=True)
+class AttachedListener:
+    """A running ``mhw listen``, followed through its capture store."""
+
+    store: Path
+    webhook_url: str | None
+    """Where it receives webhooks, when it announced itself (see ``listener_registry``)."""
+
+
+@dataclass
+class _Run:
+    """One check, whichever listener feeds its inbox."""
+
+    api: MagicHourApi
+    plan: TriggerPlan
+    account: dict[str, object]
+    ask: bool
+    on_step: Callable[[Step], None]
+    download_to: Path | None
+    inbox: Inbox = field(default_factory=Inbox)
+
+    async def until(
+        self, endpoint: str, stopped: Coroutine[object, object, object]
+    ) -> TriggerResult | None:
+        """Say the cost, ask, then check the job's webhooks at ``endpoint``; None on Ctrl-C."""
+        self.plan = replace(self.plan, endpoint=endpoint)
+        await _confirm(self.plan, self.account, self.ask)
+        check = run_trigger(
+            self.plan, self.api, self.inbox, on_step=self.on_step, download_to=self.download_to
+        )
+        return await _until_stopped(check, stopped)
+
+
 async def run_session(
     api: MagicHourApi,
     plan: TriggerPlan,
     *,
-    own: OwnListener | None,
-    attached_store: Path | None,
+    listener: OwnListener | AttachedListener,
     ask: bool,
     download_to: Path | None,
     output_format: Format,
@@ -64,43 +96,29 @@ async def run_session(
         except ApiError as failure:
             error(str(failure))
             return ExitCode.API_ERROR
-        inbox = Inbox()
-        if own is None:
-            assert attached_store is not None
-            result = await _attached(
-                api, plan, attached_store, inbox, ask, account, on_step, download_to
-            )
+        run = _Run(api, plan, account, ask, on_step, download_to)
+        if isinstance(listener, OwnListener):
+            result = await _with_own_listener(run, listener)
         else:
-            result = await _with_own_listener(
-                api, plan, own, inbox, ask, account, on_step, download_to
-            )
+            result = await _attached(run, listener)
     if result is None:
         error("interrupted: the job, if it started, goes on without us")
         return ExitCode.FAILED
     if output_format is Format.JSON:
-        emit_json(render_trigger.result_json(result, plan))
+        emit_json(render_trigger.result_json(result, run.plan))
     else:
         show(render_trigger.result_lines(result))
     return result.verdict.exit_code
 
 
-async def _with_own_listener(
-    api: MagicHourApi,
-    plan: TriggerPlan,
-    own: OwnListener,
-    inbox: Inbox,
-    ask: bool,
-    account: dict[str, object],
-    on_step: Callable[[Step], None],
-    download_to: Path | None,
-) -> TriggerResult | None:
+async def _with_own_listener(run: _Run, own: OwnListener) -> TriggerResult | None:
     from mh_webhook_cli.http_server import Limits
     from mh_webhook_cli.listen_session import Presenter, Session
     from mh_webhook_cli.listener import ListenConfig
 
     def delivered(delivery: Delivery) -> None:
         request = delivery.request
-        inbox.put(
+        run.inbox.put(
             Arrival(
                 delivery.received_at,
                 request.body,
@@ -112,7 +130,7 @@ async def _with_own_listener(
         )
 
     session = Session(
-        ListenConfig(secrets=plan.secrets),
+        ListenConfig(secrets=run.plan.secrets),
         own.host,
         own.port,
         own.store,
@@ -131,37 +149,19 @@ async def _with_own_listener(
             else f"{endpoint.webhook_url} ({endpoint.url})"
         )
         info(f"listening for the job's webhooks at {where}")
-        plan = replace(plan, endpoint=endpoint.webhook_url)
-        await _confirm(plan, account, ask)
-        return await _until_stopped(
-            run_trigger(plan, api, inbox, on_step=on_step, download_to=download_to),
-            session.stopped(),
-        )
+        return await run.until(endpoint.webhook_url, session.stopped())
 
 
-async def _attached(
-    api: MagicHourApi,
-    plan: TriggerPlan,
-    store: Path,
-    inbox: Inbox,
-    ask: bool,
-    account: dict[str, object],
-    on_step: Callable[[Step], None],
-    download_to: Path | None,
-) -> TriggerResult | None:
-    info(f"watching the store of the running listener: {store}")
-    plan = replace(plan, endpoint="the running listener")
-    await _confirm(plan, account, ask)
+async def _attached(run: _Run, listener: AttachedListener) -> TriggerResult | None:
+    where = f" at {listener.webhook_url}" if listener.webhook_url else ""
+    info(f"watching the store of the running listener{where}: {listener.store}")
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, interrupted.set)
-    poller = asyncio.ensure_future(poll_store(store, time.time() - 1, inbox))
+    poller = asyncio.ensure_future(poll_store(listener.store, time.time() - 1, run.inbox))
     try:
-        return await _until_stopped(
-            run_trigger(plan, api, inbox, on_step=on_step, download_to=download_to),
-            interrupted.wait(),
-        )
+        return await run.until(listener.webhook_url or "the running listener", interrupted.wait())
     finally:
         poller.cancel()
 

@@ -122,6 +122,7 @@ def test_json_summary_is_one_object(mhw: Mhw, start: Start) -> None:
     summary = json.loads(result.stdout)
     assert summary["verdict"] == "ok"
     assert summary["api_status"] == "complete"
+    assert summary["endpoint"] == f"http://127.0.0.1:{port}/"
     webhooks = [step["what"] for step in summary["timeline"] if step["source"] == "webhook"]
     assert webhooks == ["image.started", "image.completed"]
     assert all(s["verification"] == "ok" for s in summary["timeline"] if s["source"] == "webhook")
@@ -187,9 +188,14 @@ def test_attach_uses_a_running_listeners_store(mhw: Mhw, start: Start, tmp_path:
     store = tmp_path / "listen.sqlite3"
     listener = start("listen", "--port", "0", "--no-tunnel", "--store", str(store))
     base = emulate(start, listener.ready["port"])
-    result = trigger(mhw, base, 0, "--attach", "--store", str(store))
+    result = trigger(mhw, base, 0, "--attach", "--store", str(store), "--format", "json")
     assert result.code == ExitCode.OK, result.stdout + result.stderr
-    assert "image.completed" in result.stdout
+    summary = json.loads(result.stdout)
+    webhooks = [step["what"] for step in summary["timeline"] if step["source"] == "webhook"]
+    assert "image.completed" in webhooks
+    # Named after the running listener, as it announced itself.
+    assert summary["endpoint"] == listener.ready["url"]
+    assert f"running listener at {listener.ready['url']}" in result.stderr
     # The running listener showed them too: it received them, not us.
     assert "image.completed" in listener.stdout()
 

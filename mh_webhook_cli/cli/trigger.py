@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -30,6 +30,9 @@ from mh_webhook_cli.cli.options import (
 )
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.output import Format
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.trigger_session import AttachedListener
 
 
 class JobKindChoice(str, Enum):
@@ -128,20 +131,18 @@ def trigger(
         webhook_timeout=webhook_timeout,
         poll_interval=poll_interval,
     )
-    own = None
-    attached = None
+    listener: OwnListener | AttachedListener
     if attach:
-        attached = _attached_store(store)
+        listener = _running_listener(store)
     else:
         tunnel_request = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
-        own = OwnListener(host, port, capture_store(store, no_store), tunnel_request)
+        listener = OwnListener(host, port, capture_store(store, no_store), tunnel_request)
     from mh_webhook_cli.listen_session import run_loop
 
     session = run_session(
         api,
         plan,
-        own=own,
-        attached_store=attached,
+        listener=listener,
         ask=not yes,
         download_to=download,
         output_format=output_format,
@@ -149,19 +150,27 @@ def trigger(
     raise typer.Exit(run_loop(session))
 
 
-def _attached_store(flag: Path | None) -> Path:
-    """The store of the running listener: ``--store``, else the one ``mhw listen`` announced."""
+def _running_listener(flag: Path | None) -> AttachedListener:
+    """The running listener to follow: the one whose store is ``--store``, else the only one
+    ``mhw listen`` announced."""
+    from mh_webhook_cli.listener_registry import running_listeners
+    from mh_webhook_cli.trigger_session import AttachedListener
+
+    announced = {Path(entry.store): entry for entry in running_listeners() if entry.store}
     if flag is not None:
         if not flag.exists():
             raise UsageError(f"--store {flag}: no such capture store")
-        return flag
-    from mh_webhook_cli.listener_registry import running_listeners
-
-    stores = sorted({entry.store for entry in running_listeners() if entry.store})
-    if not stores:
+        found = announced.get(flag) or next(
+            (entry for store, entry in announced.items() if store.resolve() == flag.resolve()),
+            None,
+        )
+        return AttachedListener(flag, found.webhook_url if found else None)
+    if not announced:
         raise UsageError(
             "--attach: no running 'mhw listen' with a store found; start one, or pass --store"
         )
-    if len(stores) > 1:
+    if len(announced) > 1:
+        stores = sorted(str(store) for store in announced)
         raise UsageError(f"--attach: several listeners are running; pick a --store of {stores}")
-    return Path(stores[0])
+    ((store, entry),) = announced.items()
+    return AttachedListener(store, entry.webhook_url)
