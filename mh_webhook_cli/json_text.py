@@ -26,15 +26,20 @@ def dumps(data: Any) -> str:
 
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _NINETEEN_DIGITS = b"0" * 19
+_MAX_BRACKETS = 512
 
 
 def loads_if_exact(data: bytes) -> Any | None:
     """The document in ``data`` when orjson reads it exactly as ``json.loads`` would, else None.
 
     None means "ask the stdlib": for invalid JSON (whose error the stdlib words better), for
-    the document ``null``, and for any run of 19 digits, since orjson turns integers beyond
-    64 bits into floats. Everything else orjson accepts, the stdlib reads the same.
+    the document ``null``, for any run of 19 digits, since orjson turns integers beyond 64
+    bits into floats, and for 512 brackets or more, since orjson reads nesting 1024 deep
+    where the stdlib (and every recursive walk of the document after it) stops near 1000.
+    Everything else orjson accepts, the stdlib reads the same.
     """
+    if data.count(b"[") + data.count(b"{") >= _MAX_BRACKETS:
+        return None
     if _NINETEEN_DIGITS in data.translate(_DIGITS_AS_ZERO):
         return None
     try:

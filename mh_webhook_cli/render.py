@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -39,7 +40,7 @@ def utc_iso_ms(timestamp: float) -> str:
     The same text as ``datetime.isoformat(timespec="milliseconds")`` in half the time: a
     listener stamps every request, and within one second only the milliseconds change.
     """
-    whole = int(timestamp)
+    whole = math.floor(timestamp)  # before 1970 too: -0.5 is 23:59:59.500
     # Rounded to the microsecond first, as datetime.fromtimestamp does, then truncated.
     micro = round((timestamp - whole) * 1_000_000)
     if micro == 1_000_000:

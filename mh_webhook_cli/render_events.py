@@ -153,7 +153,8 @@ def _body_lines(body: bytes) -> list[Line]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return [[("(binary; see it exactly with --raw)", "dim")]]
-    with contextlib.suppress(ValueError):  # not JSON: shown as it came
+    # Not JSON, or nested deeper than Python walks: shown as it came.
+    with contextlib.suppress(ValueError, RecursionError):
         text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     lines: list[Line] = [*text.splitlines()]
     return lines

@@ -60,12 +60,13 @@ _JSON_TOKEN = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?|(-?\d[\d.eE+-]*|true|false
 def payload_lines(delivery: Delivery) -> list[Line]:
     """``-v``: the event pretty-printed and highlighted, then its download URLs as links."""
     document = delivery.document
-    if document is None:
+    try:
+        pretty = None if document is None else json.dumps(document, indent=2, ensure_ascii=False)
+    except RecursionError:  # nested deeper than Python walks: shown as it came
+        pretty = None
+    if pretty is None:
         return [[("    ", ""), (delivery.request.body.decode("utf-8", "replace"), "dim")]]
-    lines: list[Line] = [
-        _highlighted("    " + line)
-        for line in json.dumps(document, indent=2, ensure_ascii=False).splitlines()
-    ]
+    lines: list[Line] = [_highlighted("    " + line) for line in pretty.splitlines()]
     downloads = document.get("payload", {}).get("downloads") if isinstance(document, dict) else None
     for download in downloads if isinstance(downloads, list) else []:
         url = download.get("url") if isinstance(download, dict) else None

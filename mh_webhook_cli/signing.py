@@ -133,7 +133,7 @@ def check(
     body: bytes,
     signature: str | None,
     timestamp: str | None,
-    secrets: Sequence[str],
+    secrets: str | Sequence[str],
     *,
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
     now: float | None = None,
@@ -143,8 +143,13 @@ def check(
     This is :func:`verify`'s decision without its explanation: a listener
     calls it for every request it receives, so it builds nothing but the
     answer (a frozen result costs as much as the HMAC). The secret's index is
-    None unless the verdict is :attr:`Reason.OK`.
+    None unless the verdict is :attr:`Reason.OK`. The timestamp is signed as
+    the header has it, digits as sent.
     """
+    if isinstance(secrets, str):  # one secret, not one per character
+        secrets = (secrets,)
+    if not secrets:
+        raise ValueError("check() needs at least one secret")
     signature = signature.strip() if signature else ""
     if not signature:
         return Reason.MISSING_SIGNATURE, None
@@ -213,7 +218,7 @@ def verify(
         reason is Reason.OK,
         reason,
         received,
-        sign(secrets[0], timestamp, body),
+        sign(secrets[0], raw_timestamp, body),  # as check() signs it: the digits as sent
         timestamp,
         checked_at - timestamp,
         tolerance,

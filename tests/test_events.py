@@ -477,6 +477,16 @@ def test_invalid_json(body: bytes, in_message: str) -> None:
     assert "\n" not in findings[0].message
 
 
+def test_nesting_deeper_than_the_stdlib_reads_is_a_finding() -> None:
+    """orjson reads 1,010 levels, json.loads does not: the fast path must not let it through,
+    or everything that walks the document afterwards (-v, events show) would fail on it."""
+    depth = 1010
+    document, findings = parse_body(b"[" * depth + b"]" * depth)
+    assert document is None
+    assert codes_and_paths(findings) == [("invalid_json", "$")]
+    assert parse_body(b"[" * 300 + b"]" * 300)[1] == []
+
+
 def test_integers_beyond_64_bits_stay_integers() -> None:
     huge = 2**64 * 10
     document, _ = parse_body(b'{"credits_charged":%d,"low":-%d}' % (huge, huge))

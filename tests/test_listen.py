@@ -575,6 +575,8 @@ def test_header_values_are_kept_as_sent_without_surrounding_whitespace(
         (b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n{}", b" 400 "),
         (b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", b" 400 "),
         (b"POST / HTTP/1.1\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\n{}", b" 400 "),
+        # Spaces then a control character: refused at once, not after quadratic backtracking.
+        (b"POST / HTTP/1.1\r\nX-A: " + b" " * 30000 + b"\x01\r\n\r\n", b" 400 "),
         (
             b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
             b" 501 ",

@@ -163,6 +163,28 @@ def test_every_reason_code(
     assert checked == (reason, 0 if reason is Reason.OK else None)
 
 
+def test_the_timestamp_is_signed_as_sent_and_expected_agrees_with_the_verdict() -> None:
+    padded = f"0{NOW}"
+    as_sent = sign("secret-secret-secret", padded, BODY)
+    as_number = sign("secret-secret-secret", NOW, BODY)
+    good = verify(BODY, headers(as_sent, padded), "secret-secret-secret", now=NOW)
+    assert good.reason is Reason.OK
+    assert good.expected_signature == good.received_signature
+    bad = verify(BODY, headers(as_number, padded), "secret-secret-secret", now=NOW)
+    assert bad.reason is Reason.SIGNATURE_MISMATCH
+    assert bad.expected_signature != bad.received_signature
+
+
+def test_check_takes_one_secret_as_a_string_not_as_characters() -> None:
+    forged = sign("s", NOW, BODY)  # signed with one character of the secret
+    assert signing.check(BODY, forged, str(NOW), "secret-secret-secret", now=NOW)[0] is (
+        Reason.SIGNATURE_MISMATCH
+    )
+    assert signing.check(BODY, GOOD, str(NOW), "secret-secret-secret", now=NOW) == (Reason.OK, 0)
+    with pytest.raises(ValueError, match="at least one secret"):
+        signing.check(BODY, GOOD, str(NOW), [], now=NOW)
+
+
 def test_signature_is_checked_before_the_age() -> None:
     """A stale request signed with the wrong secret must not hide the wrong secret."""
     forged = sign("someone-elses-secret", NOW, BODY)
