@@ -242,7 +242,7 @@ class Listener:
     ) -> None:
         """Stored and about to be answered: count, show, forward (unless already done).
 
-        ``loop`` saves a system call when the caller has it (see ``GroupCommitter.submit``).
+        ``loop`` saves a system call when the caller has it (see ``GroupCommitter._start_group``).
         """
         self.counts[(delivery.event_type or "(not an event)", delivery.verification)] += 1
         routes = [] if forwarded else self._routes_for(delivery)
