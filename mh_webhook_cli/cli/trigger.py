@@ -160,9 +160,9 @@ def _running_listener(flag: Path | None) -> AttachedListener:
     if flag is not None:
         if not flag.exists():
             raise UsageError(f"--store {flag}: no such capture store")
-        found = announced.get(flag) or next(
-            (entry for store, entry in announced.items() if store.resolve() == flag.resolve()),
-            None,
+        wanted = flag.resolve()
+        found = next(
+            (entry for store, entry in announced.items() if store.resolve() == wanted), None
         )
         return AttachedListener(flag, found.webhook_url if found else None)
     if not announced:
