@@ -251,7 +251,7 @@ class Session:
             if client is not None:
                 await client.aclose()
             if committer is not None:
-                committer.flush()
+                committer.close()
             if store is not None:
                 store.close()
 

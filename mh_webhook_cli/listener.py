@@ -270,7 +270,7 @@ class Listener:
             except Exception as failure:
                 return self._store_failed(failure)
             if mirrored:
-                self._record_forwards(delivery)
+                await self._record_forwards(delivery)
         self._accepted(delivery, forwarded=mirrored)
         if self.config.respond_delay > 0:
             await asyncio.sleep(self.config.respond_delay)
@@ -290,18 +290,20 @@ class Listener:
         )
         delivery.forwards = list(results)
         if not mirrored:  # a mirrored delivery is stored and shown with its forwards, later
-            self._record_forwards(delivery)
+            await self._record_forwards(delivery)
             self._on_forwarded(delivery)
         return list(results)
 
-    def _record_forwards(self, delivery: Delivery) -> None:
+    async def _record_forwards(self, delivery: Delivery) -> None:
+        """Store the forward results (by the committer's writer, off the loop); until then,
+        nothing shows them, so what is shown can be found in the store."""
         if self._committer is None or delivery.id is None:
             return
-        try:
-            for result in delivery.forwards:
-                self._committer.store.record_forward(delivery.id, result)
-        except StoreError as failure:
-            self._on_store_failure(failure)
+        stored = [self._committer.record_forward(delivery.id, r) for r in delivery.forwards]
+        for outcome in await asyncio.gather(*stored, return_exceptions=True):
+            if isinstance(outcome, StoreError):
+                self._on_store_failure(outcome)
+                return  # they were stored together: one failure is the failure of all
 
     def _store_failed(self, failure: BaseException) -> Response:
         """Say so, and answer 500: the sender will retry, so the event is not lost."""

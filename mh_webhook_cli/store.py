@@ -20,10 +20,14 @@ directory created 0700. This module is the only one that imports sqlite3.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import json
 import os
+import queue
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
@@ -32,45 +36,18 @@ from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, Typed
 
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.json_text import dumps
+from mh_webhook_cli.store_migrations import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import asyncio
 
 STORE_ENV = "MHW_STORE"
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 5.0
 """How long a connection waits for another one's write lock before failing."""
-
-_SCHEMA = (
-    # AUTOINCREMENT: ids are never reused after 'mhw events clear', so an id
-    # someone wrote down never silently points at another request.
-    """CREATE TABLE IF NOT EXISTS requests (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        received_at REAL NOT NULL,
-        method TEXT NOT NULL,
-        path TEXT NOT NULL,
-        headers TEXT NOT NULL,
-        body BLOB NOT NULL,
-        -- The first 8 bytes of the body's SHA-256: finds retries, and its index stays small.
-        body_hash INTEGER NOT NULL,
-        client TEXT NOT NULL,
-        event_type TEXT,
-        project_id TEXT,
-        verification TEXT NOT NULL,
-        findings TEXT NOT NULL,
-        response_status INTEGER NOT NULL,
-        retry_of INTEGER
-    )""",
-    "CREATE INDEX IF NOT EXISTS requests_received_at ON requests (received_at)",
-    "CREATE INDEX IF NOT EXISTS requests_event_type ON requests (event_type)",
-    "CREATE INDEX IF NOT EXISTS requests_body_hash ON requests (body_hash)",
-    """CREATE TABLE IF NOT EXISTS forwards (
-        id INTEGER PRIMARY KEY,
-        request_id INTEGER NOT NULL,
-        result TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS forwards_request_id ON forwards (request_id)",
-)
+CLEAR_BATCH_ROWS = 2000
+"""Rows deleted per transaction by :meth:`Store.clear`: holds the write lock for ~10 ms."""
+CLEAR_PAUSE_SECONDS = 0.005
+"""The pause after each batch of :meth:`Store.clear`, in which a waiting writer takes the lock."""
 
 _INSERT = """
 INSERT INTO requests (
@@ -79,12 +56,16 @@ INSERT INTO requests (
 ) VALUES (
     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
     -- A retry is a later delivery of the same event: same type, project and bytes.
+    -- A body without an event type is no event, so never a retry: identical junk
+    -- ('{}' floods, pings) is not Magic Hour retrying, and '= NULL' makes SQLite skip the
+    -- lookup. INDEXED BY: an insert fails loudly rather than ever scanning the table.
     -- ORDER BY id LIMIT 1 reads one entry; min(id) would read every equal body, per insert.
-    (SELECT id FROM requests
+    (SELECT id FROM requests INDEXED BY requests_retry
      WHERE body_hash = ?6 AND event_type = ?8 AND project_id IS ?9 AND body = ?5
      ORDER BY id LIMIT 1)
 )
 """
+_CLEAR_BATCH_END = "SELECT max(id) FROM (SELECT id FROM requests WHERE id <= ? ORDER BY id LIMIT ?)"
 _INSERT_FORWARD = "INSERT INTO forwards (request_id, result) VALUES (?, ?)"
 # Every query below is put together from these constants, never from input: hence the noqa S608.
 _COLUMNS = (
@@ -170,13 +151,17 @@ R = TypeVar("R")
 
 
 def _reported(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
-    """Turn SQLite's exceptions into a one-line :class:`StoreError` that names the file."""
+    """Turn SQLite's exceptions into a one-line :class:`StoreError` that names the file.
+
+    Also a value that cannot be stored (findings that are not JSON: TypeError,
+    text SQLite refuses: ValueError), so that a writer reports every row alike.
+    """
 
     @wraps(method)
     def wrapper(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.Error as failure:
+        except (sqlite3.Error, TypeError, ValueError) as failure:
             raise StoreError(f"capture store {self.path}: {failure}") from failure
 
     return wrapper
@@ -206,11 +191,14 @@ class Store:
         return self.add_many([request])[0].id
 
     @_reported
-    def record_forward(self, request_id: int, result: ForwardResult) -> None:
-        """Attach what forwarding a request did; it happens after the answer, so separately."""
-        row = _forward_row(request_id, result)
+    def add_forwards(self, forwards: Sequence[tuple[int, ForwardResult]]) -> None:
+        """Attach what forwarding requests did, as ``(request id, result)``, in one transaction.
+
+        Forwarding happens after the answer, so its results are stored separately.
+        """
+        rows = [_forward_row(request_id, result) for request_id, result in forwards]
         with _transaction(self._connection):
-            self._connection.execute(_INSERT_FORWARD, row)
+            self._connection.executemany(_INSERT_FORWARD, rows)
 
     def get(self, request_id: int) -> StoredRequest | None:
         found = self._select(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,))  # noqa: S608
@@ -263,10 +251,27 @@ class Store:
 
     @_reported
     def clear(self) -> int:
-        """Delete every request and its forward results; how many requests there were."""
-        with _transaction(self._connection):
-            self._connection.execute("DELETE FROM forwards")
-            return self._connection.execute("DELETE FROM requests").rowcount
+        """Delete every request stored so far and its forward results; how many there were.
+
+        In batches of :data:`CLEAR_BATCH_ROWS`, one short transaction each, with a
+        pause between them: deleting a million rows at once held the write lock for
+        2.3 s, and a listener on the same store could answer nobody meanwhile.
+        Requests that arrive during the clear are kept.
+        """
+        connection = self._connection
+        (last,) = connection.execute("SELECT max(id) FROM requests").fetchone()
+        deleted = 0
+        while last is not None:
+            with _transaction(connection):
+                (upper,) = connection.execute(_CLEAR_BATCH_END, (last, CLEAR_BATCH_ROWS)).fetchone()
+                if upper is None:
+                    break
+                connection.execute("DELETE FROM forwards WHERE request_id <= ?", (upper,))
+                deleted += connection.execute(
+                    "DELETE FROM requests WHERE id <= ?", (upper,)
+                ).rowcount
+            time.sleep(CLEAR_PAUSE_SECONDS)
+        return deleted
 
     def close(self) -> None:
         self._connection.close()
@@ -292,64 +297,139 @@ class Store:
 
 
 class GroupCommitter:
-    """Group commit inside the asyncio event loop that serves the requests.
+    """Group commit on a writer thread, for the asyncio event loop that serves the requests.
 
-    Every request submitted during two turns of the loop goes into one
-    transaction at the end of them; only after the commit are their futures
-    resolved, so an answer never goes out before its row is durable.
+    The loop only queues: :meth:`submit` returns a future, and the requests
+    submitted during one turn of the loop go to the writer thread as one group,
+    committed in one transaction. Requests submitted while that commit runs form
+    the next group, handed over as soon as it is done. Only after the commit are
+    the group's futures resolved, so an answer never goes out before its row is
+    durable.
 
-    Why not a writer thread: measured with ``bench/listen.py`` (the server on
-    one core), a thread costs a GIL hand-off and a wake-up of the loop for every
-    group, and gained nothing; SQLite commits a few dozen small rows in about a
-    millisecond, during which the loop would only have waited for it anyway.
+    Why a thread: SQLite may wait, and the loop must not. Another process may
+    hold the write lock for seconds (``mhw events clear``, a ``sqlite3`` shell);
+    meanwhile only the answers that need this commit wait, while the loop goes
+    on parsing, refusing and answering everything else. What keeps it cheap is
+    one hand-off per group, not per request: one queue put to wake the writer,
+    one ``call_soon_threadsafe`` to wake the loop with every receipt of the group.
+
+    The writer thread is the only user of the store's connection until
+    :meth:`close`. One row that cannot be stored does not fail its group: the
+    group is then stored row by row, and only that row's future fails.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._pending: builtins.list[tuple[NewRequest, asyncio.Future[Receipt]]] = []
+        self._requests: builtins.list[tuple[NewRequest, asyncio.Future[Receipt]]] = []
+        self._forwards: builtins.list[tuple[int, ForwardResult, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight = False
+        """A group is with the writer, or about to be: what is submitted meanwhile waits."""
+        self._groups: queue.SimpleQueue[_Group | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write, name="mhw-store-writer", daemon=True)
+        self._writer.start()
 
     def submit(self, request: NewRequest) -> asyncio.Future[Receipt]:
         """A future resolved with the row's receipt once ``request`` is committed.
 
-        It fails with :class:`StoreError` when the commit fails (disk full, I/O
-        error): the listener then answers 500 and the sender retries.
+        It fails with :class:`StoreError` when the row cannot be stored (disk
+        full, I/O error, the lock held by another process for longer than
+        :data:`BUSY_TIMEOUT_SECONDS`): the listener then answers 500 and the
+        sender retries.
         """
-        if not self._pending or self._loop is None:
-            self._loop = self._start_group()
-        committed: asyncio.Future[Receipt] = self._loop.create_future()
-        self._pending.append((request, committed))
+        committed: asyncio.Future[Receipt] = self._future()
+        self._requests.append((request, committed))
         return committed
 
-    def _start_group(self) -> asyncio.AbstractEventLoop:
-        import asyncio
+    def record_forward(self, request_id: int, result: ForwardResult) -> asyncio.Future[None]:
+        """A future resolved once what forwarding the request did is stored with it."""
+        stored: asyncio.Future[None] = self._future()
+        self._forwards.append((request_id, result, stored))
+        return stored
 
-        # Asked once a group, not per request: on Python 3.11 it makes a system call.
-        loop = asyncio.get_running_loop()
-        # Committed after one more turn of the loop, so that the requests read in that turn
-        # join the group: a commit costs ~85 µs whatever its size, and under bench/listen.py's
-        # load groups grow from ~14 requests to ~24. Unloaded, the extra turn takes microseconds.
-        loop.call_soon(loop.call_soon, self._commit)
-        return loop
+    def close(self) -> None:
+        """Commit what is pending and stop the writer (at shutdown: waits for the commit)."""
+        if self._requests or self._forwards:
+            self._dispatch()
+        self._groups.put(None)
+        self._writer.join()
 
-    def flush(self) -> None:
-        """Commit what is pending now (at shutdown, before the store closes)."""
-        self._commit()
+    def _future(self) -> asyncio.Future[Any]:
+        loop = self._loop
+        if loop is None:
+            import asyncio
 
-    def _commit(self) -> None:
-        group, self._pending = self._pending, []
-        if not group:
-            return
+            loop = self._loop = asyncio.get_running_loop()
+        if not self._in_flight:
+            self._in_flight = True
+            # After this turn of the loop, so that every request read in it joins the group.
+            loop.call_soon(self._dispatch)
+        return loop.create_future()
+
+    def _dispatch(self) -> None:
+        """Hand what is pending to the writer, as one group (on the loop)."""
+        group = _Group(self._requests, self._forwards)
+        self._requests, self._forwards = [], []
+        self._groups.put(group)
+
+    def _write(self) -> None:
+        """The writer thread: commit each group, then hand its outcomes back to the loop."""
+        while (group := self._groups.get()) is not None:
+            group.receipts = self._store_requests([request for request, _ in group.requests])
+            if group.forwards:
+                group.forwards_failure = self._store_forwards(group.forwards)
+            assert self._loop is not None  # a group exists only once something was submitted
+            # RuntimeError: the loop is closed, so nobody waits for an answer any more.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._written, group)
+
+    def _store_requests(self, requests: builtins.list[NewRequest]) -> builtins.list[_Outcome]:
+        """One outcome per request: its receipt, or why it could not be stored."""
+        if not requests:
+            return []
         try:
-            receipts = self.store.add_many([request for request, _ in group])
-        except Exception as failure:  # whatever it is, every waiting sender must hear of it
-            for _, committed in group:
-                if not committed.done():
-                    committed.set_exception(failure)
-            return
-        for (_, committed), receipt in zip(group, receipts, strict=True):
-            if not committed.done():  # a caller that gave up: its row is stored all the same
-                committed.set_result(receipt)
+            return list(self.store.add_many(requests))
+        except StoreError as failure:
+            if len(requests) == 1 or _waited_for_the_lock(failure):
+                # Row by row, every row would wait for the lock again, in vain.
+                return [failure] * len(requests)
+        return [self._store_one(request) for request in requests]
+
+    def _store_one(self, request: NewRequest) -> _Outcome:
+        try:
+            return self.store.add_many([request])[0]
+        except StoreError as failure:
+            return failure
+
+    def _store_forwards(
+        self, forwards: builtins.list[tuple[int, ForwardResult, asyncio.Future[None]]]
+    ) -> StoreError | None:
+        try:
+            self.store.add_forwards([(request_id, result) for request_id, result, _ in forwards])
+        except StoreError as failure:
+            return failure
+        return None
+
+    def _written(self, group: _Group) -> None:
+        """Resolve a committed group's futures, and hand the next group over (on the loop)."""
+        for (_, committed), outcome in zip(group.requests, group.receipts, strict=True):
+            if committed.done():  # a caller that gave up: its row is stored all the same
+                continue
+            if type(outcome) is Receipt:
+                committed.set_result(outcome)
+            else:
+                committed.set_exception(outcome)  # type: ignore[arg-type]
+        failure = group.forwards_failure
+        for _, _, stored in group.forwards:
+            if not stored.done():
+                if failure is None:
+                    stored.set_result(None)
+                else:
+                    stored.set_exception(failure)
+        if self._requests or self._forwards:
+            self._dispatch()
+        else:
+            self._in_flight = False
 
 
 class Receipt(NamedTuple):
@@ -360,6 +440,24 @@ class Receipt(NamedTuple):
 
 
 _Row = tuple[Any, ...]
+_Outcome = Receipt | StoreError
+"""What storing one request came to."""
+
+
+@dataclass(eq=False)
+class _Group:
+    """What one transaction of the writer stores, and what came of it."""
+
+    requests: builtins.list[tuple[NewRequest, asyncio.Future[Receipt]]]
+    forwards: builtins.list[tuple[int, ForwardResult, asyncio.Future[None]]]
+    receipts: builtins.list[_Outcome] = field(default_factory=list)
+    forwards_failure: StoreError | None = None
+
+
+def _waited_for_the_lock(failure: StoreError) -> bool:
+    """Whether storing failed because another connection held the write lock too long."""
+    cause = failure.__cause__
+    return isinstance(cause, sqlite3.OperationalError) and str(cause) == "database is locked"
 
 
 class _transaction:
@@ -426,42 +524,67 @@ def _create_private_file(path: Path) -> None:
 
 
 def _migrate(connection: sqlite3.Connection, path: Path) -> None:
-    """Create the schema once; refuse a file written by a newer mhw instead of damaging it."""
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    """Run the migrations this file has not run; refuse a file written by a newer mhw."""
+    version = _schema_version(connection, path)
     if version == SCHEMA_VERSION:
         return  # the usual case takes no write lock, so readers never wait for the listener
+    with _transaction(connection):
+        # Read again under the write lock: another process may have migrated meanwhile.
+        version = _schema_version(connection, path)
+        for migration in MIGRATIONS[version:]:
+            migration(connection)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _schema_version(connection: sqlite3.Connection, path: Path) -> int:
+    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"capture store {path} has schema version {version}, newer than this mhw's "
             f"{SCHEMA_VERSION}: upgrade mhw or use another --store"
         )
-    with _transaction(connection):
-        for statement in _SCHEMA:
-            connection.execute(statement)
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return version
 
 
 def _row(request: NewRequest) -> _Row:
-    """The request as insert parameters ``?1`` to ``?12``; raises on findings that are not JSON."""
+    """The request as insert parameters ``?1`` to ``?12``; raises on findings that are not JSON.
+
+    Every text column goes through :func:`_storable`; the body is stored as received.
+    """
     digest = hashlib.sha256(request.body).digest()
     return (
         request.received_at,
-        request.method,
-        request.path,
-        dumps(request.headers),
+        _storable(request.method),
+        _storable(request.path),
+        _storable(dumps(request.headers)),
         request.body,
         int.from_bytes(digest[:8], "big", signed=True),
-        request.client,
-        request.event_type,
-        request.project_id,
-        request.verification,
-        dumps(request.findings),
+        _storable(request.client),
+        None if request.event_type is None else _storable(request.event_type),
+        None if request.project_id is None else _storable(request.project_id),
+        _storable(request.verification),
+        _storable(dumps(request.findings)),
         request.response_status,
     )
 
 
+def _storable(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape (``\\ud800``), so it has UTF-8.
+
+    ``{"type":"\\ud800"}`` is valid JSON, and Python reads it as a string holding a
+    lone surrogate, which no UTF-8 can encode, so SQLite cannot take it as TEXT.
+    The escape shows the text as the sender wrote it in the JSON; U+FFFD would
+    hide what was sent. Two different strings may then look alike in a column
+    (a sender may also write the six characters ``\\ud800``); nothing is lost,
+    since the body keeps the exact bytes and the columns are derived from it.
+    """
+    if text.isascii():  # O(1) in CPython: almost every request ends here
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _forward_row(request_id: int, result: ForwardResult) -> _Row:
-    return request_id, dumps(result)
+    return request_id, _storable(dumps(result))
 
 
 def _insert_requests(connection: sqlite3.Connection, rows: Sequence[_Row]) -> list[Receipt]:

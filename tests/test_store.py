@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import signal
@@ -26,6 +27,7 @@ from mh_webhook_cli.store import (
     StoreError,
     default_store_path,
 )
+from mh_webhook_cli.store_migrations import SCHEMA_VERSION
 
 BODY = b'{"type":"video.completed","payload":{"id":"proj-1","status":"complete"}}\n'
 
@@ -68,6 +70,17 @@ def path(tmp_path: Path) -> Path:
 def store(path: Path) -> Iterator[Store]:
     with Store(path) as opened:
         yield opened
+
+
+@contextlib.contextmanager
+def committer_on(path: Path) -> Iterator[GroupCommitter]:
+    """A committer on a new store at ``path``, its writer stopped and the store closed after."""
+    with Store(path) as store:
+        committer = GroupCommitter(store)
+        try:
+            yield committer
+        finally:
+            committer.close()
 
 
 def visible_ids(path: Path) -> set[int]:
@@ -178,8 +191,7 @@ def test_forwards_are_attached_in_order(store: Store) -> None:
             "body": None,
         },
     ]
-    for result in results:
-        store.record_forward(row_id, result)  # type: ignore[arg-type]
+    store.add_forwards([(row_id, result) for result in results])  # type: ignore[misc]
     stored = store.get(row_id)
     assert stored is not None and stored.forwards == results
     assert store.list()[0].forwards == results
@@ -189,8 +201,8 @@ def test_count_and_clear_and_ids_are_not_reused(store: Store) -> None:
     ids = [
         r.id for r in store.add_many([request(body=b"%d" % n, event_type=None) for n in range(3)])
     ]
-    store.record_forward(
-        ids[0], {"target": "t", "status": 200, "latency_ms": 1.0, "error": None, "body": None}
+    store.add_forwards(
+        [(ids[0], {"target": "t", "status": 200, "latency_ms": 1.0, "error": None, "body": None})]
     )
     assert store.count() == 3
     assert store.clear() == 3
@@ -223,7 +235,7 @@ def test_wal_mode_schema_version_and_a_newer_schema_is_refused(path: Path) -> No
     Store(path).close()
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     connection.execute("PRAGMA user_version = 99")
     connection.close()
     with pytest.raises(StoreError, match="schema version 99"):
@@ -241,15 +253,14 @@ def test_committer_resolves_futures_only_once_rows_are_visible_to_other_readers(
     seen: list[bool] = []
 
     async def main() -> list[int]:
-        committer = GroupCommitter(Store(path))
-        futures = [committer.submit(request(body=b"%d" % n)) for n in range(300)]
-        for future in futures:
-            # Runs as the future resolves, right after the commit: another reader sees the row.
-            future.add_done_callback(
-                lambda done: seen.append(done.result().id in visible_ids(path))
-            )
-        receipts = await asyncio.gather(*futures)
-        committer.store.close()
+        with committer_on(path) as committer:
+            futures = [committer.submit(request(body=b"%d" % n)) for n in range(300)]
+            for future in futures:
+                # Runs as the future resolves, right after the commit: another reader sees the row.
+                future.add_done_callback(
+                    lambda done: seen.append(done.result().id in visible_ids(path))
+                )
+            receipts = await asyncio.gather(*futures)
         return [receipt.id for receipt in receipts]
 
     ids = asyncio.run(main())
@@ -264,8 +275,8 @@ def test_one_loop_turn_is_one_transaction(path: Path) -> None:
 
     async def main() -> None:
         nonlocal commits
-        with Store(path) as store:
-            committer = GroupCommitter(store)
+        with committer_on(path) as committer:
+            store = committer.store
             original = store.add_many
 
             def counting_add_many(requests: Any) -> Any:
@@ -289,8 +300,7 @@ def test_one_loop_turn_is_one_transaction(path: Path) -> None:
 
 def test_receipts_mark_retries(path: Path) -> None:
     async def main() -> list[Any]:
-        with Store(path) as store:
-            committer = GroupCommitter(store)
+        with committer_on(path) as committer:
             first = await committer.submit(request())
             again = await asyncio.gather(committer.submit(request()), committer.submit(request()))
             return [first, *again]
@@ -302,8 +312,7 @@ def test_receipts_mark_retries(path: Path) -> None:
 
 def test_a_failed_commit_rejects_its_futures_and_the_committer_recovers(path: Path) -> None:
     async def main() -> None:
-        with Store(path) as store:
-            committer = GroupCommitter(store)
+        with committer_on(path) as committer:
             await committer.submit(request())
             blocker = sqlite3.connect(path)
             blocker.execute(
