@@ -33,7 +33,7 @@ from mh_webhook_cli.signing import (
     Reason,
     check,
 )
-from mh_webhook_cli.store import ForwardResult, NewRequest, StoreError
+from mh_webhook_cli.store import ForwardResult, NewRequest
 
 if TYPE_CHECKING:
     import httpx
@@ -301,7 +301,7 @@ class Listener:
             return
         stored = [self._committer.record_forward(delivery.id, r) for r in delivery.forwards]
         for outcome in await asyncio.gather(*stored, return_exceptions=True):
-            if isinstance(outcome, StoreError):
+            if isinstance(outcome, BaseException):
                 self._on_store_failure(outcome)
                 return  # they were stored together: one failure is the failure of all
 

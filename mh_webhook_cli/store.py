@@ -3,8 +3,9 @@
 The listener must never lose a request, so a request is committed here before
 its HTTP answer is sent. Committing one transaction per request would cap the
 listener at the disk's commit rate; :class:`GroupCommitter` instead commits
-the requests of one event-loop turn in one transaction and only then resolves
-each request's future, so an answer still never goes out before its row is durable.
+the requests of one event-loop turn in one transaction, on a writer thread so
+that the loop never waits for SQLite, and only then resolves each request's
+future, so an answer still never goes out before its row is durable.
 
 The file is opened in WAL mode: ``mhw events`` in other processes read a
 consistent snapshot while the listener writes, and a writer killed mid-burst
@@ -391,7 +392,7 @@ class GroupCommitter:
             return []
         try:
             return list(self.store.add_many(requests))
-        except StoreError as failure:
+        except Exception as failure:  # whatever it is, every waiting sender must hear of it
             if len(requests) == 1 or _waited_for_the_lock(failure):
                 # Row by row, every row would wait for the lock again, in vain.
                 return [failure] * len(requests)
@@ -400,15 +401,15 @@ class GroupCommitter:
     def _store_one(self, request: NewRequest) -> _Outcome:
         try:
             return self.store.add_many([request])[0]
-        except StoreError as failure:
+        except Exception as failure:  # it fails this request alone
             return failure
 
     def _store_forwards(
         self, forwards: builtins.list[tuple[int, ForwardResult, asyncio.Future[None]]]
-    ) -> StoreError | None:
+    ) -> Exception | None:
         try:
             self.store.add_forwards([(request_id, result) for request_id, result, _ in forwards])
-        except StoreError as failure:
+        except Exception as failure:  # handed to the forwards' futures
             return failure
         return None
 
@@ -417,10 +418,10 @@ class GroupCommitter:
         for (_, committed), outcome in zip(group.requests, group.receipts, strict=True):
             if committed.done():  # a caller that gave up: its row is stored all the same
                 continue
-            if type(outcome) is Receipt:
-                committed.set_result(outcome)
+            if isinstance(outcome, Exception):
+                committed.set_exception(outcome)
             else:
-                committed.set_exception(outcome)  # type: ignore[arg-type]
+                committed.set_result(outcome)
         failure = group.forwards_failure
         for _, _, stored in group.forwards:
             if not stored.done():
@@ -442,7 +443,7 @@ class Receipt(NamedTuple):
 
 
 _Row = tuple[Any, ...]
-_Outcome = Receipt | StoreError
+_Outcome = Receipt | Exception
 """What storing one request came to."""
 
 
@@ -453,10 +454,10 @@ class _Group:
     requests: builtins.list[tuple[NewRequest, asyncio.Future[Receipt]]]
     forwards: builtins.list[tuple[int, ForwardResult, asyncio.Future[None]]]
     receipts: builtins.list[_Outcome] = field(default_factory=list)
-    forwards_failure: StoreError | None = None
+    forwards_failure: Exception | None = None
 
 
-def _waited_for_the_lock(failure: StoreError) -> bool:
+def _waited_for_the_lock(failure: Exception) -> bool:
     """Whether storing failed because another connection held the write lock too long."""
     return isinstance(failure.__cause__, sqlite3.Error) and _is_busy(failure.__cause__)
 
