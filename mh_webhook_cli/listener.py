@@ -295,8 +295,10 @@ class Listener:
         return list(results)
 
     async def _record_forwards(self, delivery: Delivery) -> None:
-        """Store the forward results (by the committer's writer, off the loop); until then,
-        nothing shows them, so what is shown can be found in the store."""
+        """Store the forward results through the committer's writer, off the loop.
+
+        Awaited before they are shown, so that what is shown can be found in the store.
+        """
         if self._committer is None or delivery.id is None:
             return
         stored = [self._committer.record_forward(delivery.id, r) for r in delivery.forwards]
