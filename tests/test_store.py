@@ -197,16 +197,20 @@ def test_forwards_are_attached_in_order(store: Store) -> None:
     assert store.list()[0].forwards == results
 
 
-def test_count_and_clear_and_ids_are_not_reused(store: Store) -> None:
+def test_count_and_clear_and_ids_are_not_reused(
+    store: Store, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mh_webhook_cli.store.CLEAR_BATCH_ROWS", 2)  # 5 rows: 3 batches
     ids = [
-        r.id for r in store.add_many([request(body=b"%d" % n, event_type=None) for n in range(3)])
+        r.id for r in store.add_many([request(body=b"%d" % n, event_type=None) for n in range(5)])
     ]
-    store.add_forwards(
-        [(ids[0], {"target": "t", "status": 200, "latency_ms": 1.0, "error": None, "body": None})]
-    )
-    assert store.count() == 3
-    assert store.clear() == 3
+    result = {"target": "t", "status": 200, "latency_ms": 1.0, "error": None, "body": None}
+    store.add_forwards([(ids[0], result), (ids[4], result)])  # type: ignore[list-item]
+    assert store.count() == 5
+    assert store.clear() == 5
     assert store.count() == 0
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT count(*) FROM forwards").fetchone() == (0,)
     assert store.add(request()) > max(ids)
 
 
