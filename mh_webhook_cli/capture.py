@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 _REQUEST_LINE = re.compile(rb"([A-Z]+) +(\S+) +HTTP/(\d\.\d)")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(rb"\r?\n")
+MAX_HEADERS = 1000
+"""Far more header lines than a webhook carries (about a dozen): a capture with more is
+not one, and parsing millions of tiny lines would cost memory and time for nothing."""
 _UNFINISHED_CHUNKS = "the chunked body ends before its last (zero-size) chunk"
 
 
@@ -44,7 +47,13 @@ def parse_request(raw: bytes) -> CapturedRequest:
         head, rest = raw, b""
     else:
         head, rest = raw[: head_end.start()], raw[head_end.end() :]
-    lines = _LINE.split(head.lstrip(b"\r\n"))
+    head = head.lstrip(b"\r\n")
+    # Counted before anything is split: a million tiny header lines would cost a million objects.
+    if head.count(b"\n") > MAX_HEADERS:
+        raise CaptureError(
+            f"the capture has more than {MAX_HEADERS} header lines: not a webhook request"
+        )
+    lines = _LINE.split(head)
     request_line = _REQUEST_LINE.fullmatch(lines[0].strip())
     if request_line is None:
         shown = lines[0][:60].decode("utf-8", errors="replace")
