@@ -102,6 +102,25 @@ def test_a_secret_that_is_not_utf8_is_one_line_wherever_it_comes_from(
     assert SECRET not in result.stderr
 
 
+def test_doctor_reports_settings_that_are_not_utf8_as_failed_checks(mhw: Mhw) -> None:
+    result = mhw(
+        "doctor",
+        "--format",
+        "json",
+        env={
+            "MAGIC_HOUR_API_KEY": NOT_UTF8,
+            "MAGIC_HOUR_WEBHOOK_SECRET": NOT_UTF8,
+            "MAGIC_HOUR_API_BASE": CLOSED_URL,
+        },
+    )
+    assert result.code == 1, result.stderr
+    assert result.stderr == ""
+    text = result.stdout
+    assert "API key from MAGIC_HOUR_API_KEY is not valid UTF-8" in text
+    assert "webhook secret from MAGIC_HOUR_WEBHOOK_SECRET is not valid UTF-8" in text
+    assert SECRET not in text
+
+
 def test_a_secret_with_surrounding_whitespace_is_trimmed_with_a_warning(
     mhw: Mhw, body_file: Path
 ) -> None:

@@ -100,7 +100,7 @@ def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[st
     from mh_webhook_cli.settings import WEBHOOK_SECRET
 
     if flag:
-        return [_usable_secret(value, WEBHOOK_SECRET.flag) for value in flag]
+        return [_usable(value, f"webhook secret from {WEBHOOK_SECRET.flag}") for value in flag]
     from mh_webhook_cli.checks import origin
     from mh_webhook_cli.config_file import effective
 
@@ -112,19 +112,21 @@ def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[st
             "no webhook secret: pass --secret, set MAGIC_HOUR_WEBHOOK_SECRET, "
             "or run 'mhw config set webhook_secret'"
         )
-    return [_usable_secret(resolved.value, origin(resolved))]
+    return [_usable(resolved.value, f"webhook secret from {origin(resolved)}")]
 
 
-def _usable_secret(value: str, origin: str) -> str:
+def _usable(value: str, what: str) -> str:
+    """``value`` by :func:`~mh_webhook_cli.settings.clean_value`'s rule: a one-line usage
+    error naming ``what`` (the setting and where it came from), or trimmed with a warning."""
     from mh_webhook_cli.settings import clean_value
 
     try:
-        secret, warning = clean_value(value, f"webhook secret from {origin}")
+        cleaned, warning = clean_value(value, what)
     except ValueError as failure:
         raise UsageError(str(failure)) from None
     if warning:
         warn(warning)
-    return secret
+    return cleaned
 
 
 def patterns(text: str | None) -> tuple[str, ...]:
@@ -198,12 +200,18 @@ def api_key(flag: str | None) -> Resolved:
 
     Unset is not an error here (``mhw doctor`` reports it); :func:`magic_hour_api` requires it.
     """
+    from mh_webhook_cli.checks import origin
     from mh_webhook_cli.config_file import effective
-    from mh_webhook_cli.settings import API_KEY
+    from mh_webhook_cli.settings import API_KEY, Resolved
 
     if flag is not None and not flag.strip():
         raise UsageError("--api-key is empty")
-    return effective(API_KEY, flag)
+    resolved = effective(API_KEY, flag)
+    if resolved.value is None:
+        return resolved
+    # Sent in a header: bytes that are not UTF-8 would end in an encoding traceback there.
+    key = _usable(resolved.value, f"API key from {origin(resolved)}")
+    return Resolved(API_KEY, key, resolved.source)
 
 
 def api_base(flag: str | None) -> str:
