@@ -397,6 +397,17 @@ def test_a_capture_of_a_million_tiny_header_lines_is_refused(mhw: Mhw, tmp_path:
     one_line_error(result, "more than 1000 header lines")
 
 
+def test_a_capture_takes_1000_header_lines_and_no_more() -> None:
+    from mh_webhook_cli.capture import CaptureError, parse_request
+
+    def capture(count: int) -> bytes:
+        return b"POST / HTTP/1.1\n" + b"x-h: v\n" * count + b"\n" + BODY
+
+    assert len(parse_request(capture(1000)).headers) == 1000
+    with pytest.raises(CaptureError, match="more than 1000 header lines"):
+        parse_request(capture(1001))
+
+
 def test_a_config_file_that_is_a_device_is_one_line(mhw: Mhw) -> None:
     one_line_error(mhw("config", "list", env={"MHW_CONFIG": "/dev/zero"}), "is a device")
 
