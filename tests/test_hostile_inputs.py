@@ -412,6 +412,15 @@ def test_a_config_file_that_is_a_device_is_one_line(mhw: Mhw) -> None:
     one_line_error(mhw("config", "list", env={"MHW_CONFIG": "/dev/zero"}), "is a device")
 
 
+def test_an_ngrok_config_that_is_a_device_counts_as_no_token(mhw: Mhw) -> None:
+    result = mhw("doctor", "--format", "json", env={"NGROK_CONFIG": "/dev/zero"})
+    assert result.stderr == ""
+    [ngrok] = [
+        check for check in json.loads(result.stdout)["checks"] if check["name"] == "ngrok_authtoken"
+    ]
+    assert "not set" in ngrok["detail"]
+
+
 def test_config_set_from_an_endless_stdin_is_one_line(
     isolated_env: dict[str, str], tmp_path: Path
 ) -> None:
