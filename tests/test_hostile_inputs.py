@@ -364,9 +364,11 @@ def test_a_100_mb_capture_of_20m_header_lines_on_stdin_is_refused_at_the_limit(
         cwd=tmp_path,
     )
     assert process.stdin is not None and process.stderr is not None
-    capture = b"POST / HTTP/1.1\r\n" + b"a:b\r\n" * 20_000_000
+    lines = b"a:b\r\n" * 200_000  # 1 MB: a hundred of them, 20M header lines in all
     try:
-        process.stdin.write(capture)
+        process.stdin.write(b"POST / HTTP/1.1\r\n")
+        for _ in range(100):
+            process.stdin.write(lines)
         process.stdin.close()
     except BrokenPipeError:
         pass  # mhw stopped reading at the limit, as it should
