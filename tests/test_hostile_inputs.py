@@ -178,12 +178,14 @@ def listener(isolated_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[int
     ready, store = tmp_path / "ready.json", tmp_path / "events.sqlite3"
     command = [sys.executable, "-m", "mh_webhook_cli", "listen", "--port", "0", "--secret"]
     command += [SECRET, "--ready-file", str(ready), "--store", str(store), "--format", "json"]
-    process = subprocess.Popen(
-        command, env=isolated_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    errors = tmp_path / "listen.stderr"
+    with errors.open("wb") as sink:  # a file, not a pipe: nothing can block the listener
+        process = subprocess.Popen(
+            command, env=isolated_env, stdout=subprocess.DEVNULL, stderr=sink
+        )
     try:
         wait_for(lambda: ready.exists() or process.poll() is not None, what="the ready file")
-        assert process.poll() is None, process.communicate()[1]
+        assert process.poll() is None, errors.read_text()
         yield json.loads(ready.read_text())["port"], store
     finally:
         process.kill()
