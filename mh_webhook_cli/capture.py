@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 _REQUEST_LINE = re.compile(rb"([A-Z]+) +(\S+) +HTTP/(\d\.\d)")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(rb"\r?\n")
+_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]+")
 MAX_HEADERS = 1000
 """Far more header lines than a webhook carries (about a dozen): a capture with more is
 not one, and parsing millions of tiny lines would cost memory and time for nothing."""
@@ -124,18 +125,20 @@ def _exact_length(rest: bytes, header: str) -> tuple[bytes, list[str]]:
 
 
 def _dechunk(rest: bytes) -> tuple[bytes, list[str]]:
-    body = bytearray()
+    # bytes.find, not a regex search: a 16 MiB capture may hold millions of one-byte chunks.
+    body = bytearray()  # not a list of pieces: a million one-byte bytes objects cost 40 MB
     position = 0
     while True:
-        line_end = _LINE.search(rest, position)
-        if line_end is None:
+        newline = rest.find(b"\n", position)
+        if newline == -1:
             raise CaptureError(_UNFINISHED_CHUNKS)
-        size_text = rest[position : line_end.start()].split(b";")[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise CaptureError(f"bad chunk size {size_text[:20]!r} in the chunked body") from None
-        position = line_end.end()
+        size_text = rest[position:newline].split(b";")[0].strip()  # strip: a \r before \n
+        # Hex digits only: int() would also take "-4", and a negative size walked back into
+        # the capture, forever.
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise CaptureError(f"bad chunk size {size_text[:20]!r} in the chunked body")
+        size = int(size_text, 16)
+        position = newline + 1
         if size == 0:
             return bytes(body), ["the body was sent chunked: verified the joined chunks"]
         if position + size > len(rest):
@@ -144,7 +147,9 @@ def _dechunk(rest: bytes) -> tuple[bytes, list[str]]:
         position += size
         if position == len(rest):
             raise CaptureError(_UNFINISHED_CHUNKS)
-        after = _LINE.match(rest, position)
-        if after is None:
+        if rest.startswith(b"\r\n", position):
+            position += 2
+        elif rest.startswith(b"\n", position):
+            position += 1
+        else:
             raise CaptureError("a chunk is longer than its declared size")
-        position = after.end()

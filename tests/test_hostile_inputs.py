@@ -412,6 +412,17 @@ def test_a_capture_takes_1000_header_lines_and_no_more() -> None:
         parse_request(capture(1001))
 
 
+@pytest.mark.parametrize("size", [b"-4", b"+1", b"0x1", b"1_0"])
+def test_a_chunk_size_that_is_not_hex_digits_is_one_line(
+    mhw: Mhw, tmp_path: Path, size: bytes
+) -> None:
+    """``int(size, 16)`` takes all of these; a negative size walked back into the capture and
+    read the same chunk again, forever."""
+    capture = tmp_path / "chunks.http"
+    capture.write_bytes(b"POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n1\nA\n" + size + b"\n")
+    one_line_error(mhw("verify", "--request", str(capture), "-s", SECRET), "bad chunk size")
+
+
 def test_a_config_file_that_is_a_device_is_one_line(mhw: Mhw) -> None:
     one_line_error(mhw("config", "list", env={"MHW_CONFIG": "/dev/zero"}), "is a device")
 
