@@ -17,6 +17,7 @@ _REQUEST_LINE = re.compile(rb"([A-Z]+) +(\S+) +HTTP/(\d\.\d)")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(rb"\r?\n")
 _CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]+")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
 MAX_HEADERS = 1000
 """Far more header lines than a webhook carries (about a dozen): a capture with more is
 not one, and parsing millions of tiny lines would cost memory and time for nothing."""
@@ -105,8 +106,9 @@ def _request(
 
 
 def _exact_length(rest: bytes, header: str) -> tuple[bytes, list[str]]:
-    if not header.strip().isdigit():
-        raise CaptureError(f"Content-Length {header!r} is not a number")
+    # ASCII digits, and few: str.isdigit() takes "²", and int() refuses 4,300 digits or more.
+    if not _CONTENT_LENGTH.fullmatch(header.strip()):
+        raise CaptureError(f"Content-Length {header[:30]!r} is not a number")
     length = int(header)
     if len(rest) < length:
         raise CaptureError(

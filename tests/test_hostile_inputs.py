@@ -423,6 +423,15 @@ def test_a_chunk_size_that_is_not_hex_digits_is_one_line(
     one_line_error(mhw("verify", "--request", str(capture), "-s", SECRET), "bad chunk size")
 
 
+@pytest.mark.parametrize("length", [b"\xb2", b"9" * 5000])
+def test_a_content_length_that_is_not_ascii_digits_is_one_line(
+    mhw: Mhw, tmp_path: Path, length: bytes
+) -> None:
+    capture = tmp_path / "length.http"
+    capture.write_bytes(b"POST / HTTP/1.1\nContent-Length: " + length + b"\n\n" + BODY)
+    one_line_error(mhw("verify", "--request", str(capture), "-s", SECRET), "is not a number")
+
+
 def test_a_config_file_that_is_a_device_is_one_line(mhw: Mhw) -> None:
     one_line_error(mhw("config", "list", env={"MHW_CONFIG": "/dev/zero"}), "is a device")
 
