@@ -6,6 +6,9 @@ Magic Hour signs every delivery with two headers:
 - ``magic-hour-event-signature``: lowercase hex of HMAC-SHA256, keyed with the
   whole webhook secret (UTF-8), over ``b"{timestamp}." + raw_body``.
 
+Each header is sent once: a request that carries either twice (in any letter
+case) is rejected as ambiguous, since frameworks disagree on which copy counts.
+
 The body must be the bytes exactly as they were sent: parsing the JSON and
 serializing it again produces other bytes and therefore another signature.
 That mistake is the most common reason a handler rejects genuine events, so
@@ -173,7 +176,9 @@ def check(
     calls it for every request it receives, so it builds nothing but the
     answer (a frozen result costs as much as the HMAC). The secret's index is
     None unless the verdict is :attr:`Reason.OK`. The timestamp is signed as
-    the header has it, digits as sent.
+    the header has it, digits as sent. Given one value per header, it cannot
+    see a repeated one: a caller holding the header list asks
+    :func:`repeats_signature_header` first, as the listener does.
     """
     if isinstance(secrets, str):  # one secret, not one per character
         secrets = (secrets,)
