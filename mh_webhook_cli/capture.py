@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 _REQUEST_LINE = re.compile(rb"([A-Z]+) +(\S+) +HTTP/(\d\.\d)")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(rb"\r?\n")
+_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]+")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
+MAX_HEADERS = 1000
+"""Far more header lines than a webhook carries (about a dozen): a capture with more is
+not one, and parsing millions of tiny lines would cost memory and time for nothing."""
 _UNFINISHED_CHUNKS = "the chunked body ends before its last (zero-size) chunk"
 
 
@@ -44,7 +49,13 @@ def parse_request(raw: bytes) -> CapturedRequest:
         head, rest = raw, b""
     else:
         head, rest = raw[: head_end.start()], raw[head_end.end() :]
-    lines = _LINE.split(head.lstrip(b"\r\n"))
+    head = head.lstrip(b"\r\n")
+    # Counted before anything is split: a million tiny header lines would cost a million objects.
+    if head.count(b"\n") > MAX_HEADERS:
+        raise CaptureError(
+            f"the capture has more than {MAX_HEADERS} header lines: not a webhook request"
+        )
+    lines = _LINE.split(head)
     request_line = _REQUEST_LINE.fullmatch(lines[0].strip())
     if request_line is None:
         shown = lines[0][:60].decode("utf-8", errors="replace")
@@ -95,8 +106,9 @@ def _request(
 
 
 def _exact_length(rest: bytes, header: str) -> tuple[bytes, list[str]]:
-    if not header.strip().isdigit():
-        raise CaptureError(f"Content-Length {header!r} is not a number")
+    # ASCII digits, and few: str.isdigit() takes "²", and int() refuses 4,300 digits or more.
+    if not _CONTENT_LENGTH.fullmatch(header.strip()):
+        raise CaptureError(f"Content-Length {header[:30]!r} is not a number")
     length = int(header)
     if len(rest) < length:
         raise CaptureError(
@@ -115,18 +127,20 @@ def _exact_length(rest: bytes, header: str) -> tuple[bytes, list[str]]:
 
 
 def _dechunk(rest: bytes) -> tuple[bytes, list[str]]:
-    body = bytearray()
+    # bytes.find, not a regex search: a 16 MiB capture may hold millions of one-byte chunks.
+    body = bytearray()  # not a list of pieces: a million one-byte bytes objects cost 40 MB
     position = 0
     while True:
-        line_end = _LINE.search(rest, position)
-        if line_end is None:
+        newline = rest.find(b"\n", position)
+        if newline == -1:
             raise CaptureError(_UNFINISHED_CHUNKS)
-        size_text = rest[position : line_end.start()].split(b";")[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise CaptureError(f"bad chunk size {size_text[:20]!r} in the chunked body") from None
-        position = line_end.end()
+        size_text = rest[position:newline].split(b";")[0].strip()  # strip: a \r before \n
+        # Hex digits only: int() would also take "-4", and a negative size walked back into
+        # the capture, forever.
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise CaptureError(f"bad chunk size {size_text[:20]!r} in the chunked body")
+        size = int(size_text, 16)
+        position = newline + 1
         if size == 0:
             return bytes(body), ["the body was sent chunked: verified the joined chunks"]
         if position + size > len(rest):
@@ -135,7 +149,9 @@ def _dechunk(rest: bytes) -> tuple[bytes, list[str]]:
         position += size
         if position == len(rest):
             raise CaptureError(_UNFINISHED_CHUNKS)
-        after = _LINE.match(rest, position)
-        if after is None:
+        if rest.startswith(b"\r\n", position):
+            position += 2
+        elif rest.startswith(b"\n", position):
+            position += 1
+        else:
             raise CaptureError("a chunk is longer than its declared size")
-        position = after.end()

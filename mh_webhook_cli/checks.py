@@ -16,7 +16,15 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from mh_webhook_cli.errors import MhwError
-from mh_webhook_cli.settings import API_KEY, WEBHOOK_SECRET, Resolved, Setting, Source, mask
+from mh_webhook_cli.settings import (
+    API_KEY,
+    WEBHOOK_SECRET,
+    Resolved,
+    Setting,
+    Source,
+    clean_value,
+    mask,
+)
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -107,8 +115,15 @@ def check_webhook_secrets(resolved: Resolved, flag: list[str] | None) -> list[Ch
             )
         ]
     checks = []
-    for value, where in secrets:
-        if value.startswith(SECRET_PREFIX):
+    for raw, where in secrets:
+        try:  # the rule every command applies (see cli.options.webhook_secrets)
+            value, trimmed = clean_value(raw, f"webhook secret from {where}")
+        except ValueError as failure:
+            checks.append(Check(WEBHOOK_SECRET.key, "fail", str(failure), f"see {WEBHOOKS_URL}"))
+            continue
+        if trimmed:
+            checks.append(Check(WEBHOOK_SECRET.key, "warn", trimmed))
+        elif value.startswith(SECRET_PREFIX):
             checks.append(Check(WEBHOOK_SECRET.key, "ok", f"{mask(value)} from {where}"))
         else:
             checks.append(

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from mh_webhook_cli.errors import UsageError
+from mh_webhook_cli.input_files import read_bounded
 from mh_webhook_cli.settings import Resolved, Setting, resolve
 
 CONFIG_ENV = "MHW_CONFIG"
 MAGIC_HOUR_CLI_CONFIG_ENV = "MAGIC_HOUR_CONFIG"
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config holds a few short strings; a larger file is not one."""
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -42,17 +45,22 @@ def magic_hour_cli_config_path(env: Mapping[str, str] | None = None) -> Path:
 def read_json_object(path: Path, *, what: str) -> dict[str, Any]:
     """A JSON object from ``path``; empty when the file does not exist."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            # MHW_CONFIG may name /dev/zero or a FIFO: bounded like every input mhw reads.
+            raw = read_bounded(handle, what=f"{what} {path}", limit=MAX_CONFIG_BYTES)
     except FileNotFoundError:
         return {}
     except OSError as error:
         raise UsageError(f"cannot read {what} {path}: {error.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{what} {path} is not UTF-8 text; fix or delete it") from None
     try:
         data = json.loads(text) if text.strip() else {}
-    except ValueError as error:
-        raise UsageError(f"{what} {path} is not valid JSON ({error}); fix or delete it") from None
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise UsageError(f"{what} {path} is not valid JSON ({reason}); fix or delete it") from None
     if not isinstance(data, dict):
         raise UsageError(f"{what} {path} must hold a JSON object")
     for key, value in data.items():

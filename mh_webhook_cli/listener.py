@@ -32,6 +32,7 @@ from mh_webhook_cli.signing import (
     TIMESTAMP_HEADER,
     Reason,
     check,
+    repeats_signature_header,
 )
 from mh_webhook_cli.store import ForwardResult, NewRequest
 
@@ -204,10 +205,15 @@ class Listener:
         return delivery
 
     def _verification(self, request: Request) -> str:
-        signature = request.by_name.get(SIGNATURE_HEADER)
-        timestamp = request.by_name.get(TIMESTAMP_HEADER)
+        by_name = request.by_name
+        signature = by_name.get(SIGNATURE_HEADER)
+        timestamp = by_name.get(TIMESTAMP_HEADER)
         if signature is None and timestamp is None:
             return UNSIGNED
+        # by_name kept the last of a repeated header; which copy counts is ambiguous, whatever
+        # the secret. Only a request with some repeated name pays for the look.
+        if len(by_name) < len(request.headers) and repeats_signature_header(request.headers):
+            return Reason.AMBIGUOUS_HEADERS.value
         if not self.config.secrets:
             return UNCHECKED
         # check(), not verify(): forged floods must stay cheap; `mhw verify --event` explains.

@@ -30,8 +30,14 @@ def describe_age(seconds: float) -> str:
     return f"in {words}" if seconds < 0 else f"{words} ago"
 
 
-def utc_iso(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+def utc_iso(timestamp: int) -> str | None:
+    """The timestamp as UTC ISO 8601; None beyond what a date can show (a forged timestamp
+    may lie after year 9999)."""
+    try:
+        moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def utc_iso_ms(timestamp: float) -> str:
@@ -107,7 +113,7 @@ def verify_text(
         facts.append(
             (
                 "timestamp",
-                f"{result.timestamp}  {utc_iso(result.timestamp)}, "
+                f"{result.timestamp}  {utc_iso(result.timestamp) or 'beyond year 9999'}, "
                 f"{describe_age(result.age_seconds)}{checked}",
             )
         )

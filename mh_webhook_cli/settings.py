@@ -116,6 +116,45 @@ def resolve(
     return Resolved(setting, None, Source.UNSET)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_value(value: str, source: str) -> tuple[str, str | None]:
+    """A setting's value as mhw uses it, and a warning to show when it had to be trimmed.
+
+    The one rule for a secret (and any setting) wherever it comes from: it must be valid
+    UTF-8, since the webhook secret is the HMAC key as UTF-8 bytes; a ``str`` from argv or
+    the environment holds undecodable bytes as lone surrogates (``surrogateescape``), which
+    no HMAC, header or JSON file can carry. Surrounding whitespace is removed, with a
+    warning rather than an error: Magic Hour's secrets and tokens never contain any, while
+    copy-paste, ``echo >`` and .env files add newlines and spaces that would silently give
+    another signature. Control characters inside (a NUL from a binary file, an escape
+    sequence) are never part of one and are refused. ``source`` names the value and where
+    it came from (``"webhook secret from --secret"``) in the one-line ``ValueError`` and the
+    warning, which never show the value itself.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{source} is not valid UTF-8 text (it holds raw bytes such as "
+            "Latin-1 or binary data): copy it again from where it was issued"
+        ) from None
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError(f"{source} is empty")
+    if _CONTROL.search(stripped):
+        raise ValueError(
+            f"{source} holds control characters: copy it again from where it was issued"
+        )
+    if stripped == value:
+        return value, None
+    return stripped, (
+        f"ignored the whitespace around the {source} (a newline from copy-paste or echo?): "
+        "remove it where it is stored"
+    )
+
+
 _KNOWN_PREFIX = re.compile(r"^([A-Za-z0-9]{2,8}_(?:[A-Za-z]{2,8}_)?)")
 
 
@@ -130,4 +169,6 @@ def mask(secret: str) -> str:
         return "…" if secret else ""
     match = _KNOWN_PREFIX.match(secret)
     prefix = match.group(1) if match and len(secret) - len(match.group(1)) >= 16 else ""
-    return f"{prefix}…{secret[-4:]}"
+    # backslashreplace: an undecodable byte (a lone surrogate) must not break the output.
+    tail = secret[-4:].encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"{prefix}…{tail}"

@@ -6,6 +6,9 @@ Magic Hour signs every delivery with two headers:
 - ``magic-hour-event-signature``: lowercase hex of HMAC-SHA256, keyed with the
   whole webhook secret (UTF-8), over ``b"{timestamp}." + raw_body``.
 
+Each header is sent once: a request that carries either twice (in any letter
+case) is rejected as ambiguous, since frameworks disagree on which copy counts.
+
 The body must be the bytes exactly as they were sent: parsing the JSON and
 serializing it again produces other bytes and therefore another signature.
 That mistake is the most common reason a handler rejects genuine events, so
@@ -20,7 +23,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -44,6 +47,7 @@ class Reason(str, Enum):
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     SIGNATURE_MISMATCH = "signature_mismatch"
+    AMBIGUOUS_HEADERS = "ambiguous_headers"
 
     @property
     def explanation(self) -> str:
@@ -61,7 +65,15 @@ _EXPLANATIONS = {
     Reason.TIMESTAMP_TOO_OLD: "The timestamp is older than the tolerance allows.",
     Reason.TIMESTAMP_IN_FUTURE: "The timestamp is further in the future than the tolerance allows.",
     Reason.SIGNATURE_MISMATCH: "The signature does not match the body, timestamp and secret.",
+    Reason.AMBIGUOUS_HEADERS: (
+        f"The request repeats the {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header (names "
+        "ignore letter case): servers disagree on which copy counts, so it is rejected as "
+        "ambiguous. Magic Hour sends each once."
+    ),
 }
+
+Headers = Mapping[str, str] | Sequence[tuple[str, str]]
+"""Request headers: a mapping, or (name, value) pairs in the order received (repeats kept)."""
 
 
 @dataclass(frozen=True)
@@ -112,15 +124,35 @@ def signature_digest(secret: str, timestamp: int | str, body: bytes) -> bytes:
     return hmac.digest(secret.encode("utf-8"), b"%s.%s" % (str(timestamp).encode(), body), "sha256")
 
 
-def header_value(headers: Mapping[str, str], name: str) -> str | None:
-    """Look a header up by name, ignoring case as HTTP does."""
-    if name in headers:
-        return headers[name]
+def header_value(headers: Headers, name: str) -> str | None:
+    """Look a header up by name, ignoring case as HTTP does; the first one when repeated."""
     lowered = name.lower()
-    for key, value in headers.items():
+    for key, value in _pairs(headers):
         if key.lower() == lowered:
             return value
     return None
+
+
+def repeats_signature_header(headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether the signature or the timestamp header appears more than once, in any letter case.
+
+    One request with two signatures is ambiguous: one framework keeps the first, another the
+    last, so a forger who adds a second copy could get different verdicts from a proxy and a
+    handler. Every verifier in mhw asks this one function and rejects such a request.
+    A listener calls it only when the server saw some header name twice.
+    """
+    seen: set[str] = set()
+    for name, _ in headers:
+        lowered = name.lower()
+        if lowered in (SIGNATURE_HEADER, TIMESTAMP_HEADER):
+            if lowered in seen:
+                return True
+            seen.add(lowered)
+    return False
+
+
+def _pairs(headers: Headers) -> Iterable[tuple[str, str]]:
+    return headers.items() if isinstance(headers, Mapping) else headers
 
 
 def parse_timestamp(value: str) -> int | None:
@@ -144,7 +176,9 @@ def check(
     calls it for every request it receives, so it builds nothing but the
     answer (a frozen result costs as much as the HMAC). The secret's index is
     None unless the verdict is :attr:`Reason.OK`. The timestamp is signed as
-    the header has it, digits as sent.
+    the header has it, digits as sent. Given one value per header, it cannot
+    see a repeated one: a caller holding the header list asks
+    :func:`repeats_signature_header` first, as the listener does.
     """
     if isinstance(secrets, str):  # one secret, not one per character
         secrets = (secrets,)
@@ -176,7 +210,7 @@ def check(
 
 def verify(
     body: bytes,
-    headers: Mapping[str, str],
+    headers: Headers,
     secret: str | Sequence[str],
     *,
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
@@ -185,8 +219,10 @@ def verify(
 ) -> VerifyResult:
     """Verify a received request as Magic Hour signed it, with what explains the verdict.
 
-    ``body`` must be the raw bytes as received. ``headers`` is any mapping;
-    names are matched without regard to case. ``secret`` may be a list, so that
+    ``body`` must be the raw bytes as received. ``headers`` is a mapping or,
+    better, the (name, value) pairs as received, so that a repeated signature
+    header is seen (it is :attr:`Reason.AMBIGUOUS_HEADERS`); names are matched
+    without regard to case. ``secret`` may be a list, so that
     a handler can accept both the old and the new secret while rotating.
     ``tolerance`` is the allowed distance between the timestamp and ``now``
     in either direction, in seconds; 0 turns the check off.
@@ -198,6 +234,8 @@ def verify(
     secrets = [secret] if isinstance(secret, str) else list(secret)
     if not secrets:
         raise ValueError("verify() needs at least one secret")
+    if repeats_signature_header(_pairs(headers)):
+        return VerifyResult(False, Reason.AMBIGUOUS_HEADERS, tolerance_seconds=tolerance)
     received = (header_value(headers, SIGNATURE_HEADER) or "").strip()
     raw_timestamp = (header_value(headers, TIMESTAMP_HEADER) or "").strip()
     checked_at = time.time() if now is None else now

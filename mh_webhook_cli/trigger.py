@@ -69,7 +69,8 @@ class Arrival:
     received_at: float
     """Unix seconds."""
     body: bytes
-    headers: Mapping[str, str]
+    headers: Sequence[tuple[str, str]]
+    """As received, repeats kept: a repeated signature header is judged ambiguous."""
     event_type: str | None
     project_id: str | None
     document: Any
@@ -418,14 +419,10 @@ async def poll_store(store_path: Path, since: float, inbox: Inbox, interval: flo
                     Arrival(
                         stored.received_at,
                         stored.body,
-                        _header_map(stored.headers),
+                        stored.headers,
                         stored.event_type,
                         stored.project_id,
                         parse_body(stored.body)[0],
                     )
                 )
             await asyncio.sleep(interval)
-
-
-def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers}

@@ -122,7 +122,7 @@ async def _with_own_listener(run: _Run, own: OwnListener) -> TriggerResult | Non
             Arrival(
                 delivery.received_at,
                 request.body,
-                request.by_name,
+                request.headers,
                 delivery.event_type,
                 delivery.project_id,
                 delivery.document,

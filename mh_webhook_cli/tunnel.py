@@ -36,8 +36,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mh_webhook_cli.config_file import effective
+from mh_webhook_cli.config_file import MAX_CONFIG_BYTES, effective
 from mh_webhook_cli.errors import MhwError
+from mh_webhook_cli.input_files import read_bounded
 from mh_webhook_cli.settings import NGROK_AUTHTOKEN, mask
 
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
@@ -142,9 +143,11 @@ def read_ngrok_authtoken(path: Path) -> str | None:
     cost every ``mhw listen`` start-up about 40 ms. An unreadable file counts as
     having no token: it is ngrok's file, and the agent will say what is wrong.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+    try:  # bounded: NGROK_CONFIG may name /dev/zero or a FIFO
+        with path.open("rb") as handle:
+            raw = read_bounded(handle, what=f"ngrok config {path}", limit=MAX_CONFIG_BYTES)
+        lines = raw.decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, MhwError):
         return None
     token = None
     section = ""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SECRET, Mhw
-from mh_webhook_cli.settings import API_KEY, WEBHOOK_SECRET, Source, mask, resolve
+from mh_webhook_cli.settings import API_KEY, WEBHOOK_SECRET, Source, clean_value, mask, resolve
 
 
 def config_file(env: dict[str, str]) -> Path:
@@ -154,6 +154,7 @@ def test_resolve_order_for_the_api_key() -> None:
         ("plainsecretwithoutprefix", "…efix"),
         ("short", "…"),
         ("", ""),
+        ("mhw_live_0123456789abcdef0123456789a1b\udcff", "mhw_live_…a1b\\udcff"),
     ],
 )
 def test_mask(secret: str, masked: str) -> None:
@@ -199,3 +200,34 @@ def test_unreadable_config_contents_are_one_line(
     result = mhw("config", "list")
     assert result.code == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "cleaned", "warned"),
+    [
+        ("mhw_live_abc", "mhw_live_abc", False),
+        ("mhw_live_abc\n", "mhw_live_abc", True),
+        ("\t mhw_live_abc \r\n", "mhw_live_abc", True),
+    ],
+)
+def test_clean_value_trims_and_says_so(value: str, cleaned: str, warned: bool) -> None:
+    result, warning = clean_value(value, "webhook secret from --secret")
+    assert result == cleaned
+    assert (warning is not None) is warned
+    assert warning is None or ("--secret" in warning and "mhw_live_abc" not in warning)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("mhw_live_abc\udcff", "not valid UTF-8"),
+        ("  \n", "is empty"),
+        ("mhw_live_\x00abc", "control characters"),
+        ("mhw_live_\x1b[2Jabc", "control characters"),
+    ],
+)
+def test_clean_value_refuses_without_showing_the_value(value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as refused:
+        clean_value(value, "webhook secret from MAGIC_HOUR_WEBHOOK_SECRET")
+    assert "MAGIC_HOUR_WEBHOOK_SECRET" in str(refused.value)
+    assert "abc" not in str(refused.value)

@@ -200,3 +200,35 @@ def test_reserialized_json_does_not_verify() -> None:
     signature = sign("secret-secret-secret", NOW, sent)
     assert verify(sent, headers(signature, NOW), "secret-secret-secret", now=NOW).valid
     assert not verify(reserialized, headers(signature, NOW), "secret-secret-secret", now=NOW).valid
+
+
+TIMESTAMP = ("magic-hour-event-timestamp", str(NOW))
+
+
+@pytest.mark.parametrize(
+    "given_headers",
+    [
+        # Identical copies too: which one counts is still up to the framework.
+        [("magic-hour-event-signature", GOOD), ("Magic-Hour-Event-Signature", GOOD), TIMESTAMP],
+        [("magic-hour-event-signature", GOOD), ("MAGIC-HOUR-EVENT-TIMESTAMP", "1"), TIMESTAMP],
+        {
+            "Magic-Hour-Event-Signature": "0" * 64,
+            "magic-hour-event-signature": GOOD,
+            **dict([TIMESTAMP]),
+        },
+    ],
+)
+def test_a_repeated_signature_or_timestamp_header_is_ambiguous(
+    given_headers: list[tuple[str, str]] | dict[str, str],
+) -> None:
+    result = verify(BODY, given_headers, "secret-secret-secret", now=NOW)
+    assert result.reason is Reason.AMBIGUOUS_HEADERS and not result.valid
+    assert "repeats" in result.reason.explanation
+    pairs = given_headers.items() if isinstance(given_headers, dict) else given_headers
+    assert signing.repeats_signature_header(pairs)
+
+
+def test_other_repeated_headers_are_not_ambiguous() -> None:
+    pairs = [("X-Trace", "1"), ("x-trace", "2"), ("magic-hour-event-signature", GOOD), TIMESTAMP]
+    assert not signing.repeats_signature_header(pairs)
+    assert verify(BODY, pairs, "secret-secret-secret", now=NOW).reason is Reason.OK

@@ -12,9 +12,12 @@ from mh_webhook_cli.cli.options import FormatOption, command_group
 from mh_webhook_cli.config_file import config_path, effective, load_config, save_config
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.output import Format, columns, emit_json, info, show, warn
-from mh_webhook_cli.settings import SETTINGS, Resolved, Setting, mask
+from mh_webhook_cli.settings import SETTINGS, Resolved, Setting, clean_value, mask
 
 app = command_group()
+
+MAX_VALUE_BYTES = 4096
+"""Longer than any secret, token or URL: a longer line on stdin is a mistake (or /dev/zero)."""
 
 KeyArgument = Annotated[
     str,
@@ -99,10 +102,15 @@ def set_command(
         if sys.stdin.isatty():
             value = typer.prompt(setting.description, hide_input=setting.secret)
         else:
-            value = sys.stdin.readline()
-    value = value.strip()
-    if not value:
+            value = _piped_line(setting)
+    if not value.strip():
         raise UsageError(f"empty value for {setting.key}; use 'mhw config unset {setting.key}'")
+    try:  # the rule every command applies when it reads the value back
+        value, trimmed = clean_value(value, f"value given for {setting.key}")
+    except ValueError as failure:
+        raise UsageError(f"{failure}; nothing saved") from None
+    if trimmed:
+        warn(trimmed)
     config = load_config()
     config[setting.key] = value
     path = save_config(config)
@@ -110,6 +118,18 @@ def set_command(
     info(f"Saved {setting.key} = {shown} in {path}")
     if os.environ.get(setting.env):
         warn(f"{setting.env} is set in the environment and takes precedence over the file")
+
+
+def _piped_line(setting: Setting) -> str:
+    """The first line on stdin, without its line ending, bounded: stdin may be endless.
+
+    Read as bytes and decoded as argv is (surrogateescape), so that bytes that are not
+    UTF-8 reach the same one-line refusal as a bad argument, not a traceback.
+    """
+    line = sys.stdin.buffer.readline(MAX_VALUE_BYTES + 1)
+    if len(line.rstrip(b"\r\n")) > MAX_VALUE_BYTES:
+        raise UsageError(f"the value for {setting.key} on stdin is over {MAX_VALUE_BYTES} bytes")
+    return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
 
 
 @app.command("unset")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.output import Format, info
+from mh_webhook_cli.output import Format, info, warn
 
 if TYPE_CHECKING:
     from mh_webhook_cli.listen_session import TunnelRequest
@@ -90,16 +90,19 @@ SecretOption = Annotated[
 
 
 def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[str]:
-    """The secrets to sign or verify with, by flag > env > config.
+    """The secrets to sign or verify with, by flag > env > config, each made usable.
 
-    None found is a usage error when ``required``, else an empty list.
+    Every command that signs or verifies gets its secrets here, so one rule holds for all
+    (:func:`mh_webhook_cli.settings.clean_value`): not UTF-8 is a usage error naming where
+    the secret came from, surrounding whitespace is trimmed with a warning. None found is a
+    usage error when ``required``, else an empty list.
     """
-    if flag:
-        if not all(secret.strip() for secret in flag):
-            raise UsageError("--secret is empty")
-        return flag
-    from mh_webhook_cli.config_file import effective
     from mh_webhook_cli.settings import WEBHOOK_SECRET
+
+    if flag:
+        return [_usable(value, f"webhook secret from {WEBHOOK_SECRET.flag}") for value in flag]
+    from mh_webhook_cli.checks import origin
+    from mh_webhook_cli.config_file import effective
 
     resolved = effective(WEBHOOK_SECRET)
     if resolved.value is None:
@@ -109,7 +112,21 @@ def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[st
             "no webhook secret: pass --secret, set MAGIC_HOUR_WEBHOOK_SECRET, "
             "or run 'mhw config set webhook_secret'"
         )
-    return [resolved.value]
+    return [_usable(resolved.value, f"webhook secret from {origin(resolved)}")]
+
+
+def _usable(value: str, what: str) -> str:
+    """``value`` by :func:`~mh_webhook_cli.settings.clean_value`'s rule: a one-line usage
+    error naming ``what`` (the setting and where it came from), or trimmed with a warning."""
+    from mh_webhook_cli.settings import clean_value
+
+    try:
+        cleaned, warning = clean_value(value, what)
+    except ValueError as failure:
+        raise UsageError(str(failure)) from None
+    if warning:
+        warn(warning)
+    return cleaned
 
 
 def patterns(text: str | None) -> tuple[str, ...]:
@@ -135,16 +152,23 @@ def http_url(text: str, option: str) -> str:
 
 
 def read_input(path: str | None, *, what: str) -> bytes:
-    """The exact bytes of ``path``, or of stdin for ``-`` or when stdin is piped."""
+    """The exact bytes of ``path``, or of stdin for ``-`` or when stdin is piped.
+
+    Every command that reads a body, a capture or an event reads it here, bounded
+    (see :mod:`mh_webhook_cli.input_files`): a device or an endless stream is one line.
+    """
+    from mh_webhook_cli.input_files import read_bounded
+
     if path is None or path == "-":
         if path is None and sys.stdin.isatty():
             raise UsageError(f"no {what}: give a file, or pipe it on stdin")
-        data = sys.stdin.buffer.read()
+        data = read_bounded(sys.stdin.buffer, what=f"the {what} on stdin")
         if path is None and not data:
             raise UsageError(f"no {what}: stdin was empty")
         return data
     try:
-        return Path(path).expanduser().read_bytes()
+        with Path(path).expanduser().open("rb") as handle:
+            return read_bounded(handle, what=f"{what} {path}")
     except OSError as failure:
         raise UsageError(f"cannot read {what} {path}: {failure.strerror}") from None
 
@@ -176,12 +200,18 @@ def api_key(flag: str | None) -> Resolved:
 
     Unset is not an error here (``mhw doctor`` reports it); :func:`magic_hour_api` requires it.
     """
+    from mh_webhook_cli.checks import origin
     from mh_webhook_cli.config_file import effective
-    from mh_webhook_cli.settings import API_KEY
+    from mh_webhook_cli.settings import API_KEY, Resolved
 
     if flag is not None and not flag.strip():
         raise UsageError("--api-key is empty")
-    return effective(API_KEY, flag)
+    resolved = effective(API_KEY, flag)
+    if resolved.value is None:
+        return resolved
+    # Sent in a header: bytes that are not UTF-8 would end in an encoding traceback there.
+    key = _usable(resolved.value, f"API key from {origin(resolved)}")
+    return Resolved(API_KEY, key, resolved.source)
 
 
 def api_base(flag: str | None) -> str:

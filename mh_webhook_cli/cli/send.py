@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -238,11 +237,14 @@ def _read_data(data: str) -> Any:
     elif data.startswith("@"):
         raw, where = read_input(data[1:], what="event"), data[1:]
     else:
-        raw, where = data.encode(), "--data"
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as failure:
-        raise UsageError(f"{where} is not JSON: {failure}") from None
+        raw, where = data.encode("utf-8", "surrogateescape"), "--data"
+    from mh_webhook_cli.events import parse_body
+
+    # The listener's parser: its refusals (not UTF-8, too deep, NaN) are one-line findings.
+    document, findings = parse_body(raw)
+    if findings:
+        raise UsageError(f"{where} is not JSON ({findings[0].message})")
+    return document
 
 
 def _apply_sets(body: Any, assignments: list[str]) -> Any:
@@ -256,6 +258,8 @@ def _apply_sets(body: Any, assignments: list[str]) -> Any:
         return apply_overrides(body, assignments)
     except OverrideError as failure:
         raise UsageError(str(failure)) from None
+    except RecursionError:  # its copy of the event recurses once per level of nesting
+        raise UsageError("--set cannot change an event nested this deeply") from None
 
 
 def _signer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,9 +108,8 @@ def verify(
         received_at = time.time()
     secrets = webhook_secrets(secret)
     now = received_at if at is None else parse_time(at)
-    result = verify_request(
-        captured.body, captured.header_map(), secrets, tolerance=tolerance, now=now
-    )
+    # The headers as a list, not a dict: a repeated signature header must be seen to be judged.
+    result = verify_request(captured.body, captured.headers, secrets, tolerance=tolerance, now=now)
     if output_format is Format.JSON:
         emit_json(verify_json(result, captured.body, secrets, captured.notes))
     else:
@@ -174,9 +174,13 @@ def parse_time(text: str) -> float:
     """Unix seconds or an ISO 8601 time (``Z`` allowed; no zone means UTC)."""
     text = text.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):  # nan would make every age check pass
+            raise UsageError(f"--at {text!r} is not a time")
+        return seconds
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
