@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from mh_webhook_cli.background_writer import dropped_notice
 from mh_webhook_cli.listener import UNCHECKED, UNSIGNED, VERIFIED, Delivery
 from mh_webhook_cli.output import Line, Segment, columns
 from mh_webhook_cli.render import utc_iso_ms
@@ -71,8 +72,19 @@ def payload_lines(delivery: Delivery) -> list[Line]:
     for download in downloads if isinstance(downloads, list) else []:
         url = download.get("url") if isinstance(download, dict) else None
         if isinstance(url, str):
-            lines.append([("    ⬇ ", "dim"), (url, f"underline link {url}")])
+            lines.append([("    ⬇ ", "dim"), (url, _link_style(url))])
     return lines
+
+
+def _link_style(url: str) -> str:
+    """A clickable link for a plain http(s) URL; anything else is shown, never linked.
+
+    The URL goes into a rich style string, which rich splits at whitespace and parses as
+    styles (a sender's ``"x red"`` would restyle, ``"x nonsense"`` would raise), and from
+    there into a terminal escape sequence (OSC 8), which a control character would end.
+    """
+    plain = url.isascii() and url.isprintable() and " " not in url
+    return f"underline link {url}" if plain and url.startswith(("https://", "http://")) else ""
 
 
 def _highlighted(line: str) -> Line:
@@ -158,7 +170,7 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def summary_lines(counts: Counter[tuple[str, str]], refused: int) -> list[Line]:
+def summary_lines(counts: Counter[tuple[str, str]], refused: int, dropped: int = 0) -> list[Line]:
     total = sum(counts.values())
     lines: list[Line] = [[("received ", ""), (str(total), "bold"), (" request(s)", "")]]
     if counts:
@@ -170,4 +182,6 @@ def summary_lines(counts: Counter[tuple[str, str]], refused: int) -> list[Line]:
         )
     if refused:
         lines.append([(f"  {refused} refused at the HTTP level (see warnings above)", "yellow")])
+    if dropped:
+        lines.append([(dropped_notice(dropped), "yellow")])
     return lines

@@ -112,6 +112,7 @@ def main() -> None:
         # Shell completion looks at every command's options, so it gets them all.
         app = build_app(_command_in(sys.argv[1:]), everything="_MHW_COMPLETE" in os.environ)
         code = app(prog_name="mhw", standalone_mode=False)
+        sys.stdout.flush()  # here, where a reader that left is handled, not at exit
     except typer.TyperException as failure:
         # Typer's usage errors carry the context of the command that failed.
         context = getattr(failure, "ctx", None)
@@ -124,4 +125,19 @@ def main() -> None:
     except MhwError as failure:
         error(str(failure))
         code = failure.exit_code
+    except BrokenPipeError:
+        _quiet_after_broken_pipe()
+        code = ExitCode.BROKEN_PIPE
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _quiet_after_broken_pipe() -> None:
+    """stdout's reader left (``mhw events list | head -1``): end quietly, as a Unix filter.
+
+    Python ignores SIGPIPE, so the write raised instead of ending the process. What is still
+    buffered for stdout would raise again when Python flushes it at exit: stdout goes to
+    devnull instead, as the Python docs advise (see "Note on SIGPIPE" in the signal module).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
