@@ -185,7 +185,7 @@ def test_verify_escapes_a_header_from_the_capture(mhw: Mhw, tmp_path: Path) -> N
         assert "\\x1b]0;pwned\\x07" in result.stdout
 
 
-def test_verbose_display_survives_a_lone_surrogate_and_expect_counts_it(mhw: Mhw) -> None:
+def test_verbose_display_survives_a_lone_surrogate_and_expect_counts_it(tmp_path: Path) -> None:
     """A field nobody validates holds a lone surrogate: the event is shown and counted."""
     document = json.loads(event_body())
     document["payload"]["name"] = "\ud800 and \udfff"
@@ -197,7 +197,9 @@ def test_verbose_display_survives_a_lone_surrogate_and_expect_counts_it(mhw: Mhw
     command += ["--port", str(port), "--secret", SECRET, "--expect", "video.completed"]
     command += ["--timeout", "20"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MHW_", "MAGIC_HOUR_"))}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path
+    )
     try:
 
         def posted() -> bool:
@@ -231,7 +233,7 @@ def test_a_pseudo_terminal_shows_hostile_events_as_single_lines(
     command = [sys.executable, "-m", "mh_webhook_cli", "listen", "--port", "0"]
     command += ["--ready-file", str(ready), "--no-store"]
     env = {**isolated_env, "TERM": "xterm-256color", "COLUMNS": "300"}
-    process = subprocess.Popen(command, stdout=secondary, stderr=secondary, env=env)
+    process = subprocess.Popen(command, stdout=secondary, stderr=secondary, env=env, cwd=tmp_path)
     os.close(secondary)
     screen = b""
     try:

@@ -108,6 +108,7 @@ def _command_in(args: list[str]) -> str | None:
 
 def main() -> None:
     """Run ``mhw``: every user error becomes one line on stderr and a documented exit code."""
+    stdout = sys.stdout
     try:
         # Shell completion looks at every command's options, so it gets them all.
         app = build_app(_command_in(sys.argv[1:]), everything="_MHW_COMPLETE" in os.environ)
@@ -126,17 +127,26 @@ def main() -> None:
         error(str(failure))
         code = failure.exit_code
     except BrokenPipeError:
-        _quiet_after_broken_pipe()
         code = ExitCode.BROKEN_PIPE
+    except SystemExit:
+        if sys.stdout is stdout:
+            raise
+        # Click met the broken pipe first: it swapped sys.stdout for a wrapper that hides
+        # the failed flush, and exits 1, which says "a check failed". The same 141 instead.
+        code = ExitCode.BROKEN_PIPE
+    if code == ExitCode.BROKEN_PIPE:
+        _quiet_after_broken_pipe()
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 def _quiet_after_broken_pipe() -> None:
     """stdout's reader left (``mhw events list | head -1``): end quietly, as a Unix filter.
 
-    Python ignores SIGPIPE, so the write raised instead of ending the process. What is still
-    buffered for stdout would raise again when Python flushes it at exit: stdout goes to
-    devnull instead, as the Python docs advise (see "Note on SIGPIPE" in the signal module).
+    Python ignores SIGPIPE, so the write raised instead of ending the process; the exit
+    status is the 141 a shell reports for a filter that SIGPIPE ended (``yes | head -1``), so
+    that ``set -o pipefail`` treats mhw as it treats them. What is still buffered for stdout
+    would raise again when Python flushes it at exit: stdout goes to devnull instead, as the
+    Python docs advise (see "Note on SIGPIPE" in the signal module).
     """
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
