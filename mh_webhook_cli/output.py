@@ -25,6 +25,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from enum import Enum
 from functools import cache
+from io import StringIO
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TextIO, Union
 
 from mh_webhook_cli.terminal_text import shown
@@ -103,11 +104,34 @@ def _write(lines: Iterable[Line], name: StreamName, console: Any) -> None:
         for text in texts:
             console().print(text)
         return
-    # Rendered to a string with the terminal's console (colours, width), then handed over.
-    with console().capture() as captured:
-        for text in texts:
-            console().print(text)
-    _send(name, captured.get())
+    # Drawn as the terminal's console would (colours, width), into a string for the sink.
+    # Not with console().capture(): ending a capture writes (nothing) to the real file, and
+    # even an empty write waits on a terminal that has stopped output.
+    renderer, drawn = _renderer(name)
+    for text in texts:
+        renderer.print(text)
+    _send(name, drawn.getvalue())
+    drawn.seek(0)
+    drawn.truncate()
+
+
+@cache
+def _renderer(name: StreamName) -> tuple[Console, StringIO]:
+    """A console that draws as ``name``'s does, into a string (see :func:`redirect`)."""
+    from rich.console import Console
+
+    real = stdout() if name == "stdout" else stderr()
+    drawn = StringIO()
+    renderer = Console(
+        file=drawn,
+        force_terminal=True,
+        color_system=real.color_system,  # type: ignore[arg-type]  # its own names, as a str
+        no_color=real.no_color,
+        width=real.width,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return renderer, drawn
 
 
 def _styled(line: Sequence[Segment]) -> Any:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ BROKEN_PIPE = 141
 
 def spawn(
     args: list[str], env: dict[str, str], tmp_path: Path
-) -> tuple[subprocess.Popen[bytes], dict[str, object], Path]:
+) -> tuple[subprocess.Popen[bytes], dict[str, Any], Path]:
     """``mhw ARGS`` with stdout on a pipe the test controls; stderr to a file."""
     ready = tmp_path / "ready.json"
     stderr = tmp_path / "stderr.txt"
@@ -109,7 +110,7 @@ def test_a_reader_that_leaves_ends_the_listener_quietly(
         assert process.stdout is not None
         assert b"video.completed" in process.stdout.readline()
         process.stdout.close()  # as head does once it has its line
-        answers = []
+        answers: list[int | None] = []
         while process.poll() is None and len(answers) < 100:
             answers.append(post(port, event(len(answers) + 1)))
         process.wait(timeout=5)
@@ -136,7 +137,7 @@ def test_a_reader_that_leaves_ends_the_emulator_without_failing_api_calls(
         assert process.stdout is not None
         assert b"/v1/account" in process.stdout.readline()
         process.stdout.close()
-        answers = []
+        answers: list[int | None] = []
         while process.poll() is None and len(answers) < 100:
             try:
                 answers.append(httpx.get(url, headers=key, timeout=5).status_code)
@@ -201,3 +202,33 @@ def test_a_command_whose_reader_left_ends_quietly(
         os.close(write)
     assert completed.stderr.decode() == ""
     assert completed.returncode == BROKEN_PIPE
+
+
+def test_a_terminal_that_stops_scrolling_never_stops_the_listener(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A pty nobody reads (a stopped tmux pane, Ctrl-S): rich output stalls, answers do not."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    ready = tmp_path / "ready.json"
+    command = [sys.executable, "-m", "mh_webhook_cli", "listen", "--port", "0", "--no-store"]
+    command += ["--ready-file", str(ready)]
+    env = {**isolated_env, "TERM": "xterm-256color"}
+    process = subprocess.Popen(
+        command, stdout=secondary, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path
+    )
+    os.close(secondary)
+    try:  # the terminal's buffer (a few kB) fills within the first requests
+        wait_for(ready.exists, what="the ready file")
+        port = int(json.loads(ready.read_text())["port"])
+        answers = [post(port, event(index)) for index in range(300)]
+        assert answers.count(200) == len(answers), f"{answers.count(None)} not answered"
+        stopping = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=5)
+        assert time.monotonic() - stopping < 2.0
+    finally:
+        process.kill()
+        process.wait()
+        os.close(primary)
