@@ -163,7 +163,6 @@ class Session:
 
     async def run(self, timeout: float | None, ready_file: Path | None) -> int:
         from mh_webhook_cli.background_writer import session_output
-        from mh_webhook_cli.listener_registry import register_this_listener, unregister
 
         # Signals first: a script may stop us the moment the ready file appears.
         self.stop_on_signals()
@@ -173,30 +172,35 @@ class Session:
             loop.call_soon_threadsafe(self._stop.set)
 
         with session_output(reader_gone) as output:
-            async with self.serving() as endpoint:
-                self._banner(endpoint.url, endpoint.public_url)
-                # Before the ready file, which tells scripts that everything is in place.
-                registration = register_this_listener(endpoint, self.store_path)
-                try:
-                    if ready_file is not None:
-                        write_ready_file(
-                            ready_file,
-                            {
-                                "url": endpoint.url,
-                                "public_url": endpoint.public_url,
-                                "port": endpoint.port,
-                                "store": str(self.store_path) if self.store_path else None,
-                            },
-                        )
-                    code = await self._wait(timeout)
-                    self._stop_accepting()
-                    await self._drain()
-                finally:
-                    if registration is not None:
-                        unregister(registration)
-            dropped = output.close_stdout()
-            self._summary(dropped)
+            code = await self._serve(timeout, ready_file)
+            self._summary(output.close_stdout())
         return ExitCode.BROKEN_PIPE if output.stdout.reader_gone else code
+
+    async def _serve(self, timeout: float | None, ready_file: Path | None) -> int:
+        from mh_webhook_cli.listener_registry import register_this_listener, unregister
+
+        async with self.serving() as endpoint:
+            self._banner(endpoint.url, endpoint.public_url)
+            # Before the ready file, which tells scripts that everything is in place.
+            registration = register_this_listener(endpoint, self.store_path)
+            try:
+                if ready_file is not None:
+                    write_ready_file(
+                        ready_file,
+                        {
+                            "url": endpoint.url,
+                            "public_url": endpoint.public_url,
+                            "port": endpoint.port,
+                            "store": str(self.store_path) if self.store_path else None,
+                        },
+                    )
+                code = await self._wait(timeout)
+                self._stop_accepting()
+                await self._drain()
+            finally:
+                if registration is not None:
+                    unregister(registration)
+        return code
 
     def stop_on_signals(self) -> None:
         """Ctrl-C and SIGTERM end the session cleanly (see :meth:`stop`)."""

@@ -232,3 +232,16 @@ def test_a_terminal_that_stops_scrolling_never_stops_the_listener(
         process.kill()
         process.wait()
         os.close(primary)
+
+
+@pytest.mark.parametrize("command", [["listen", "--no-store"], ["emulate"]])
+def test_the_ready_file_is_private(
+    isolated_env: dict[str, str], tmp_path: Path, command: list[str]
+) -> None:
+    """It names the port and the store, like the listener registry: mode 0600."""
+    process, _, _ = spawn(command, isolated_env, tmp_path)
+    try:
+        assert (tmp_path / "ready.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        process.kill()
+        process.wait()
