@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -54,3 +56,30 @@ def test_a_download_url_is_a_link_only_when_it_is_a_plain_http_url() -> None:
     assert drawn.count("\x1b]8;id=") == 1
     assert f";{plain}\x1b\\" in drawn
     assert "\x1b[5m" not in drawn  # no blink from the sender
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"type": "video.completed", "payload": {"list": list(range(50_000))}}).encode(),
+        json.dumps({"type": "video.completed", "payload": {"name": "a" * 1_000_000}}).encode(),
+        b"x" * 1_000_000,  # not JSON: shown as it came
+        b"[" * 100_000,  # nested deeper than Python reads
+    ],
+    ids=["many lines", "a long string", "long raw body", "deep nesting"],
+)
+def test_verbose_shows_a_bounded_part_of_a_huge_payload(body: bytes) -> None:
+    """``-v`` draws on the listener's loop: a megabyte must not take it seconds to draw."""
+    from mh_webhook_cli.http_server import Request
+    from mh_webhook_cli.listener import ListenConfig, Listener
+    from mh_webhook_cli.render_listen import payload_lines
+
+    listener = Listener(ListenConfig(), None, lambda _: None)
+    delivery = listener.judge(Request("POST", "/", [], body, "127.0.0.1:1", {}))
+    delivery.id = 7
+    lines = [
+        [text for text, _ in line] for line in payload_lines(delivery) if not isinstance(line, str)
+    ]
+    assert len(lines) <= 202
+    assert sum(len(text) for line in lines for text in line) < 300_000
+    assert "mhw events show 7" in lines[-1][-1]
