@@ -245,3 +245,41 @@ def test_the_ready_file_is_private(
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_listener_started_with_stdout_closed_prints_to_no_connection(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``mhw listen >&-``: fd 1 is free, and must not become a stranger's connection."""
+    ready = tmp_path / "ready.json"
+    store = tmp_path / "events.sqlite3"
+    command = [sys.executable, "-m", "mh_webhook_cli", "listen", "--port", "0"]
+    command += ["--ready-file", str(ready), "--store", str(store)]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.DEVNULL,
+        env=isolated_env,
+        cwd=tmp_path,
+        preexec_fn=lambda: os.close(1),  # as the shell does for >&-
+    )
+    try:
+        wait_for(lambda: ready.exists() or process.poll() is not None, what="the ready file")
+        assert process.poll() is None, "the listener ended"
+        port = int(json.loads(ready.read_text())["port"])
+        for index in range(3):
+            body = event(index)
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+                connection.sendall(
+                    f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                answer = connection.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+            assert b"video.completed" not in answer
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        process.kill()
+        process.wait()
+    with Store(store) as stored:
+        assert len(stored.list(limit=None)) == 3

@@ -108,6 +108,7 @@ def _command_in(args: list[str]) -> str | None:
 
 def main() -> None:
     """Run ``mhw``: every user error becomes one line on stderr and a documented exit code."""
+    _fill_closed_standard_streams()
     stdout = sys.stdout
     try:
         # Shell completion looks at every command's options, so it gets them all.
@@ -137,6 +138,20 @@ def main() -> None:
     if code == ExitCode.BROKEN_PIPE:
         _quiet_after_broken_pipe()
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _fill_closed_standard_streams() -> None:
+    """Put /dev/null where a standard stream was closed at start (``mhw listen >&-``).
+
+    Otherwise the next file or socket opened takes the free number: a listener's first
+    connection would become fd 1, and what mhw prints would go to that stranger.
+    """
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:  # Python's sign that the descriptor was not open
+            # It takes the lowest free number, which is this stream's: in order, the lower
+            # ones are open or were filled.
+            opened = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+            setattr(sys, name, os.fdopen(opened, mode, encoding="utf-8"))
 
 
 def _quiet_after_broken_pipe() -> None:
