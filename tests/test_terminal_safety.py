@@ -388,3 +388,29 @@ def test_a_lone_surrogate_is_stored_and_shown_in_events_list_and_show(
     found = stored(judged(body, "/", ""), tmp_path)
     assert_one_line_each(list_text([found]), monkeypatch)
     assert_one_line_each(detail_text(found), monkeypatch)
+
+
+def test_the_emulator_log_escapes_a_callers_path(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``mhw emulate`` logs each API call's path: a caller's C1 CSI (0x9b) stays text."""
+    ready = tmp_path / "ready.json"
+    log = tmp_path / "stdout.txt"
+    command = [sys.executable, "-m", "mh_webhook_cli", "emulate", "--port", "0"]
+    command += ["--ready-file", str(ready)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.DEVNULL, env=isolated_env, cwd=tmp_path
+        )
+    try:
+        wait_for(ready.exists, what="the ready file")
+        port = int(json.loads(ready.read_text())["port"])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(b"GET /v1/\xc2\x9b2J\xe2\x80\xae HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert connection.recv(64).startswith(b"HTTP/1.1 ")
+        text = wait_for(lambda: log.read_text(encoding="utf-8"), what="the log line")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    assert "\\x9b2J" in text
+    assert not steering(text)
