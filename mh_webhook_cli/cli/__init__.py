@@ -65,7 +65,7 @@ def _root(
     """Sign, send, receive and verify Magic Hour webhooks.
 
     Exit codes: 0 success, 1 a check failed, 2 bad input or usage, 3 Magic Hour API error,
-    4-7 see 'mhw trigger --help'.
+    4-7 see 'mhw trigger --help', 141 the reader of stdout went away (as for any filter).
     """
     show_help_when_bare(context)
 
