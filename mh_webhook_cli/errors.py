@@ -27,6 +27,9 @@ class ExitCode(IntEnum):
     """``mhw trigger``: the webhook arrived but its signature does not verify."""
     JOB_TIMEOUT = 7
     """``mhw trigger``: the job had not finished when ``--timeout`` ran out."""
+    BROKEN_PIPE = 141
+    """stdout's reader went away (``mhw ... | head -1``): mhw stopped quietly, as a filter
+    killed by SIGPIPE does (a shell reports those as 128 + 13)."""
 
 
 class MhwError(Exception):

@@ -10,18 +10,27 @@ webhook in 2.6 µs where the stdlib takes 10.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def dumps(data: Any) -> str:
-    """``data`` as compact JSON (UTF-8 characters as they are, no spaces), on one line."""
+    """``data`` as compact JSON (UTF-8 characters as they are, no spaces), on one line.
+
+    Always encodable as UTF-8: a lone surrogate (``json.loads`` reads ``"\\ud800"`` as one)
+    is written as its JSON escape, which reads back as the same string.
+    """
     try:
         return orjson.dumps(data).decode()
     except orjson.JSONEncodeError:
-        # orjson stops at 64-bit integers; a payload from anywhere may hold a larger one.
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        # orjson stops at 64-bit integers and at surrogates; a payload from anywhere may hold
+        # either. Surrogates occur only inside JSON strings, where their escape is valid.
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))

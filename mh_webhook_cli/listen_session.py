@@ -162,10 +162,23 @@ class Session:
         """Set by :meth:`serving`."""
 
     async def run(self, timeout: float | None, ready_file: Path | None) -> int:
-        from mh_webhook_cli.listener_registry import register_this_listener, unregister
+        from mh_webhook_cli.background_writer import session_output
 
         # Signals first: a script may stop us the moment the ready file appears.
         self.stop_on_signals()
+        loop = asyncio.get_running_loop()
+
+        def reader_gone() -> None:  # ``| head -1``: the session ends as on SIGTERM, quietly
+            loop.call_soon_threadsafe(self._stop.set)
+
+        with session_output(reader_gone) as output:
+            code = await self._serve(timeout, ready_file)
+            self._summary(output.close_stdout())
+        return ExitCode.BROKEN_PIPE if output.stdout.reader_gone else code
+
+    async def _serve(self, timeout: float | None, ready_file: Path | None) -> int:
+        from mh_webhook_cli.listener_registry import register_this_listener, unregister
+
         async with self.serving() as endpoint:
             self._banner(endpoint.url, endpoint.public_url)
             # Before the ready file, which tells scripts that everything is in place.
@@ -187,7 +200,6 @@ class Session:
             finally:
                 if registration is not None:
                     unregister(registration)
-        self._summary()
         return code
 
     def stop_on_signals(self) -> None:
@@ -311,7 +323,10 @@ class Session:
         self.presenter.status(messages.get(state, f"tunnel {state}"), state=state)
 
     def _delivered(self, delivery: Delivery) -> None:
-        self.presenter.delivered(delivery)
+        try:
+            self.presenter.delivered(delivery)
+        except Exception as failure:  # showing a request must never stop counting it
+            warn(f"could not show request #{delivery.id}: {failure!r}")
         if self.on_delivery is not None:
             self.on_delivery(delivery)
         accepted = delivery.verification == VERIFIED and delivery.answer < 300
@@ -414,8 +429,10 @@ class Session:
                     "(pass --secret or run 'mhw config set webhook_secret')"
                 )
 
-    def _summary(self) -> None:
-        show_stderr(render_listen.summary_lines(self.listener.counts, self.presenter.refused))
+    def _summary(self, dropped: int) -> None:
+        show_stderr(
+            render_listen.summary_lines(self.listener.counts, self.presenter.refused, dropped)
+        )
 
 
 def url_host(host: str) -> str:
@@ -429,8 +446,12 @@ def write_ready_file(path: Path, data: dict[str, Any]) -> None:
     """Tell a waiting script that a server accepts connections: ``data`` and our pid, as JSON.
 
     Written to a temporary name and renamed, so a script polling for the file never reads
-    half of it.
+    half of it. Private (0600) like the listener registry: it names the local store and port.
     """
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({**data, "pid": os.getpid()}) + "\n")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # a leftover could belong to someone else, with their mode
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(json.dumps({**data, "pid": os.getpid()}) + "\n")
     os.replace(temporary, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from mh_webhook_cli.background_writer import dropped_notice
 from mh_webhook_cli.emulator import (
     FAST_RENDER_SECONDS,
     Activity,
@@ -49,10 +50,14 @@ class Presenter:
                 }
             )
 
-    def summary(self, stats: EmulatorStats) -> None:
+    def summary_json(self, stats: EmulatorStats) -> None:
+        """With ``--format json``, the last line on stdout."""
         if self.output_format is Format.JSON:
             emit_json({"kind": "summary", **vars(stats)})
-        show_stderr(summary_lines(stats))
+
+    def summary(self, stats: EmulatorStats, dropped: int) -> None:
+        """For people, on stderr, once stdout is done with (``dropped``: lines it lost)."""
+        show_stderr(summary_lines(stats, dropped))
 
 
 def _clock(at: float) -> str:
@@ -223,8 +228,8 @@ def banner_lines(url: str, config: EmulatorConfig) -> list[Line]:
     return lines
 
 
-def summary_lines(stats: EmulatorStats) -> list[Line]:
-    return [
+def summary_lines(stats: EmulatorStats, dropped: int = 0) -> list[Line]:
+    lines: list[Line] = [
         [
             ("emulated ", ""),
             (str(stats.jobs), "bold"),
@@ -238,3 +243,6 @@ def summary_lines(stats: EmulatorStats) -> list[Line]:
             (f", {stats.unfinished} unfinished", "yellow" if stats.unfinished else ""),
         ],
     ]
+    if dropped:
+        lines.append([(dropped_notice(dropped), "yellow")])
+    return lines

@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from mh_webhook_cli.background_writer import dropped_notice
 from mh_webhook_cli.listener import UNCHECKED, UNSIGNED, VERIFIED, Delivery
 from mh_webhook_cli.output import Line, Segment, columns
 from mh_webhook_cli.render import utc_iso_ms
@@ -57,6 +58,12 @@ def delivery_line(delivery: Delivery) -> Line:
 _JSON_TOKEN = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?|(-?\d[\d.eE+-]*|true|false|null)')
 
 
+PAYLOAD_LINES_SHOWN = 200
+PAYLOAD_CHARACTERS_SHOWN = 2_000
+"""What ``-v`` draws of one payload at most: rich takes seconds to draw a megabyte on a
+terminal, on the loop that answers requests. ``mhw events show`` has all of it."""
+
+
 def payload_lines(delivery: Delivery) -> list[Line]:
     """``-v``: the event pretty-printed and highlighted, then its download URLs as links."""
     document = delivery.document
@@ -65,14 +72,49 @@ def payload_lines(delivery: Delivery) -> list[Line]:
     except RecursionError:  # nested deeper than Python walks: shown as it came
         pretty = None
     if pretty is None:
-        return [[("    ", ""), (delivery.request.body.decode("utf-8", "replace"), "dim")]]
-    lines: list[Line] = [_highlighted("    " + line) for line in pretty.splitlines()]
+        raw = delivery.request.body.decode("utf-8", "replace")
+        return [[("    ", ""), (_shortened(raw), "dim")], *_more(delivery, [raw])]
+    text_lines = pretty.splitlines()
+    shown_lines = text_lines[:PAYLOAD_LINES_SHOWN]
+    lines: list[Line] = [_highlighted("    " + _shortened(line)) for line in shown_lines]
+    lines += _more(delivery, text_lines)
     downloads = document.get("payload", {}).get("downloads") if isinstance(document, dict) else None
     for download in downloads if isinstance(downloads, list) else []:
         url = download.get("url") if isinstance(download, dict) else None
         if isinstance(url, str):
-            lines.append([("    ⬇ ", "dim"), (url, f"underline link {url}")])
+            lines.append([("    ⬇ ", "dim"), (_shortened(url), _link_style(url))])
     return lines
+
+
+def _shortened(text: str) -> str:
+    if len(text) <= PAYLOAD_CHARACTERS_SHOWN:
+        return text
+    return f"{text[:PAYLOAD_CHARACTERS_SHOWN]}… ({len(text) - PAYLOAD_CHARACTERS_SHOWN:,} more)"
+
+
+def _more(delivery: Delivery, text_lines: list[str]) -> list[Line]:
+    """A note when -v left something out, and where to see all of it."""
+    left_out = []
+    if len(text_lines) > PAYLOAD_LINES_SHOWN:
+        left_out.append(f"{len(text_lines) - PAYLOAD_LINES_SHOWN:,} more line(s)")
+    if any(len(line) > PAYLOAD_CHARACTERS_SHOWN for line in text_lines):
+        left_out.append("long lines shortened")
+    if not left_out:
+        return []
+    where = f" (all of it: mhw events show {delivery.id})" if delivery.id is not None else ""
+    return [[(f"    … {', '.join(left_out)}{where}", "dim")]]
+
+
+def _link_style(url: str) -> str:
+    """A clickable link for a plain http(s) URL; anything else is shown, never linked.
+
+    The URL goes into a rich style string, which rich splits at whitespace and parses as
+    styles (a sender's ``"x red"`` would restyle, ``"x nonsense"`` would raise), and from
+    there into a terminal escape sequence (OSC 8), which a control character would end.
+    """
+    plain = len(url) <= PAYLOAD_CHARACTERS_SHOWN and url.isascii() and url.isprintable()
+    plain = plain and " " not in url
+    return f"underline link {url}" if plain and url.startswith(("https://", "http://")) else ""
 
 
 def _highlighted(line: str) -> Line:
@@ -158,7 +200,7 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def summary_lines(counts: Counter[tuple[str, str]], refused: int) -> list[Line]:
+def summary_lines(counts: Counter[tuple[str, str]], refused: int, dropped: int = 0) -> list[Line]:
     total = sum(counts.values())
     lines: list[Line] = [[("received ", ""), (str(total), "bold"), (" request(s)", "")]]
     if counts:
@@ -170,4 +212,6 @@ def summary_lines(counts: Counter[tuple[str, str]], refused: int) -> list[Line]:
         )
     if refused:
         lines.append([(f"  {refused} refused at the HTTP level (see warnings above)", "yellow")])
+    if dropped:
+        lines.append([(dropped_notice(dropped), "yellow")])
     return lines

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -18,3 +20,66 @@ def test_utc_iso_ms_says_what_datetime_says(timestamp: float) -> None:
     moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
     expected = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert utc_iso_ms(timestamp) == expected
+
+
+def _drawn_with_links(urls: list[str]) -> str:
+    """``-v``'s download lines for ``urls``, as rich draws them on a colour terminal."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from mh_webhook_cli.http_server import Request
+    from mh_webhook_cli.listener import Delivery
+    from mh_webhook_cli.render_listen import payload_lines
+
+    document = {"type": "video.completed", "payload": {"downloads": [{"url": u} for u in urls]}}
+    request = Request("POST", "/", [], b"{}", "127.0.0.1:1", {})
+    delivery = Delivery(request, 0.0, document, "unsigned", [], 200)
+    drawn = io.StringIO()
+    console = Console(file=drawn, force_terminal=True, color_system="truecolor", width=200)
+    for line in payload_lines(delivery):
+        console.print(Text(line) if isinstance(line, str) else Text.assemble(*line))
+    return drawn.getvalue()
+
+
+def test_a_download_url_is_a_link_only_when_it_is_a_plain_http_url() -> None:
+    """A sender's URL goes into a rich style string and an OSC 8 sequence: only plain ones."""
+    plain = "https://videos.magichour.ai/id/output.mp4"
+    hostile = [
+        "https://example.com/a nonsense",  # rich would parse "nonsense" as a style: an error
+        "https://example.com/a on red blink",  # or restyle the line
+        "javascript:alert(1)",
+        "https://example.com/\u00a0bold",  # a non-ASCII space splits a style too
+    ]
+    drawn = _drawn_with_links([plain, *hostile])
+    assert drawn.count("\x1b]8;id=") == 1
+    assert f";{plain}\x1b\\" in drawn
+    assert "\x1b[5m" not in drawn  # no blink from the sender
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"type": "video.completed", "payload": {"list": list(range(50_000))}}).encode(),
+        json.dumps({"type": "video.completed", "payload": {"name": "a" * 1_000_000}}).encode(),
+        b"x" * 1_000_000,  # not JSON: shown as it came
+        b"[" * 100_000,  # nested deeper than Python reads
+    ],
+    ids=["many lines", "a long string", "long raw body", "deep nesting"],
+)
+def test_verbose_shows_a_bounded_part_of_a_huge_payload(body: bytes) -> None:
+    """``-v`` draws on the listener's loop: a megabyte must not take it seconds to draw."""
+    from mh_webhook_cli.http_server import Request
+    from mh_webhook_cli.listener import ListenConfig, Listener
+    from mh_webhook_cli.render_listen import payload_lines
+
+    listener = Listener(ListenConfig(), None, lambda _: None)
+    delivery = listener.judge(Request("POST", "/", [], body, "127.0.0.1:1", {}))
+    delivery.id = 7
+    lines = [
+        [text for text, _ in line] for line in payload_lines(delivery) if not isinstance(line, str)
+    ]
+    assert len(lines) <= 202
+    assert sum(len(text) for line in lines for text in line) < 300_000
+    assert "mhw events show 7" in lines[-1][-1]

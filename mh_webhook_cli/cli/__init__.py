@@ -65,7 +65,7 @@ def _root(
     """Sign, send, receive and verify Magic Hour webhooks.
 
     Exit codes: 0 success, 1 a check failed, 2 bad input or usage, 3 Magic Hour API error,
-    4-7 see 'mhw trigger --help'.
+    4-7 see 'mhw trigger --help', 141 the reader of stdout went away (as for any filter).
     """
     show_help_when_bare(context)
 
@@ -108,10 +108,13 @@ def _command_in(args: list[str]) -> str | None:
 
 def main() -> None:
     """Run ``mhw``: every user error becomes one line on stderr and a documented exit code."""
+    _fill_closed_standard_streams()
+    stdout = sys.stdout
     try:
         # Shell completion looks at every command's options, so it gets them all.
         app = build_app(_command_in(sys.argv[1:]), everything="_MHW_COMPLETE" in os.environ)
         code = app(prog_name="mhw", standalone_mode=False)
+        sys.stdout.flush()  # here, where a reader that left is handled, not at exit
     except typer.TyperException as failure:
         # Typer's usage errors carry the context of the command that failed.
         context = getattr(failure, "ctx", None)
@@ -124,4 +127,42 @@ def main() -> None:
     except MhwError as failure:
         error(str(failure))
         code = failure.exit_code
+    except BrokenPipeError:
+        code = ExitCode.BROKEN_PIPE
+    except SystemExit:
+        if sys.stdout is stdout:
+            raise
+        # Click met the broken pipe first: it swapped sys.stdout for a wrapper that hides
+        # the failed flush, and exits 1, which says "a check failed". The same 141 instead.
+        code = ExitCode.BROKEN_PIPE
+    if code == ExitCode.BROKEN_PIPE:
+        _quiet_after_broken_pipe()
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _fill_closed_standard_streams() -> None:
+    """Put /dev/null where a standard stream was closed at start (``mhw listen >&-``).
+
+    Otherwise the next file or socket opened takes the free number: a listener's first
+    connection would become fd 1, and what mhw prints would go to that stranger.
+    """
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:  # Python's sign that the descriptor was not open
+            # It takes the lowest free number, which is this stream's: in order, the lower
+            # ones are open or were filled.
+            opened = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+            setattr(sys, name, os.fdopen(opened, mode, encoding="utf-8"))
+
+
+def _quiet_after_broken_pipe() -> None:
+    """stdout's reader left (``mhw events list | head -1``): end quietly, as a Unix filter.
+
+    Python ignores SIGPIPE, so the write raised instead of ending the process; the exit
+    status is the 141 a shell reports for a filter that SIGPIPE ended (``yes | head -1``), so
+    that ``set -o pipefail`` treats mhw as it treats them. What is still buffered for stdout
+    would raise again when Python flushes it at exit: stdout goes to devnull instead, as the
+    Python docs advise (see "Note on SIGPIPE" in the signal module).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

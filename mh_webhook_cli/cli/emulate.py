@@ -156,6 +156,22 @@ def emulate(
         if ready_file is not None:
             write_ready_file(ready_file, {"url": url, "port": emulator.port})
 
-    code = run_loop(emulator.run_until_stopped(host, port, ready))
-    presenter.summary(emulator.stats)
-    raise typer.Exit(code)
+    async def emulating() -> int:
+        import asyncio
+        import signal
+
+        from mh_webhook_cli.background_writer import session_output
+        from mh_webhook_cli.errors import ExitCode
+
+        loop = asyncio.get_running_loop()
+
+        def reader_gone() -> None:  # ends the emulator as SIGTERM does: quietly
+            loop.call_soon_threadsafe(signal.raise_signal, signal.SIGTERM)
+
+        with session_output(reader_gone) as output:
+            code = await emulator.run_until_stopped(host, port, ready)
+            presenter.summary_json(emulator.stats)
+            presenter.summary(emulator.stats, output.close_stdout())
+        return ExitCode.BROKEN_PIPE if output.stdout.reader_gone else code
+
+    raise typer.Exit(run_loop(emulating()))

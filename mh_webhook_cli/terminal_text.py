@@ -1,0 +1,48 @@
+"""Text from a stranger, made safe to show on a terminal.
+
+Everything ``mhw listen`` prints for people may come from whoever reached its port: a path,
+a header, an event type. A terminal obeys control characters: a newline in ``type`` forges
+a ``✓ signed → 200`` line, ESC sequences move the cursor, erase lines or set the window
+title, and bidi overrides (the "Trojan Source" trick) reorder what is shown. :func:`shown`
+writes those characters as escapes (``\\x1b``, ``\\n``, ``\\u202e``) and keeps every other
+character, accented letters and emoji included, so one value is always one line.
+
+Applied by :mod:`mh_webhook_cli.output` to every segment it writes for people, so no
+renderer can forget it. JSON output needs none of this: JSON escapes control characters
+itself. A backslash is kept as it is, so a sender's literal ``\\x1b`` (four characters)
+looks like an escaped ESC: harmless, and ``--format json`` or ``--raw`` tell them apart.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNSAFE = re.compile(
+    "["
+    "\x00-\x1f\x7f-\x9f"  # C0 (ESC, CR, LF, TAB, BEL…), DEL and C1 (CSI 0x9b, OSC 0x9d…)
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings and isolates
+    "\u2028\u2029"  # line and paragraph separators: some terminals and viewers break there
+    "\ud800-\udfff"  # lone surrogates: not text, and no encoder writes them
+    "]"
+)
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    character = match.group()
+    short = _SHORT.get(character)
+    if short is not None:
+        return short
+    code = ord(character)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def shown(text: str) -> str:
+    """``text`` with every character that could steer a terminal written as an escape.
+
+    The common case, printable text, is one C-level scan (``str.isprintable`` is False for
+    every character escaped here) and returns ``text`` itself.
+    """
+    if text.isprintable():
+        return text
+    return _UNSAFE.sub(_escaped, text)
