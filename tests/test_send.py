@@ -477,7 +477,7 @@ def test_retry_schedule_doubles_and_resigns_the_same_bytes(handler: Handler) -> 
     handler.answer = lambda n: (500, b"", []) if n <= 3 else accept(n)
     delivery = Delivery(handler.url, b'{"type":"video.started"}', "video.started")
     retried: list[tuple[int, float]] = []
-    with make_client(5.0, make_tls(False, None)) as client:
+    with make_client(make_tls(False, None)) as client:
         result = send_with_retry(
             client,
             delivery,
@@ -499,7 +499,7 @@ def test_retry_schedule_doubles_and_resigns_the_same_bytes(handler: Handler) -> 
 
 def test_retry_gives_up_at_the_time_limit(handler: Handler) -> None:
     handler.answer = lambda _: (503, b"", [])
-    with make_client(5.0, make_tls(False, None)) as client:
+    with make_client(make_tls(False, None)) as client:
         result: SendResult = send_with_retry(
             client,
             Delivery(handler.url, b"{}"),
