@@ -285,6 +285,8 @@ class MagicHourApi:
             for path, handle in files:
                 handle.close()
                 path.unlink(missing_ok=True)
+            if isinstance(failure, DeadlineExceeded):  # say the whole download's deadline
+                failure = DeadlineExceeded(self.download_deadline, failure.phase)
             if isinstance(failure, (httpx.HTTPError, DeadlineExceeded)):
                 raise ApiError(f"cannot download {shown}: {self._describe(failure)}") from None
             raise
