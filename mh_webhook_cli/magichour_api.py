@@ -345,14 +345,14 @@ class MagicHourApi:
                     raise self._status_error(answer, method, what, attempt, missing, asked)
                 await asyncio.sleep(self._backoff(attempt) if asked is None else asked)
                 continue
+            if not 200 <= status < 300:
+                raise self._status_error(answer, method, what, attempt, missing)
             if not answer.complete:
                 raise ApiError(
                     f"the answer to {method} {self.base_url}{path} (to {what}) is larger than "
                     f"{ANSWER_LIMIT} bytes: is {self.base_url} the Magic Hour API?",
                     status=status,
                 )
-            if not 200 <= status < 300:
-                raise self._status_error(answer, method, what, attempt, missing)
             return self._decode(answer, method, path, what)
 
     def _backoff(self, attempt: int) -> float:
