@@ -211,9 +211,9 @@ class Session:
         committer = GroupCommitter(store) if store else None
         client = None
         if self.config.forwards:
-            import httpx
+            from mh_webhook_cli.http_client import small_read_client
 
-            client = httpx.AsyncClient()
+            client = small_read_client()
         self.listener = Listener(
             self.config,
             committer,

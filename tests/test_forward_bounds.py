@@ -41,12 +41,15 @@ class Listener:
         lines = [json.loads(line) for line in text.splitlines() if line.strip()]
         return [line for line in lines if line["kind"] == "request"]
 
-    def rss_kib(self) -> int:
-        """Resident memory of the listener process, from the kernel (Linux)."""
+    def peak_rss_kib(self) -> int:
+        """The most resident memory the listener has had so far (the kernel's VmHWM, Linux).
+
+        The peak, not the current size: memory a burst took and gave back counts too.
+        """
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith("VmHWM:"):
                 return int(line.split()[1])
-        raise AssertionError("no VmRSS line")
+        raise AssertionError("no VmHWM line")
 
 
 @pytest.fixture
@@ -110,20 +113,20 @@ def test_forward_to_an_endless_body_stops_reading_and_memory_stays_flat(listen: 
         # Settle the listener's own start-up allocations before the baseline.
         assert httpx.post(listener.url, content=b"{}").status_code == 200
         wait_for(lambda: len(listener.json_lines()) == 1, what="the first forward")
-        before = listener.rss_kib()
+        before = listener.peak_rss_kib()
         started = time.monotonic()
-        for _ in range(3):
+        for _ in range(10):  # answered at once: the ten forwards run side by side
             assert httpx.post(listener.url, content=BODY).status_code == 200
-        lines = wait_for(lambda: len(listener.json_lines()) == 4 and listener.json_lines())
+        lines = wait_for(lambda: len(listener.json_lines()) == 11 and listener.json_lines())
         elapsed = time.monotonic() - started
-        growth_mib = (listener.rss_kib() - before) / 1024
+        growth_mib = (listener.peak_rss_kib() - before) / 1024
         sent_mib = target.sent_bytes / 2**20
     results = [line["forwards"][0] for line in lines[1:]]
     assert all(result["status"] == 200 for result in results), results
     assert all(result["body"] == "x" * 2000 for result in results)
     assert elapsed < 15, "the forwards read the endless body to its end"
-    assert growth_mib < 20, f"the listener grew by {growth_mib:.0f} MiB"
-    assert sent_mib < 64, f"the listener read {sent_mib:.0f} MiB of answers it does not keep"
+    assert growth_mib < 20, f"the listener's peak memory grew by {growth_mib:.0f} MiB"
+    assert sent_mib < 160, f"the listener read {sent_mib:.0f} MiB of answers it does not keep"
 
 
 def test_forward_to_a_trickling_handler_ends_at_the_forward_timeout(listen: Any) -> None:
