@@ -27,6 +27,8 @@ class RawServer:
         self.answer = answer
         self.stopped = threading.Event()
         self.requests = 0
+        self.heads: list[bytes] = []
+        """Each request's head (request line and header lines), as received."""
         self.sent_bytes = 0
         self.lock = threading.Lock()
         self._listener = socket.socket()
@@ -67,6 +69,7 @@ class RawServer:
                 buffered = buffered[length:]
                 with self.lock:
                     self.requests += 1
+                    self.heads.append(head)
                 if not self.answer(self, connection):
                     return
 

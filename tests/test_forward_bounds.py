@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from raw_http import endless, raw_server, trickle
+from raw_http import RawServer, endless, raw_server, trickle
 
 from conftest import Mhw, wait_for
 from mh_webhook_cli.store import NewRequest, Store
@@ -174,10 +174,10 @@ def test_listeners_forwarding_to_each_other_do_not_loop(mhw: Mhw, listen: Any) -
 # Replay
 
 
-def test_replay_timeout_is_for_the_whole_answer(mhw: Mhw, tmp_path: Path) -> None:
-    store = tmp_path / "events.sqlite3"
+def forwarded_capture(store: Path) -> int:
+    """A stored request that a listener had forwarded; its id."""
     with Store(store) as opened:
-        request_id = opened.add(
+        return opened.add(
             NewRequest(
                 received_at=time.time(),
                 method="POST",
@@ -192,6 +192,27 @@ def test_replay_timeout_is_for_the_whole_answer(mhw: Mhw, tmp_path: Path) -> Non
                 response_status=200,
             )
         )
+
+
+def test_replay_is_a_new_delivery_without_the_hop_header(mhw: Mhw, tmp_path: Path) -> None:
+    store = tmp_path / "events.sqlite3"
+    request_id = forwarded_capture(store)
+
+    def accept(server: RawServer, connection: socket.socket) -> bool:
+        server.send(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        return False
+
+    with raw_server(accept) as target:
+        result = mhw("events", "replay", str(request_id), "--to", target.url, "--store", str(store))
+        [head] = target.heads
+    assert result.code == 0, result.stdout + result.stderr
+    assert b"\r\ncontent-type: application/json" in head.lower()
+    assert b"mhw-forwarded" not in head.lower(), "the target would not forward a replay"
+
+
+def test_replay_timeout_is_for_the_whole_answer(mhw: Mhw, tmp_path: Path) -> None:
+    store = tmp_path / "events.sqlite3"
+    request_id = forwarded_capture(store)
     with raw_server(trickle()) as target:
         started = time.monotonic()
         result = mhw(
