@@ -216,16 +216,16 @@ class Session:
     async def serving(self) -> AsyncIterator[Endpoint]:
         """Store, server and tunnel, open for the duration of the ``async with``."""
         from mh_webhook_cli.http_server import serve
-        from mh_webhook_cli.listener import Listener
+        from mh_webhook_cli.listener import Listener, refuse_forwarding_loop
         from mh_webhook_cli.store import GroupCommitter, Store
 
         store = Store(self.store_path) if self.store_path else None
         committer = GroupCommitter(store) if store else None
         client = None
         if self.config.forwards:
-            import httpx
+            from mh_webhook_cli.http_client import small_read_client
 
-            client = httpx.AsyncClient()
+            client = small_read_client()
         self.listener = Listener(
             self.config,
             committer,
@@ -252,6 +252,8 @@ class Session:
                     f"cannot listen on {self.host}:{self.port}: {reason}{hint}"
                 ) from None
             bound_port = self._server.sockets[0].getsockname()[1]
+            # Again once bound: with --port 0 the port is known only now.
+            refuse_forwarding_loop(self.config.forwards, self.host, bound_port)
             url = f"http://{url_host(self.host)}:{bound_port}{self.config.path or '/'}"
             public_url = await self._open_tunnel(bound_port)
             yield Endpoint(url, public_url, bound_port, self.config.path)

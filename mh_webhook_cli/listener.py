@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import ipaddress
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.events import Finding, parse_body, validate_event
+from mh_webhook_cli.http_client import FORWARDED_HEADER, DeadlineExceeded
+from mh_webhook_cli.http_client import request as bounded_request
 from mh_webhook_cli.http_server import HOP_BY_HOP_HEADERS, Request, Response
 from mh_webhook_cli.sender import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.signing import (
@@ -64,6 +69,45 @@ class ForwardRoute:
 
     def wants(self, event_type: str | None) -> bool:
         return self.pattern is None or matches(event_type, (self.pattern,))
+
+
+def refuse_forwarding_loop(routes: Sequence[ForwardRoute], host: str, port: int) -> None:
+    """UsageError when a route leads straight back to a listener bound to ``host``:``port``.
+
+    What can be told without a DNS lookup: the same port, on the bound address itself or,
+    for a listener on a loopback or any-address, on ``localhost``, a loopback or an
+    any-address. Every other way back (a name of this machine, a tunnel, a second
+    listener forwarding here) is cut by :data:`FORWARDED_HEADER` after one hop.
+    """
+    for route in routes:
+        parts = urlsplit(route.url)
+        target_port = parts.port or (443 if parts.scheme == "https" else 80)
+        target = parts.hostname or ""
+        if target_port == port and (
+            _address(target) == _address(host) or (_is_local(target) and _is_local(host))
+        ):
+            raise UsageError(
+                f"--forward-to {route.url} is this listener itself: every request would be "
+                "forwarded to itself again and again; forward to your handler's port"
+            )
+
+
+def _address(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return host.lower()
+
+
+def _is_local(host: str) -> bool:
+    name = host.strip("[]").lower()
+    if name in ("", "localhost") or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def matches(event_type: str | None, patterns: Sequence[str]) -> bool:
@@ -285,6 +329,8 @@ class Listener:
     def _routes_for(self, delivery: Delivery) -> list[ForwardRoute]:
         if not delivery.shown or delivery.answer in (404, 405):
             return []
+        if FORWARDED_HEADER in delivery.request.by_name:
+            return []  # forwarded by a listener already: forwarding it again could loop
         return [route for route in self.config.forwards if route.wants(delivery.event_type)]
 
     async def _forward_all(
@@ -349,27 +395,41 @@ _ERROR_BODIES = {
 }
 
 
+FORWARD_BODY_CHARACTERS = 2000
+"""Characters of a handler's answer that are stored and shown; only these are ever kept."""
+
+
 async def forward(
     client: httpx.AsyncClient, url: str, request: Request, config: ListenConfig
 ) -> ForwardResult:
-    """Send the exact bytes and headers received (plus ``-H`` extras) to the user's handler."""
+    """Send the exact bytes and headers received (plus ``-H`` extras) to the user's handler.
+
+    ``--forward-timeout`` bounds the whole exchange, and only the stored start of the answer
+    is kept (see :func:`mh_webhook_cli.http_client.request`): a handler that answers slowly
+    or endlessly costs this listener neither time past the timeout nor memory.
+    """
     import httpx
 
     headers = [
         (name, value) for name, value in request.headers if name.lower() not in HOP_BY_HOP_HEADERS
     ]
-    headers += list(config.forward_headers)
-    started = time.perf_counter()
+    headers += [*config.forward_headers, (FORWARDED_HEADER, "1")]
     try:
-        answer = await client.post(
-            url, content=request.body, headers=headers, timeout=config.forward_timeout
+        answer = await bounded_request(
+            client,
+            "POST",
+            url,
+            content=request.body,
+            headers=headers,
+            deadline=config.forward_timeout,
+            keep=FORWARD_BODY_CHARACTERS * 4,  # UTF-8 needs at most 4 bytes a character
         )
-    except httpx.TimeoutException:
+    except DeadlineExceeded as failure:
         return ForwardResult(
             target=url,
             status=None,
             latency_ms=None,
-            error=f"no answer within {config.forward_timeout:g} s",
+            error=f"no complete answer within {failure.seconds:g} s ({failure.phase})",
             body=None,
         )
     except httpx.HTTPError as failure:
@@ -378,10 +438,10 @@ async def forward(
         )
     return ForwardResult(
         target=url,
-        status=answer.status_code,
-        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        status=answer.status,
+        latency_ms=round(answer.latency_ms, 1),
         error=None,
-        body=answer.text[:2000],
+        body=answer.body.decode("utf-8", errors="replace")[:FORWARD_BODY_CHARACTERS],
     )
 
 

@@ -15,7 +15,9 @@ have been accepted and a second one would spend the credits twice.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -27,6 +29,8 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
+from mh_webhook_cli.http_client import Answer, BodySink, DeadlineExceeded
+from mh_webhook_cli.http_client import request as bounded_request
 from mh_webhook_cli.sender import USER_AGENT, describe_failure
 from mh_webhook_cli.settings import mask
 
@@ -42,6 +46,13 @@ AUDIO_CHARACTERS_PER_CREDIT = 10
 KEYS_URL = "https://magichour.ai/developer?tab=api-key"
 DASHBOARD_HINT = "it may have started: check your Magic Hour dashboard before retrying"
 TLS_FIX = "behind a proxy? point SSL_CERT_FILE at its CA bundle"
+ANSWER_LIMIT = 1024 * 1024
+"""The largest API answer read: a project or an account is a few kilobytes of JSON."""
+DOWNLOAD_LIMIT = 4 * 1024**3
+"""The largest file downloaded: far above a rendered video, far below a full disk."""
+DOWNLOAD_DEADLINE_SECONDS = 30 * 60.0
+"""The time a download may take: a large video over a slow link, but not forever."""
+MAX_REDIRECTS = 10
 
 JobKind = Literal["image", "audio"]
 ProjectKind = Literal["video", "image", "audio"]
@@ -112,9 +123,15 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 class MagicHourApi:
     """A client for one API key and base URL; use it as ``async with MagicHourApi(...) as api``.
 
+    ``timeout`` bounds each API request as a whole (connect, send, the entire answer).
     ``backoff`` is the first wait between retries, doubled each time; tests shrink it.
     ``max_retry_wait`` bounds every wait: a server asking for longer fails at once,
     since waiting less than it asked would only be refused again.
+
+    Downloads are different: a real output may be a large video on a slow link, so one
+    is streamed to its file with ``timeout`` as the longest silence between two reads,
+    ``download_deadline`` for the whole transfer and ``download_limit`` bytes at most.
+    Memory stays flat however long it runs; the limits bound the time and the disk.
     """
 
     def __init__(
@@ -126,6 +143,8 @@ class MagicHourApi:
         retries: int = 3,
         max_retry_wait: float = 60.0,
         backoff: float = 1.0,
+        download_limit: int = DOWNLOAD_LIMIT,
+        download_deadline: float = DOWNLOAD_DEADLINE_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.api_key = api_key
@@ -134,14 +153,13 @@ class MagicHourApi:
         self.retries = retries
         self.max_retry_wait = max_retry_wait
         self.backoff = backoff
+        self.download_limit = download_limit
+        self.download_deadline = download_deadline
+        # The key goes with API requests only (see _request): download links are other hosts.
+        self._authorization = {"Authorization": f"Bearer {api_key}"}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
-            timeout=timeout,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             transport=transport,
         )
 
@@ -210,42 +228,80 @@ class MagicHourApi:
         outputs have generic names), and gets a ``-1``, ``-2``... suffix rather
         than replace a file already there. A failed download leaves nothing behind.
         The API key is not sent: download links are signed URLs on other hosts.
+        Redirects are followed here, hop by hop, so that each hop is bounded too.
         """
         shown = _without_query(url)
-        request = self._client.build_request("GET", url)
-        del request.headers["Authorization"]
-        try:
-            response = await self._client.send(request, stream=True, follow_redirects=True)
-        except httpx.HTTPError as failure:
-            raise ApiError(f"cannot download {shown}: {self._describe(failure)}") from None
-        try:
+        name = _file_name(url, project_id)
+        files: list[tuple[Path, BinaryIO]] = []
+
+        def save(response: httpx.Response) -> BodySink | None:
+            """Where the body goes: a new file when this answer is the download itself."""
             if not response.is_success:
-                raise ApiError(
-                    f"cannot download {shown} ({response.status_code}): download links expire; "
-                    "read the project again for a fresh one",
-                    status=response.status_code,
-                )
+                return None
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.download_limit:
+                raise self._too_large(shown)
             try:
                 directory.mkdir(parents=True, exist_ok=True)
-                path, handle = _new_file(directory, _file_name(url, project_id))
+                path, handle = _new_file(directory, name)
             except OSError as failure:
                 raise UsageError(
                     f"cannot save downloads in {directory}: {failure.strerror or failure}"
                 ) from None
-            try:
-                with handle:
-                    async for chunk in response.aiter_bytes():
-                        handle.write(chunk)
-            except BaseException as failure:
-                path.unlink(missing_ok=True)
-                if isinstance(failure, httpx.HTTPError):
-                    raise ApiError(f"cannot download {shown}: {self._describe(failure)}") from None
-                if isinstance(failure, OSError):
+            files.append((path, handle))
+            written = 0
+
+            def write(chunk: bytes) -> None:
+                nonlocal written
+                written += len(chunk)
+                if written > self.download_limit:
+                    raise self._too_large(shown)
+                try:
+                    handle.write(chunk)
+                except OSError as failure:
                     raise UsageError(f"cannot write {path}: {failure.strerror}") from None
-                raise
-        finally:
-            await response.aclose()
+
+            return write
+
+        ends = time.monotonic() + self.download_deadline
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                answer = await bounded_request(
+                    self._client,
+                    "GET",
+                    url,
+                    deadline=max(0.0, ends - time.monotonic()),
+                    keep=0,
+                    idle_timeout=self.timeout,
+                    sink=save,
+                )
+                location = answer.header("location")
+                if not 300 <= answer.status < 400 or location is None:
+                    break
+                url = str(httpx.URL(url).join(location))
+            else:
+                raise ApiError(f"cannot download {shown}: more than {MAX_REDIRECTS} redirects")
+        except BaseException as failure:
+            for path, handle in files:
+                handle.close()
+                path.unlink(missing_ok=True)
+            if isinstance(failure, DeadlineExceeded):  # say the whole download's deadline
+                failure = DeadlineExceeded(self.download_deadline, failure.phase)
+            if isinstance(failure, (httpx.HTTPError, DeadlineExceeded)):
+                raise ApiError(f"cannot download {shown}: {self._describe(failure)}") from None
+            raise
+        if not files:
+            raise ApiError(
+                f"cannot download {shown} ({answer.status}): download links expire; "
+                "read the project again for a fresh one",
+                status=answer.status,
+            )
+        path, handle = files[0]
+        handle.close()
         return path
+
+    def _too_large(self, shown: str) -> ApiError:
+        return ApiError(f"cannot download {shown}: larger than {self.download_limit} bytes")
 
     async def _request(
         self,
@@ -265,52 +321,68 @@ class MagicHourApi:
         while True:
             attempt += 1
             try:
-                response = await self._client.request(method, path, json=body)
-            except httpx.TransportError as failure:
+                answer = await bounded_request(
+                    self._client,
+                    method,
+                    path,
+                    json=body,
+                    headers=self._authorization,
+                    deadline=self.timeout,
+                    keep=ANSWER_LIMIT,
+                    read_limit=ANSWER_LIMIT,
+                )
+            except (httpx.TransportError, DeadlineExceeded) as failure:
                 transient = not isinstance(failure, httpx.ConnectError)
                 if idempotent and transient and attempt <= self.retries:
                     await asyncio.sleep(self._backoff(attempt))
                     continue
                 raise self._network_error(failure, method, what, attempt) from None
-            status = response.status_code
+            status = answer.status
             # 429: refused, so safe to repeat; 5xx: maybe done, so only if repeating is harmless.
             if (status == 429 or (status >= 500 and idempotent)) and attempt <= self.retries:
-                asked = retry_after_seconds(response.headers.get("retry-after"))
+                asked = retry_after_seconds(answer.header("retry-after"))
                 if asked is not None and asked > self.max_retry_wait:
-                    raise self._status_error(response, what, attempt, missing, asked)
+                    raise self._status_error(answer, method, what, attempt, missing, asked)
                 await asyncio.sleep(self._backoff(attempt) if asked is None else asked)
                 continue
-            if not response.is_success:
-                raise self._status_error(response, what, attempt, missing)
-            return self._decode(response, method, path, what)
+            if not 200 <= status < 300:
+                raise self._status_error(answer, method, what, attempt, missing)
+            if not answer.complete:
+                raise ApiError(
+                    f"the answer to {method} {self.base_url}{path} (to {what}) is larger than "
+                    f"{ANSWER_LIMIT} bytes: is {self.base_url} the Magic Hour API?",
+                    status=status,
+                )
+            return self._decode(answer, method, path, what)
 
     def _backoff(self, attempt: int) -> float:
         return float(min(self.backoff * 2 ** (attempt - 1), self.max_retry_wait))
 
-    def _decode(self, response: httpx.Response, method: str, path: str, what: str) -> Any:
+    def _decode(self, answer: Answer, method: str, path: str, what: str) -> Any:
         try:
-            return response.json()
-        except ValueError:
-            kind = response.headers.get("content-type") or "no content type"
-            start = _one_line(response.text, 60) or "an empty body"
+            return json.loads(answer.body)
+        except (ValueError, RecursionError):
+            kind = answer.header("content-type") or "no content type"
+            start = _one_line(_text(answer), 60) or "an empty body"
             raise ApiError(
                 f"the answer to {method} {self.base_url}{path} (to {what}) is not JSON "
-                f"({response.status_code}, {kind}: {start}): is {self.base_url} "
+                f"({answer.status}, {kind}: {start}): is {self.base_url} "
                 "the Magic Hour API?",
-                status=response.status_code,
+                status=answer.status,
             ) from None
 
     def _status_error(
         self,
-        response: httpx.Response,
+        answer: Answer,
+        method: str,
         what: str,
         attempts: int,
         missing: str | None,
         asked_wait: float | None = None,
     ) -> ApiError:
         """The one line for a refusal: what Magic Hour said, and what to do about it."""
-        status = response.status_code
-        code, api_message = _error_detail(response)
+        status = answer.status
+        code, api_message = _error_detail(answer)
         said = f"{status}{f' {code}' if code else ''}{f': {api_message}' if api_message else ''}"
         if status == 401:
             message = (
@@ -346,7 +418,7 @@ class MagicHourApi:
                 f"Magic Hour rate limited the requests to {what} ({said}), {attempts} times: "
                 "wait a minute and try again"
             )
-        elif status >= 500 and response.request.method != "GET":
+        elif status >= 500 and method != "GET":
             message = f"Magic Hour failed to {what} ({said}); {DASHBOARD_HINT}"
         elif status >= 500:
             tries = f", {attempts} times" if attempts > 1 else ""
@@ -356,7 +428,11 @@ class MagicHourApi:
         return ApiError(message, status=status, code=code, api_message=api_message)
 
     def _network_error(
-        self, failure: httpx.TransportError, method: str, what: str, attempts: int
+        self,
+        failure: httpx.TransportError | DeadlineExceeded,
+        method: str,
+        what: str,
+        attempts: int,
     ) -> ApiError:
         tries = f" ({attempts} attempts)" if attempts > 1 else ""
         message = f"cannot reach the Magic Hour API at {self.base_url} to {what}{tries}: "
@@ -366,7 +442,9 @@ class MagicHourApi:
             message += f"; {DASHBOARD_HINT}"
         return ApiError(message)
 
-    def _describe(self, failure: httpx.HTTPError) -> str:
+    def _describe(self, failure: httpx.HTTPError | DeadlineExceeded) -> str:
+        if isinstance(failure, DeadlineExceeded):
+            return str(failure)
         if isinstance(failure, httpx.TimeoutException):
             phase = "connecting" if isinstance(failure, httpx.ConnectTimeout) else "for an answer"
             return f"timed out after {self.timeout:g} s {phase}"
@@ -390,15 +468,15 @@ def _object(answer: Any, what: str) -> dict[str, Any]:
     return answer
 
 
-def _error_detail(response: httpx.Response) -> tuple[str | None, str | None]:
+def _error_detail(answer: Answer) -> tuple[str | None, str | None]:
     """The API's error code and message from ``{"message"}``, ``{"code", "message"}``,
     ``{"error": ...}`` or plain text; (None, None) when it said nothing useful."""
     try:
-        data = response.json()
-    except ValueError:
-        if "html" in response.headers.get("content-type", ""):
+        data = json.loads(answer.body)
+    except (ValueError, RecursionError):
+        if "html" in (answer.header("content-type") or ""):
             return None, None  # a proxy's error page: its status says as much in one line
-        return None, _one_line(response.text) or None
+        return None, _one_line(_text(answer)) or None
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         data = data["error"]
     if isinstance(data, dict):
@@ -408,6 +486,10 @@ def _error_detail(response: httpx.Response) -> tuple[str | None, str | None]:
             _one_line(message) if isinstance(message, str) else None,
         )
     return None, _one_line(data) if isinstance(data, str) else None
+
+
+def _text(answer: Answer) -> str:
+    return answer.body.decode("utf-8", errors="replace")
 
 
 def _one_line(text: str, limit: int = 200) -> str:

@@ -16,8 +16,16 @@ JSON_BODY_LIMIT = 65536
 """Machines get more of the body, but an accidental download still must not flood a pipe."""
 
 
-def _body(body: bytes, limit: int) -> tuple[str, bool]:
-    return body[:limit].decode("utf-8", errors="replace"), len(body) > limit
+def _body(result: SendResult, limit: int) -> tuple[str, bool]:
+    """The start of the answer's body as text, and whether there is more than that."""
+    shown = result.response_body[:limit].decode("utf-8", errors="replace")
+    return shown, result.response_size > limit or not result.response_complete
+
+
+def _size(result: SendResult) -> str:
+    if result.response_complete:
+        return f"{result.response_size} bytes"
+    return f"over {result.response_size} bytes (mhw stopped reading there)"
 
 
 def _verdict(result: SendResult, expect_status: int | None) -> Segment:
@@ -35,7 +43,7 @@ def _status(result: SendResult) -> Segment:
 
 def send_json(result: SendResult, expect_status: int | None) -> dict[str, Any]:
     """One delivery as data: everything :func:`send_text` shows, body less truncated."""
-    body, truncated = _body(result.response_body, JSON_BODY_LIMIT)
+    body, truncated = _body(result, JSON_BODY_LIMIT)
     return {
         "url": result.url,
         "event": result.event,
@@ -47,7 +55,7 @@ def send_json(result: SendResult, expect_status: int | None) -> dict[str, Any]:
         "attempts": result.attempts,
         "response_headers": dict(result.response_headers),
         "body": body,
-        "body_bytes": len(result.response_body),
+        "body_bytes": result.response_size,
         "body_truncated": truncated,
         "signature": result.signature,
         "timestamp": result.timestamp,
@@ -88,8 +96,8 @@ def send_text(result: SendResult, expect_status: int | None) -> list[Line]:
     if result.response_headers:
         lines += ["", [("Response headers", "bold")]]
         lines += [f"  {name}: {value}" for name, value in result.response_headers]
-    body, truncated = _body(result.response_body, TEXT_BODY_LIMIT)
-    lines += ["", [("Response body", "bold"), (f"  {len(result.response_body)} bytes", "dim")]]
+    body, truncated = _body(result, TEXT_BODY_LIMIT)
+    lines += ["", [("Response body", "bold"), (f"  {_size(result)}", "dim")]]
     lines += [f"  {line}" for line in body.splitlines()] or [[("  (empty)", "dim")]]
     if truncated:
         lines.append(

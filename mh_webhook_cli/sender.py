@@ -4,9 +4,11 @@ The body is serialized once, compactly, and those exact bytes are both signed an
 handler that verifies the raw body sees precisely what was signed. Every network failure
 (refused connection, DNS, TLS, timeout) becomes a :class:`SendResult` with an ``error`` line
 rather than an exception, so a run over many requests reports each one and never a traceback.
+Every request is bounded (see :mod:`mh_webhook_cli.http_client`): ``timeout`` is the time for
+the whole exchange, and only :data:`RESPONSE_KEEP` bytes of an answer are kept.
 
-httpx is imported inside the functions that use it: this module is imported only by
-``mhw send``, but keeping the import local means nothing else ever pays for it.
+httpx and httptools are imported inside the functions that use them: this module is
+imported by other commands for its types, and they must not pay for either.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli import __version__
+from mh_webhook_cli.http_client import READ_LIMIT, BlockingClient, DeadlineExceeded, request
 from mh_webhook_cli.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 if TYPE_CHECKING:
@@ -33,6 +36,8 @@ MAGIC_HOUR_TIMEOUT_SECONDS = 10.0
 """Magic Hour gives a handler ten seconds to answer before it counts the delivery as failed."""
 DEFAULT_MAX_RETRY_SECONDS = 60.0
 RETRY_BASE_DELAY_SECONDS = 1.0
+RESPONSE_KEEP = 64 * 1024
+"""Bytes of an answer ``mhw send`` keeps: all that ``--format json`` shows, and then some."""
 
 USER_AGENT = f"mhw/{__version__}"
 
@@ -101,6 +106,11 @@ class SendResult:
     latency_ms: float
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     response_body: bytes = b""
+    """The first :data:`RESPONSE_KEEP` bytes of the answer's body."""
+    response_size: int = 0
+    """The body's length in bytes, or as far as mhw read it (see ``response_complete``)."""
+    response_complete: bool = True
+    """False when the body ran past the read limit and mhw stopped reading it."""
     error: str | None = None
     signature: str | None = None
     timestamp: int | None = None
@@ -133,11 +143,9 @@ def tls_context(insecure: bool, cacert: str | None) -> ssl.SSLContext:
     return context
 
 
-def make_client(timeout: float, tls: ssl.SSLContext) -> httpx.Client:
-    """An httpx client for single deliveries; redirects are not followed, as Magic Hour's aren't."""
-    import httpx
-
-    return httpx.Client(timeout=timeout, verify=tls, follow_redirects=False)
+def make_client(tls: ssl.SSLContext) -> BlockingClient:
+    """A client for single deliveries (redirects are never followed, as Magic Hour's aren't)."""
+    return BlockingClient(verify=tls)
 
 
 def describe_failure(
@@ -156,6 +164,8 @@ def describe_failure(
             httpx.WriteTimeout: " sending the request",
         }
         phase = phases.get(type(failure), "")
+        if isinstance(failure, DeadlineExceeded):
+            phase = f" {failure.phase}"
         return (
             f"timed out after {timeout:g} s{phase} "
             f"(Magic Hour gives a handler {MAGIC_HOUR_TIMEOUT_SECONDS:g} s)"
@@ -177,44 +187,67 @@ def describe_failure(
     return f"{type(failure).__name__}: {text[0]}" if text else type(failure).__name__
 
 
-def _result(
+async def deliver(
+    client: httpx.AsyncClient,
     delivery: Delivery,
-    headers: Mapping[str, str],
-    started: float,
-    response: httpx.Response | None = None,
-    error: str | None = None,
+    signer: Signer,
+    timeout: float,
+    *,
+    keep: int = RESPONSE_KEEP,
+    tls_fix: str = "see --cacert, --insecure",
 ) -> SendResult:
+    """POST the delivery once, signed now, within ``timeout`` seconds for the whole exchange.
+
+    Network failures and timeouts come back as ``error`` (with ``status`` None), never raised.
+    Only ``keep`` bytes of the answer are kept; a body past the read limit is cut off.
+    """
+    import httpx
+
+    headers = delivery.headers(signer)
     timestamp = headers.get(TIMESTAMP_HEADER)
-    return SendResult(
+    result = SendResult(
         url=delivery.url,
         event=delivery.event,
-        status=None if response is None else response.status_code,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        response_headers=[] if response is None else list(response.headers.items()),
-        response_body=b"" if response is None else response.content,
-        error=error,
+        status=None,
+        latency_ms=0.0,
         signature=headers.get(SIGNATURE_HEADER),
         timestamp=None if timestamp is None else int(timestamp),
+    )
+    started = time.perf_counter()
+    try:
+        answer = await request(
+            client,
+            "POST",
+            delivery.url,
+            content=delivery.body,
+            headers=headers,
+            deadline=timeout,
+            keep=keep,
+        )
+    except (httpx.HTTPError, DeadlineExceeded) as failure:
+        latency_ms = (time.perf_counter() - started) * 1000
+        error = describe_failure(failure, timeout, tls_fix=tls_fix)
+        return replace(result, latency_ms=latency_ms, error=error)
+    return replace(
+        result,
+        status=answer.status,
+        latency_ms=answer.latency_ms,
+        response_headers=answer.headers,
+        response_body=answer.body,
+        response_size=answer.size,
+        response_complete=answer.complete,
     )
 
 
 def send_once(
-    client: httpx.Client, delivery: Delivery, signer: Signer, timeout: float
+    client: BlockingClient, delivery: Delivery, signer: Signer, timeout: float
 ) -> SendResult:
-    """POST the delivery once, signed now; network failures come back as ``error``."""
-    import httpx
-
-    headers = delivery.headers(signer)
-    started = time.perf_counter()
-    try:
-        response = client.post(delivery.url, content=delivery.body, headers=headers)
-    except httpx.HTTPError as failure:
-        return _result(delivery, headers, started, error=describe_failure(failure, timeout))
-    return _result(delivery, headers, started, response)
+    """:func:`deliver` for synchronous callers."""
+    return client.run(lambda session: deliver(session, delivery, signer, timeout))
 
 
 def send_with_retry(
-    client: httpx.Client,
+    client: BlockingClient,
     delivery: Delivery,
     signer: Signer,
     timeout: float,
@@ -250,8 +283,6 @@ def send_with_retry(
 
 
 def _with_attempts(result: SendResult, attempts: int) -> SendResult:
-    from dataclasses import replace
-
     return replace(result, attempts=attempts)
 
 
@@ -375,10 +406,13 @@ async def _load_test(
 
 
 class _Connection:
-    """One HTTP/1.1 keep-alive connection that POSTs and reads just the status and body.
+    """One HTTP/1.1 keep-alive connection that POSTs and reads just the status of each answer.
 
-    Enough HTTP for a load test against any handler: Content-Length and chunked bodies,
-    bodies that end at close, ``Connection: close`` and HTTP/1.0 (it reconnects), TLS.
+    Answers are parsed by httptools (llhttp, Node.js's parser), the library ``mhw listen``
+    parses requests with: Content-Length, chunked and close-delimited bodies, 1xx interim
+    answers, 204 and 304 without a body, ``Connection: close`` and HTTP/1.0 (it reconnects).
+    Bodies are counted, never kept, and at most ``READ_LIMIT`` bytes of an answer are read:
+    past that the connection is closed and the status stands.
     """
 
     def __init__(self, url: str, tls: ssl.SSLContext) -> None:
@@ -400,6 +434,9 @@ class _Connection:
             self.streams = None
 
     async def post(self, body: bytes, headers: Mapping[str, str]) -> int:
+        """The status of the final answer; ValueError when the answer is not HTTP."""
+        import httptools
+
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
         reader, writer = self.streams
@@ -407,39 +444,56 @@ class _Connection:
         writer.write(
             self.head + f"{lines}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
         )
-        while True:
-            status, fields = _parse_head(await reader.readuntil(b"\r\n\r\n"))
-            if status >= 200:
+        answer = _Answer()
+        parser = httptools.HttpResponseParser(answer)
+        answer.parser = parser
+        read = 0
+        while not answer.done:
+            data = await reader.read(65536)
+            if not data:
+                if answer.status and not answer.framed:
+                    break  # a body delimited by the end of the connection
+                raise asyncio.IncompleteReadError(b"", None)
+            try:
+                parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as failure:
+                if not answer.done:  # else: bytes after a final answer that closes
+                    raise ValueError(str(failure) or type(failure).__name__) from None
+            read += len(data)
+            if read > READ_LIMIT and not answer.done:
+                if not answer.status:
+                    raise ValueError(f"no end to the response head in {READ_LIMIT} bytes")
+                answer.keep_alive = False
                 break
-        keep_alive = fields.get("connection", "").lower() != "close"
-        if status in (204, 304):
-            pass
-        elif "chunked" in fields.get("transfer-encoding", "").lower():
-            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                await reader.readexactly(size + 2)
-            while await reader.readuntil(b"\r\n") != b"\r\n":
-                pass
-        elif "content-length" in fields:
-            await reader.readexactly(int(fields["content-length"]))
-        else:
-            await reader.read()
-            keep_alive = False
-        if not keep_alive:
+        if not answer.keep_alive:
             self.close()
-        return status
+        return answer.status
 
 
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    """The status code and lower-cased header fields of a response head."""
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = status_line.partition(" ")
-    if not version.startswith("HTTP/") or not rest[:3].isdigit():
-        raise ValueError(f"not an HTTP response: {status_line[:60]!r}")
-    fields = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        if name:
-            fields[name.strip().lower()] = value.strip()
-    if version == "HTTP/1.0" and fields.get("connection", "").lower() != "keep-alive":
-        fields["connection"] = "close"
-    return int(rest[:3]), fields
+class _Answer:
+    """httptools' callbacks for one answer: the final status and how the connection fares."""
+
+    __slots__ = ("done", "framed", "keep_alive", "parser", "status")
+
+    def __init__(self) -> None:
+        self.parser: Any = None
+        self.status = 0
+        """The final answer's status; 0 until its head has been parsed."""
+        self.keep_alive = False
+        self.framed = False
+        """A Content-Length or chunked body: the end of the connection before it is an error."""
+        self.done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status >= 200 and not self.done:  # 1xx: interim, the final answer follows
+            self.status = status
+            self.keep_alive = self.parser.should_keep_alive()
+
+    def on_message_complete(self) -> None:
+        if self.status:
+            self.done = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 from fake_api import ACCOUNT, FakeApi, Reply, fake_api
+from raw_http import endless, raw_server, trickle
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.errors import ExitCode, UsageError
@@ -371,3 +373,63 @@ def test_magic_hour_api_resolves_key_and_base(
         magic_hour_api(None, None)
     with pytest.raises(UsageError, match="--api-key is empty"):
         magic_hour_api(" ", None)
+
+
+# Bounds: a server that never stops answering
+
+
+def bounded_failure(
+    base: str, action: Callable[[MagicHourApi], Awaitable[Any]], **options: Any
+) -> tuple[ApiError, float]:
+    async def main() -> Any:
+        async with MagicHourApi(KEY, base, backoff=0.01, **options) as client:
+            return await action(client)
+
+    started = time.monotonic()
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(main())
+    assert "\n" not in str(caught.value)
+    return caught.value, time.monotonic() - started
+
+
+def test_an_endless_api_answer_is_cut_off_at_the_limit() -> None:
+    with raw_server(endless(head=b"Content-Type: application/json\r\n")) as server:
+        error, _ = bounded_failure(server.url, lambda client: client.account(), timeout=10)
+        sent = server.sent_bytes
+    assert "is larger than 1048576 bytes" in str(error)
+    assert sent < 32 * 2**20, f"the client read {sent >> 20} MiB of an answer it cannot use"
+
+
+def test_a_trickled_api_answer_times_out_as_a_whole() -> None:
+    with raw_server(trickle()) as server:
+        error, elapsed = bounded_failure(
+            server.url, lambda client: client.create_audio("Hello"), timeout=0.5
+        )
+    assert "timed out after 0.5 s reading the body of a 200 answer" in str(error)
+    assert "may have started" in str(error)
+    assert elapsed < 3, f"a 0.5 s timeout took {elapsed:.1f} s"
+
+
+def test_an_endless_download_stops_at_the_limit_and_leaves_nothing(tmp_path: Path) -> None:
+    with raw_server(endless()) as server:
+        error, _ = bounded_failure(
+            server.url,
+            lambda client: client.download(server.url, tmp_path),
+            download_limit=2**20,
+        )
+        sent = server.sent_bytes
+    assert "larger than 1048576 bytes" in str(error)
+    assert list(tmp_path.iterdir()) == []
+    assert sent < 32 * 2**20
+
+
+def test_a_trickled_download_ends_at_its_deadline(tmp_path: Path) -> None:
+    with raw_server(trickle()) as server:
+        error, elapsed = bounded_failure(
+            server.url,
+            lambda client: client.download(server.url, tmp_path),
+            download_deadline=1.0,
+        )
+    assert "timed out after 1 s reading the body of a 200 answer" in str(error)
+    assert list(tmp_path.iterdir()) == []
+    assert elapsed < 4

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from raw_http import ENDLESS_CAP, RawServer, endless, raw_server, trickle
 
 from conftest import SECRET, Mhw
 from mh_webhook_cli import __version__
@@ -477,7 +478,7 @@ def test_retry_schedule_doubles_and_resigns_the_same_bytes(handler: Handler) -> 
     handler.answer = lambda n: (500, b"", []) if n <= 3 else accept(n)
     delivery = Delivery(handler.url, b'{"type":"video.started"}', "video.started")
     retried: list[tuple[int, float]] = []
-    with make_client(5.0, make_tls(False, None)) as client:
+    with make_client(make_tls(False, None)) as client:
         result = send_with_retry(
             client,
             delivery,
@@ -499,7 +500,7 @@ def test_retry_schedule_doubles_and_resigns_the_same_bytes(handler: Handler) -> 
 
 def test_retry_gives_up_at_the_time_limit(handler: Handler) -> None:
     handler.answer = lambda _: (503, b"", [])
-    with make_client(5.0, make_tls(False, None)) as client:
+    with make_client(make_tls(False, None)) as client:
         result: SendResult = send_with_retry(
             client,
             Delivery(handler.url, b"{}"),
@@ -589,3 +590,95 @@ def test_malformed_urls_are_usage_errors(mhw: Mhw, url: str) -> None:
     assert result.code == 2, result.stderr
     assert "is not an http(s) URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# Bounds: the whole exchange within --timeout, only what is kept read
+
+
+def test_timeout_is_for_the_whole_answer_not_each_read(mhw: Mhw) -> None:
+    with raw_server(trickle()) as server:
+        started = time.monotonic()
+        result = mhw("send", "video.started", "-u", server.url, "-s", SECRET, "--timeout", "1")
+        elapsed = time.monotonic() - started
+    assert result.code == 1
+    one_line_error(result.stderr, "timed out after 1 s reading the body of a 200 answer")
+    assert elapsed < 5, f"--timeout 1 took {elapsed:.1f} s against a trickling handler"
+
+
+def test_retry_attempts_are_bounded_too() -> None:
+    with raw_server(trickle()) as server, make_client(make_tls(False, None)) as client:
+        started = time.monotonic()
+        result = send_with_retry(
+            client, Delivery(server.url, b"{}"), Signer(SECRET), 0.5, base_delay=0.05,
+            max_retry_seconds=1.5,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert result.status is None and result.attempts >= 2
+    assert result.error is not None and result.error.startswith("timed out after 0.5 s")
+    # No retry starts after 1.5 s, and the last one ends 0.5 s later.
+    assert elapsed < 2.0 + 1.0, f"{result.attempts} attempts took {elapsed:.1f} s"
+
+
+def test_an_endless_answer_is_read_up_to_the_limit_then_dropped(mhw: Mhw) -> None:
+    with raw_server(endless(head=b"Content-Type: text/plain\r\n")) as server:
+        result = mhw("send", "video.started", "-u", server.url, "-s", SECRET, "-f", "json")
+        sent = server.sent_bytes
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["status"] == 200 and data["body_truncated"] is True
+    assert data["body"] == "x" * 65536
+    assert 2**20 < data["body_bytes"] < 2**20 + 65536 * 2
+    assert sent < 32 * 2**20, f"the handler got to send {sent >> 20} MiB"
+
+
+def varied_answers(server: RawServer, connection: socket.socket) -> bool:
+    """Every way an HTTP/1.x answer can be framed, in turn; True keeps the connection."""
+    number = server.requests % 5
+    if number == 0:  # HTTP/1.0: the body ends with the connection
+        server.send(connection, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbye")
+        return False
+    if number == 1:  # an interim answer first
+        server.send(connection, b"HTTP/1.1 100 Continue\r\n\r\n")
+        server.send(connection, b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+        return True
+    if number == 2:
+        server.send(connection, b"HTTP/1.1 204 No Content\r\n\r\n")
+        return True
+    if number == 3:  # chunked, with a trailer
+        server.send(connection, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        server.send(connection, b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n")
+        return True
+    return endless()(server, connection)
+
+
+def test_count_reads_every_framing_and_stops_an_endless_body(mhw: Mhw) -> None:
+    with raw_server(varied_answers) as server:
+        result = mhw(
+            "send", "video.started", "-u", server.url, "-s", SECRET, "--count", "20",
+            "--concurrency", "3", "--timeout", "5", "-f", "json",
+        )  # fmt: skip
+        sent = server.sent_bytes
+    assert result.code == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["errors"] == {}
+    assert data["statuses"] == {"200": 12, "201": 4, "204": 4}
+    assert server.requests == 20
+    assert sent < 64 * 2**20, f"the load client read {sent >> 20} MiB of endless bodies"
+
+
+def test_count_counts_an_endless_head_as_malformed(mhw: Mhw) -> None:
+    def endless_head(server: RawServer, connection: socket.socket) -> bool:
+        server.send(connection, b"HTTP/1.1 200 OK\r\n")
+        while not server.stopped.is_set() and server.sent_bytes < ENDLESS_CAP:
+            server.send(connection, b"X-Padding: " + b"x" * 1000 + b"\r\n")
+        return False
+
+    with raw_server(endless_head) as server:
+        result = mhw(
+            "send", "video.started", "-u", server.url, "-s", SECRET, "--count", "2", "-f", "json"
+        )
+    assert result.code == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    data = json.loads(result.stdout)
+    [(message, number)] = data["errors"].items()
+    assert message.startswith("malformed response") and number == 2

@@ -244,6 +244,7 @@ def replay_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Send a captured request again: the exact bytes and headers, or re-signed with --resign."""
+    from mh_webhook_cli.http_client import FORWARDED_HEADER
     from mh_webhook_cli.http_server import HOP_BY_HOP_HEADERS
     from mh_webhook_cli.render_send import send_json, send_text
     from mh_webhook_cli.sender import (
@@ -258,11 +259,14 @@ def replay_command(
     http_url(to, "--to")
     extra = extra_headers(header)
     found = stored_request(request_id, store)
-    dropped = HOP_BY_HOP_HEADERS | ({SIGNATURE_HEADER, TIMESTAMP_HEADER} if resign else set())
+    # The hop header too: a replay is a new delivery, which the target may forward.
+    dropped = HOP_BY_HOP_HEADERS | {FORWARDED_HEADER}
+    if resign:
+        dropped |= {SIGNATURE_HEADER, TIMESTAMP_HEADER}
     original = [(name, value) for name, value in found.headers if name.lower() not in dropped]
     signer = Signer(webhook_secrets(secret)[0] if resign else None)
     delivery = Delivery(to, found.body, found.event_type, [*original, *extra])
-    with make_client(timeout, tls_context(insecure=False, cacert=None)) as client:
+    with make_client(tls_context(insecure=False, cacert=None)) as client:
         result = send_once(client, delivery, signer, timeout)
     if output_format is Format.JSON:
         emit_json(send_json(result, None))

@@ -122,7 +122,7 @@ def listen(
 ) -> None:
     """Receive webhooks locally: show each one live, verify, store and forward it."""
     from mh_webhook_cli.http_server import Limits
-    from mh_webhook_cli.listener import ForwardRoute, ListenConfig
+    from mh_webhook_cli.listener import ForwardRoute, ListenConfig, refuse_forwarding_loop
 
     secrets = webhook_secrets(secret, required=False)
     if reject_invalid and not secrets:
@@ -132,6 +132,7 @@ def listen(
         raise UsageError("--mirror-status needs --forward-to")
     for route in routes:
         http_url(route.url, "--forward-to")
+    refuse_forwarding_loop(routes, host, port)
     if path is not None and not path.startswith("/"):
         raise UsageError(f"--path {path!r} must start with /")
     if expect and not secrets:

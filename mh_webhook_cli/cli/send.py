@@ -154,7 +154,7 @@ def send(
         )
         return
     results: list[SendResult] = []
-    with sender.make_client(timeout, tls) as client:
+    with sender.make_client(tls) as client:
         for delivery in deliveries:
             if retry:
                 result = sender.send_with_retry(
