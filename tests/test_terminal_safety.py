@@ -376,11 +376,6 @@ def test_any_stored_request_is_one_line_in_events_list_and_show(
     assert_one_line_each(detail_text(found), monkeypatch)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the store cannot yet keep a lone surrogate in type or payload.id (sqlite3 encodes "
-    "them as UTF-8): the store helper's fix makes this pass; then remove this mark",
-)
 def test_a_lone_surrogate_is_stored_and_shown_in_events_list_and_show(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -191,6 +190,7 @@ def export_command(
     store: StoreOption = None,
 ) -> None:
     """Export every captured request, oldest first."""
+    from mh_webhook_cli.json_text import dumps
     from mh_webhook_cli.render_events import HAR_TAIL, detail_json, har_entry, har_head
 
     opened = _open(store)
@@ -205,11 +205,9 @@ def export_command(
             target.write(har_head())
         for request in requests:
             if export_format is ExportFormat.HAR:
-                target.write(
-                    ("," if count else "") + json.dumps(har_entry(request), ensure_ascii=False)
-                )
+                target.write(("," if count else "") + dumps(har_entry(request)))
             else:
-                target.write(json.dumps(detail_json(request), ensure_ascii=False) + "\n")
+                target.write(dumps(detail_json(request)) + "\n")
             count += 1
         if export_format is ExportFormat.HAR:
             target.write(HAR_TAIL)
