@@ -9,17 +9,23 @@ against the hand-written parser this server replaced, driving ``mhw listen``.
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import h11
 import httptools
 import pytest
-
 from http_corpus import CASES, H11_DISAGREES
-from mh_webhook_cli.http_server import Limits, Request, Response, serve
+from test_listen import Listening, Start, start_listener
+
+from conftest import wait_for
+from mh_webhook_cli.http_server import Request, Response, serve
+
+__all__ = ["start_listener"]  # a fixture, used by name
 
 Message = tuple[bytes, bytes, bytes]
 """(method, target, body) of a request accepted."""
@@ -236,3 +242,182 @@ def test_h11_agrees_except_where_documented() -> None:
         if h11_verdict(data) != (ours.accepted, ours.refusal is not None):
             disagreements.add(name)
     assert sorted(disagreements) == sorted(H11_DISAGREES)
+
+
+# The attacks measured against the hand-written parser this server replaced, each
+# against a real ``mhw listen``.
+
+
+def read_until_closed(connection: socket.socket) -> bytes:
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
+def first_status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+def post(body: bytes = b"{}", *, version: bytes = b"1.1", headers: bytes = b"") -> bytes:
+    return b"POST / HTTP/%s\r\nHost: a\r\n%sContent-Length: %d\r\n\r\n%s" % (
+        version,
+        headers,
+        len(body),
+        body,
+    )
+
+
+def assert_refused_and_still_serving(listening: Listening, data: bytes, status: int) -> None:
+    assert first_status(exchange(listening.port, data)) == status
+    assert first_status(exchange(listening.port, post(b'{"valid":1}'))) == 200
+    listening.stop()
+    assert [row[5] for row in listening.stored()] == [b'{"valid":1}']
+
+
+def test_smuggling_with_chunked_content_length_and_empty_te_is_refused(
+    start_listener: Start,
+) -> None:
+    """Read by length, the chunk data was stored as a second, smuggled POST."""
+    smuggled = b"POST /smuggled HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}"
+    attack = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n"
+        b"Transfer-Encoding:\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+    )
+    assert_refused_and_still_serving(start_listener(), attack, 400)
+
+
+def test_transfer_encoding_gzip_then_chunked_is_not_implemented(start_listener: Start) -> None:
+    attack = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
+        b"\r\n2\r\n{}\r\n0\r\n\r\n"
+    )
+    assert_refused_and_still_serving(start_listener(), attack, 501)
+
+
+@pytest.mark.parametrize(
+    "trailer", [b"\x00garbage\r\n", b"X-Trailer: 1\n", b"garbage without colon\r\n"]
+)
+def test_malformed_trailers_are_refused(start_listener: Start, trailer: bytes) -> None:
+    attack = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+        + trailer
+        + b"\r\n"
+    )
+    assert_refused_and_still_serving(start_listener(), attack, 400)
+
+
+@pytest.mark.parametrize("byte", [b"\x00", b"\x1b", b"\x7f"])
+def test_control_characters_in_the_target_are_refused(start_listener: Start, byte: bytes) -> None:
+    attack = post().replace(b"POST / ", b"POST /a" + byte + b"b ")
+    assert_refused_and_still_serving(start_listener(), attack, 400)
+
+
+def test_a_flood_of_one_byte_chunks_gets_413_by_its_raw_bytes_and_others_are_served(
+    start_listener: Start,
+) -> None:
+    """Chunk framing counts toward --max-body, decoding is linear, and the loop stays free.
+
+    2 MB of 1-byte chunks decode to 333 KB, under the limit: counted decoded, the flood
+    would never be refused, and the old decoder re-read the body on every read.
+    """
+    max_body = 2_000_000
+    listening = start_listener("--max-body", str(max_body))
+    piece = b"1\r\nA\r\n" * 10_000
+    sent = 0
+    answer = b""
+
+    def flood() -> None:
+        nonlocal sent, answer
+        with socket.create_connection(("127.0.0.1", listening.port), timeout=20) as connection:
+            connection.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+            try:
+                while sent < 2 * max_body and not select.select([connection], [], [], 0)[0]:
+                    connection.sendall(piece)
+                    sent += len(piece)
+            except OSError:
+                pass  # the server stopped reading after its answer
+            answer = connection.recv(65536)
+
+    flooding = threading.Thread(target=flood)
+    flooding.start()
+    wait_for(lambda: sent >= max_body // 4, what="the flood to be under way")
+    started = time.monotonic()
+    assert first_status(exchange(listening.port, post(b'{"valid":1}'))) == 200
+    answered_in = time.monotonic() - started
+    flooding.join(30)
+    # Decoded, at most 2 * max_body / 6 bytes arrived: only the raw bytes pass the limit.
+    assert first_status(answer) == 413
+    assert answered_in < 2.0, f"a normal request waited {answered_in:.1f} s behind the flood"
+
+
+@pytest.mark.parametrize(("headers", "kept"), [(b"Connection: keep-alive\r\n", True), (b"", False)])
+def test_http_1_0_persistence_is_answered_as_asked(
+    start_listener: Start, headers: bytes, kept: bool
+) -> None:
+    """``ab -k`` hung: a 1.0 client was told nothing and the socket stayed open."""
+    listening = start_listener()
+    with socket.create_connection(("127.0.0.1", listening.port), timeout=10) as connection:
+        connection.sendall(post(version=b"1.0", headers=headers))
+        answer = connection.recv(65536)
+        head = answer.split(b"\r\n\r\n")[0].lower()
+        assert first_status(answer) == 200
+        if kept:
+            assert b"\r\nconnection: keep-alive" in head
+            connection.sendall(post(version=b"1.0", headers=headers))
+            assert first_status(connection.recv(65536)) == 200
+        else:
+            assert b"\r\nconnection: close" in head
+            assert read_until_closed(connection) == b""  # closed by the server
+
+
+def test_three_pipelined_requests_then_a_half_close_get_three_answers(
+    start_listener: Start,
+) -> None:
+    listening = start_listener()
+    bodies = [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+    answers = exchange(listening.port, b"".join(post(body) for body in bodies))
+    assert statuses(answers) == [200, 200, 200]
+    listening.stop()
+    assert [row[5] for row in listening.stored()] == bodies
+
+
+def test_connection_cap_closes_the_oldest_idle_connections_for_a_new_sender(
+    start_listener: Start,
+) -> None:
+    listening = start_listener("--max-connections", "4", "--idle-timeout", "60")
+    address = ("127.0.0.1", listening.port)
+    idle = [socket.create_connection(address, timeout=10) for _ in range(8)]
+    try:
+        # Each connection beyond the cap closed the one idle the longest: the first four.
+        for connection in idle[:4]:
+            assert read_until_closed(connection) == b""
+        assert first_status(exchange(listening.port, post(b'{"valid":1}'))) == 200
+        # With every connection in the middle of a request, a newcomer is the one turned away.
+        for connection in idle[5:]:
+            connection.sendall(b"POST / HTTP/1.1\r\n")
+        busy = [socket.create_connection(address, timeout=10) for _ in range(2)]
+        for connection in busy:
+            connection.sendall(b"POST / HTTP/1.1\r\n")
+        with socket.create_connection(address, timeout=10) as newcomer:
+            assert first_status(read_until_closed(newcomer)) == 503
+        for connection in busy:
+            connection.close()
+    finally:
+        for connection in idle:
+            connection.close()
+    listening.stop()
+    assert "503" in listening.stderr()
+
+
+def test_idle_timeout_closes_silent_connections(start_listener: Start) -> None:
+    listening = start_listener("--idle-timeout", "0.3")
+    address = ("127.0.0.1", listening.port)
+    with socket.create_connection(address, timeout=10) as silent:
+        started = time.monotonic()
+        assert read_until_closed(silent) == b""
+        assert time.monotonic() - started < 5
+    with socket.create_connection(address, timeout=10) as kept_alive:
+        kept_alive.sendall(post())
+        assert first_status(kept_alive.recv(65536)) == 200
+        assert read_until_closed(kept_alive) == b""
