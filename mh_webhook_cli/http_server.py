@@ -257,7 +257,7 @@ class HttpProtocol(asyncio.Protocol):
                         self._fail(431, "request headers too large")
         if not self._busy:
             self._next()
-        elif self._queue and not self._paused and self._transport is not None:
+        if self._busy and self._queue and not self._paused and self._transport is not None:
             # A client pipelining ahead of our answers: read no more until we catch up.
             self._paused = True
             self._transport.pause_reading()

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import h11
 import httptools
@@ -23,7 +24,15 @@ from http_corpus import CASES, H11_DISAGREES
 from test_listen import Listening, Start, start_listener
 
 from conftest import wait_for
-from mh_webhook_cli.http_server import Request, Response, serve
+from mh_webhook_cli.http_server import (
+    Handler,
+    HttpProtocol,
+    Limits,
+    Request,
+    Response,
+    _Connections,
+    serve,
+)
 
 __all__ = ["start_listener"]  # a fixture, used by name
 
@@ -165,6 +174,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     """``http_server.serve`` on a loop of its own (uvloop, as mhw runs it), answering 200."""
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
 
@@ -421,3 +431,129 @@ def test_idle_timeout_closes_silent_connections(start_listener: Start) -> None:
         kept_alive.sendall(post())
         assert first_status(kept_alive.recv(65536)) == 200
         assert read_until_closed(kept_alive) == b""
+
+
+# The protocol class alone, with a stand-in for asyncio's transport.
+
+
+class FakeTransport:
+    """Records what the protocol does to its connection."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+
+def connect(
+    handler: Handler, limits: Limits | None = None, connections: _Connections | None = None
+) -> tuple[HttpProtocol, FakeTransport]:
+    protocol = HttpProtocol(handler, limits or Limits(), None, connections)
+    transport = FakeTransport()
+    protocol.connection_made(cast(asyncio.Transport, transport))
+    return protocol, transport
+
+
+def echo(request: Request) -> Response:
+    return Response(200, request.body)
+
+
+def test_pipelined_requests_wait_their_turn_and_reading_pauses_meanwhile() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        pending: list[tuple[Request, asyncio.Future[Response]]] = []
+
+        def later(request: Request) -> asyncio.Future[Response]:
+            pending.append((request, loop.create_future()))
+            return pending[-1][1]
+
+        protocol, transport = connect(later)
+        protocol.data_received(post(b"1") + post(b"2") + post(b"3"))
+        assert [request.body for request, _ in pending] == [b"1"]
+        assert not transport.reading  # two requests wait: read no more
+        for index in range(3):
+            request, answer = pending[index]
+            answer.set_result(Response(200, request.body))
+            await asyncio.sleep(0)  # the future's callbacks run
+            assert statuses(bytes(transport.written)) == [200] * (index + 1)
+        assert [request.body for request, _ in pending] == [b"1", b"2", b"3"]
+        assert transport.written.endswith(b"\r\n\r\n3")
+        assert transport.reading and not transport.closed
+
+    asyncio.run(scenario())
+
+
+def test_the_body_limit_counts_chunk_framing_read_by_read() -> None:
+    async def scenario() -> None:
+        protocol, transport = connect(echo, Limits(max_body=600))
+        protocol.data_received(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        fed = 0
+        while not transport.written and fed < 6000:
+            protocol.data_received(b"1\r\nA\r\n")
+            fed += 6
+        # 101 one-byte chunks, 606 bytes received for a body of 101.
+        assert statuses(bytes(transport.written)) == [413]
+        assert 600 < fed <= 606
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("version", "continued"), [(b"1.1", True), (b"1.0", False)])
+def test_100_continue_is_sent_once_and_only_to_http_1_1(version: bytes, continued: bool) -> None:
+    async def scenario() -> None:
+        protocol, transport = connect(echo)
+        request = post(b"{}", version=version, headers=b"Expect: 100-continue\r\n")
+        protocol.data_received(request[:-2])
+        interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert bytes(transport.written) == (interim if continued else b"")
+        protocol.data_received(request[-2:])
+        assert transport.written.count(b"100 Continue") == int(continued)
+        assert statuses(bytes(transport.written)) == [200]
+
+    asyncio.run(scenario())
+
+
+def test_the_connection_cap_evicts_the_oldest_idle_connection_else_turns_away() -> None:
+    async def scenario() -> None:
+        connections = _Connections(limit=2)
+        _, first_transport = connect(echo, connections=connections)
+        second, second_transport = connect(echo, connections=connections)
+        second.data_received(b"POST / HTTP/1.1\r\n")  # in the middle of a request: not idle
+        _, third_transport = connect(echo, connections=connections)
+        assert first_transport.closed and not second_transport.closed
+        fourth, fourth_transport = connect(echo, connections=connections)
+        assert third_transport.closed and not second_transport.closed
+        fourth.data_received(b"POST / HTTP/1.1\r\n")
+        _, turned_away = connect(echo, connections=connections)
+        assert turned_away.closed and statuses(bytes(turned_away.written)) == [503]
+        assert not second_transport.closed and not fourth_transport.closed
+        assert connections.open == 2
+
+    asyncio.run(scenario())
