@@ -398,7 +398,7 @@ class HttpProtocol(asyncio.Protocol):
                 outcome = asyncio.ensure_future(outcome)
             outcome.add_done_callback(partial(self._answered_later, request, keep_alive))
             return
-        if not self._busy and self._transport is not None:
+        if not self._busy and not self._done_reading and self._transport is not None:
             self._settle()
 
     def _answered_later(
@@ -418,7 +418,8 @@ class HttpProtocol(asyncio.Protocol):
             connection = "keep-alive" if request.http_version == "1.0" else None
         else:
             connection = "close"
-        transport.write(_encode(response, connection))
+        # A HEAD answer has a GET answer's head and no content (RFC 9110 section 9.3.2).
+        transport.write(_encode(response, connection, request.method == "HEAD"))
         if not keep_alive:
             self._close()
 
@@ -437,7 +438,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._send_continue()
         elif self._eof:
             self._close()
-        elif not self._done_reading:
+        else:
             self._connections.idle[self] = None
             self._arm_timer(self._limits.idle_timeout, self._close)
 
@@ -475,7 +476,9 @@ class HttpProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        transport.write(_encode(Response(status, (reason + "\n").encode()), "close"))
+        # Not through the cache: a reason can quote the client, and would evict the answers.
+        refusal = Response(status, (reason + "\n").encode())
+        transport.write(_encode.__wrapped__(refusal, "close", False))
         if self._paused:
             self._paused = False
             transport.resume_reading()
@@ -494,7 +497,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._on_reject is not None:
             self._on_reject(self._client, 503, f"{limit} connections already open")
         if self._transport is not None:
-            self._transport.write(_encode(_TOO_MANY_CONNECTIONS, "close"))
+            self._transport.write(_encode(_TOO_MANY_CONNECTIONS, "close", False))
             self._transport.close()
 
     def evict(self) -> None:
@@ -562,7 +565,7 @@ def _result(done: asyncio.Future[Response]) -> Response:
 
 
 @lru_cache(maxsize=64)
-def _encode(response: Response, connection: str | None) -> bytes:
+def _encode(response: Response, connection: str | None, head_only: bool) -> bytes:
     """A response on the wire; cached, since a listener sends the same few thousands of times.
 
     ``connection`` is the Connection header: "close", "keep-alive" (for an HTTP/1.0
@@ -576,7 +579,8 @@ def _encode(response: Response, connection: str | None) -> bytes:
     head.append(f"content-length: {len(response.body)}")
     if connection is not None:
         head.append(f"connection: {connection}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
+    encoded = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+    return encoded if head_only else encoded + response.body
 
 
 def _reason(status: int) -> str:

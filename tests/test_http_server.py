@@ -557,3 +557,16 @@ def test_the_connection_cap_evicts_the_oldest_idle_connection_else_turns_away() 
         assert connections.open == 2
 
     asyncio.run(scenario())
+
+
+def test_a_head_request_is_answered_without_content() -> None:
+    async def scenario() -> None:
+        protocol, transport = connect(lambda request: Response(200, b"hello"))
+        head = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"
+        protocol.data_received(head + head.replace(b"HEAD", b"GET"))
+        heads = bytes(transport.written).split(b"\r\n\r\n")
+        assert [b"content-length: 5" in part for part in heads[:2]] == [True, True]
+        assert heads[1].startswith(b"HTTP/1.1 200 OK")  # nothing between the two answers
+        assert heads[2] == b"hello"
+
+    asyncio.run(scenario())
