@@ -395,29 +395,33 @@ def test_three_pipelined_requests_then_a_half_close_get_three_answers(
 def test_connection_cap_closes_the_oldest_idle_connections_for_a_new_sender(
     start_listener: Start,
 ) -> None:
+    """300 idle connections against a 256-file limit locked every sender out."""
     listening = start_listener("--max-connections", "4", "--idle-timeout", "60")
     address = ("127.0.0.1", listening.port)
-    idle = [socket.create_connection(address, timeout=10) for _ in range(8)]
+    expecting = b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+    first = [socket.create_connection(address, timeout=10) for _ in range(4)]
+    later: list[socket.socket] = []
     try:
-        # Each connection beyond the cap closed the one idle the longest: the first four.
-        for connection in idle[:4]:
-            assert read_until_closed(connection) == b""
-        assert first_status(exchange(listening.port, post(b'{"valid":1}'))) == 200
-        # With every connection in the middle of a request, a newcomer is the one turned away.
-        for connection in idle[5:]:
-            connection.sendall(b"POST / HTTP/1.1\r\n")
-        busy = [socket.create_connection(address, timeout=10) for _ in range(2)]
-        for connection in busy:
-            connection.sendall(b"POST / HTTP/1.1\r\n")
+        # Four connections in the middle of a request: none idle, so a fifth is turned away.
+        for connection in first:
+            connection.sendall(expecting)
+            assert connection.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
         with socket.create_connection(address, timeout=10) as newcomer:
             assert first_status(read_until_closed(newcomer)) == 503
-        for connection in busy:
-            connection.close()
+        # Answered, they stay open, idle: each new connection closes the one idle the longest.
+        for connection in first:
+            connection.sendall(b"{}")
+            assert first_status(connection.recv(4096)) == 200
+        later = [socket.create_connection(address, timeout=10) for _ in range(4)]
+        for connection in first:
+            assert read_until_closed(connection) == b""
+        assert first_status(exchange(listening.port, post(b'{"valid":1}'))) == 200
+        assert read_until_closed(later[0]) == b""
     finally:
-        for connection in idle:
+        for connection in first + later:
             connection.close()
     listening.stop()
-    assert "503" in listening.stderr()
+    assert ": 503 4 connections already open" in listening.stderr()
 
 
 def test_idle_timeout_closes_silent_connections(start_listener: Start) -> None:
