@@ -138,9 +138,11 @@ class _Connections:
     A stranger opening connections and sending nothing would otherwise lock every
     sender out once the process runs out of file descriptors: when the cap is
     reached, the connection idle the longest is closed to make room (it holds no
-    request, and a sender reopens a connection closed while idle). When none is
-    idle, every connection is in the middle of a request, and the newcomer is the
-    one turned away.
+    request, and a sender reopens a connection closed while idle; a refused one
+    draining its client's bytes counts as idle too). When none is idle, every
+    connection is in the middle of a request, and the newcomer is the one turned
+    away: slow requests can fill the cap, each for at most ``Limits.read_timeout``
+    (all clients of a tunnel share one address, so there is no per-client quota).
     """
 
     def __init__(self, limit: int) -> None:
@@ -489,6 +491,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         transport.write_eof()
         self._arm_timer(LINGER_SECONDS, self._close)
+        # Answered and only draining: the first to go when the cap is reached, so that
+        # a stream of refused requests cannot hold the connections for LINGER_SECONDS.
+        self._connections.idle[self] = None
 
     def _turn_away(self) -> None:
         """Over the connection cap: say so and close at once (no linger: the file

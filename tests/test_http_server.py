@@ -574,3 +574,16 @@ def test_a_head_request_is_answered_without_content() -> None:
         assert heads[2] == b"hello"
 
     asyncio.run(scenario())
+
+
+def test_a_refused_connection_still_draining_makes_room_for_a_new_one() -> None:
+    async def scenario() -> None:
+        connections = _Connections(limit=1)
+        refused, refused_transport = connect(echo, connections=connections)
+        refused.data_received(b"\x16\x03\x01 not http\r\n\r\n")
+        assert statuses(bytes(refused_transport.written)) == [400]
+        assert not refused_transport.closed  # draining the client's bytes (see _refuse)
+        _, newcomer = connect(echo, connections=connections)
+        assert refused_transport.closed and not newcomer.closed and not newcomer.written
+
+    asyncio.run(scenario())
