@@ -437,11 +437,10 @@ class HttpProtocol(asyncio.Protocol):
             if self._receiving:
                 # Its clock ran while we were not reading: a fresh one, so we are not the cause.
                 self._arm_timer(self._limits.read_timeout, self._too_slow)
+        # (After the client's EOF no answer keeps the connection, see _answer.)
         if self._receiving:
             if self._expects_continue:
                 self._send_continue()
-        elif self._eof:
-            self._close()
         else:
             self._connections.idle[self] = None
             self._arm_timer(self._limits.idle_timeout, self._close)
