@@ -582,7 +582,7 @@ def test_header_values_are_kept_as_sent_without_surrounding_whitespace(
             b" 501 ",
         ),
         (
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;" + b"x" * 5000 + b"\r\n{}",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;x\x01\r\n{}",
             b" 400 ",
         ),
     ],

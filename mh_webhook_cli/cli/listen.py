@@ -94,6 +94,22 @@ def listen(
     read_timeout: Annotated[
         float, typer.Option(help="Seconds a client may take to send a request; then 408.", min=0.1)
     ] = 10.0,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a connection may stay silent before a request or between two; "
+            "then it is closed.",
+            min=0.1,
+        ),
+    ] = 5.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            help="Connections open at once; when full, the longest idle one is closed, "
+            "else the newcomer gets 503.",
+            min=1,
+        ),
+    ] = 200,
     expect: Annotated[
         str | None,
         typer.Option(
@@ -159,6 +175,11 @@ def listen(
 
     plan = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
     presenter = Presenter(output_format, verbose)
-    limits = Limits(max_body=max_body, read_timeout=read_timeout)
+    limits = Limits(
+        max_body=max_body,
+        read_timeout=read_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
     session = Session(config, host, port, store_path, limits, presenter, expected, count, plan)
     raise typer.Exit(run_loop(session.run(timeout, ready_file)))
