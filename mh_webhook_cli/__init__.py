@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         Reason,
         VerifyResult,
         check,
+        repeats_signature_header,
         sign,
         verify,
     )
@@ -38,6 +39,7 @@ __all__ = [
     "VerifyResult",
     "__version__",
     "check",
+    "repeats_signature_header",
     "sign",
     "verify",
 ]
