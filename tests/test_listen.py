@@ -695,7 +695,11 @@ def test_tunnel_gives_a_public_url_that_reaches_the_listener(
 ) -> None:
     listening = start_tunneled(start_listener, fake_ngrok)
     record = fake_ngrok[1]
-    status = listening.json_lines("status")[-1]
+    # Output is written off the loop, so the status line may follow the ready file.
+    status = wait_for(
+        lambda: [line for line in listening.json_lines("status") if "public_url" in line],
+        what="the listening status line",
+    )[-1]
     public_url = status["public_url"]
     assert public_url and status["webhook_url"] == public_url.rstrip("/") + "/webhook"
     body = event_body()
