@@ -15,9 +15,12 @@ Around the parser, mhw keeps the duties of a server facing strangers:
 
 - one request answered at a time per connection, in order; pipelined requests
   wait their turn, and reading pauses while any wait;
-- 400 for whatever llhttp refuses, and for protocol upgrades (CONNECT,
-  ``Upgrade:``); 505 for HTTP versions other than 1.0 and 1.1; 501 for a
-  transfer coding other than chunked (its bytes would not be the body);
+- 400 for whatever llhttp refuses, for protocol upgrades (CONNECT,
+  ``Connection: upgrade``) and for ``Transfer-Encoding`` in an HTTP/1.0
+  request; 505 for HTTP versions other than 1.0 and 1.1; 501 for a transfer
+  coding other than chunked (its bytes would not be the body);
+- a client that does not read its answers is not read either (``pause_writing``),
+  and is dropped when it has not read them within ``Limits.read_timeout``;
 - 413 once the bytes received for a body pass ``Limits.max_body``, chunk
   framing included, and 431 once a request's head passes ``MAX_HEAD``;
 - 408 when a request takes longer than ``Limits.read_timeout`` to arrive;
@@ -211,6 +214,8 @@ class HttpProtocol(asyncio.Protocol):
         """No further byte is parsed: a request asked to close, or one was refused."""
         self._eof = False
         self._paused = False
+        self._write_paused = False
+        """The client is not reading our answers: none is sent until it does."""
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._on_deadline: Callable[[], None] | None = None
@@ -260,7 +265,8 @@ class HttpProtocol(asyncio.Protocol):
                         self._fail(431, "request headers too large")
         if not self._busy:
             self._next()
-        if self._busy and self._queue and not self._paused and self._transport is not None:
+        waiting = self._busy or self._write_paused
+        if waiting and self._queue and not self._paused and self._transport is not None:
             # A client pipelining ahead of our answers: read no more until we catch up.
             self._paused = True
             self._transport.pause_reading()
@@ -282,9 +288,25 @@ class HttpProtocol(asyncio.Protocol):
         self._transport = None
         self._queue.clear()
         self._done_reading = True
-        if self._admitted:
-            self._admitted = False
-            self._connections.release(self)
+        self._release()
+
+    def pause_writing(self) -> None:
+        """The client reads none of our answers (the socket buffer is full).
+
+        Reading, and so answering, stops until it does, or the connection is dropped
+        after ``Limits.read_timeout``: a client that pipelines requests and never reads
+        would otherwise make the server queue answers without end and hold its slot.
+        """
+        self._write_paused = True
+        if not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+        self._arm_timer(self._limits.read_timeout, self._abort)
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if not self._busy and self._transport is not None:
+            self._next()
 
     # llhttp callbacks, in the order llhttp calls them
 
@@ -319,6 +341,10 @@ class HttpProtocol(asyncio.Protocol):
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             self._stop(505, f"HTTP/{version} is not supported")
+        if version == "1.0" and "transfer-encoding" in self._by_name:
+            # HTTP/1.0 has no chunked framing: a 1.0 proxy in front would see where this
+            # request ends differently (RFC 9112 section 6.1: faulty framing).
+            self._stop(400, "Transfer-Encoding in an HTTP/1.0 request")
         if parser.should_upgrade():
             # Refused here, or llhttp would skip the body and raise HttpParserUpgrade.
             self._stop(400, "protocol upgrades (CONNECT, Upgrade:) are not supported")
@@ -384,7 +410,7 @@ class HttpProtocol(asyncio.Protocol):
     def _next(self) -> None:
         """Answer the requests received, oldest first, one at a time."""
         queue = self._queue
-        while queue and not self._busy:
+        while queue and not self._busy and not self._write_paused:
             item = queue.popleft()
             if isinstance(item, _Refused):
                 self._refuse(item.status, item.reason)
@@ -402,7 +428,9 @@ class HttpProtocol(asyncio.Protocol):
                 outcome = asyncio.ensure_future(outcome)
             outcome.add_done_callback(partial(self._answered_later, request, keep_alive))
             return
-        if not self._busy and not self._done_reading and self._transport is not None:
+        if self._busy or self._write_paused:
+            return
+        if not self._done_reading and self._transport is not None:
             self._settle()
 
     def _answered_later(
@@ -508,18 +536,34 @@ class HttpProtocol(asyncio.Protocol):
 
     def evict(self) -> None:
         """Close this idle connection to make room for a new one (see ``_Connections``)."""
+        self._release()
+        self._close()
+
+    def _release(self) -> None:
+        """Give the connection's place under the cap back (once)."""
         if self._admitted:
             self._admitted = False
             self._connections.release(self)
-        self._close()
 
     def _close(self) -> None:
         self._cancel_timer()
         self._done_reading = True
         self._queue.clear()
         self._connections.idle.pop(self, None)
+        transport = self._transport
+        if transport is None:
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            # close() waits for the client to read what is buffered, which a client that
+            # reads nothing never does: it gets LINGER_SECONDS, and its place now.
+            self._release()
+            self._arm_timer(LINGER_SECONDS, self._abort)
+
+    def _abort(self) -> None:
+        self._release()
         if self._transport is not None:
-            self._transport.close()
+            self._transport.abort()
 
     # timers
 
@@ -613,4 +657,7 @@ async def serve(
         host,
         port,
         reuse_address=True,
+        # asyncio's default of 100 overflows under a burst of connections, and a sender
+        # whose SYN is dropped waits a second or more to try again (uvicorn uses 2048).
+        backlog=2048,
     )

@@ -438,6 +438,9 @@ def _h11_disagreements() -> dict[str, str]:
         ],
         "HTTP/1.0 keep-alive: h11 never keeps a 1.0 connection open, llhttp honours "
         "Connection: keep-alive (and so does mhw)": ["pipelined HTTP/1.0 keep-alive"],
+        "Transfer-Encoding in HTTP/1.0: h11 and llhttp decode the chunks, mhw refuses it "
+        "(HTTP/1.0 has no chunked framing, so a 1.0 proxy in front would split the stream "
+        "elsewhere: RFC 9112 6.1 calls it faulty framing)": ["chunked HTTP/1.0"],
     }
     return {case: reason for reason, cases in reasons.items() for case in cases}
 

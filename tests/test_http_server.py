@@ -9,11 +9,13 @@ against the hand-written parser this server replaced, driving ``mhw listen``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -25,6 +27,7 @@ from test_listen import Listening, Start, start_listener
 
 from conftest import wait_for
 from mh_webhook_cli.http_server import (
+    LINGER_SECONDS,
     Handler,
     HttpProtocol,
     Limits,
@@ -105,9 +108,10 @@ class _LlhttpRecorder:
 
 
 def llhttp_verdict(data: bytes) -> Verdict:
-    """What llhttp accepts, and the three refusals mhw adds to it (see http_server's
-    docstring): 505 for versions but 1.0 and 1.1, 400 for upgrades, 501 for a transfer
-    coding other than chunked. A request cut short by the client's EOF gets 400."""
+    """What llhttp accepts, and the refusals mhw adds to it (see http_server's docstring):
+    505 for versions but 1.0 and 1.1, 400 for upgrades and for a transfer coding in an
+    HTTP/1.0 request, 501 for a transfer coding other than chunked. A request cut short by
+    the client's EOF gets 400."""
     recorder = _LlhttpRecorder()
     try:
         recorder.parser.feed_data(data)
@@ -119,6 +123,8 @@ def llhttp_verdict(data: bytes) -> Verdict:
         if message.version not in ("1.0", "1.1"):
             return Verdict(tuple(accepted), 505)
         if message.upgrade:
+            return Verdict(tuple(accepted), 400)
+        if message.version == "1.0" and message.codings:
             return Verdict(tuple(accepted), 400)
         if message.codings and message.codings != ["chunked"]:
             return Verdict(tuple(accepted), 501)
@@ -417,6 +423,44 @@ def test_connection_cap_closes_the_oldest_idle_connections_for_a_new_sender(
     assert ": 503 4 connections already open" in listening.stderr()
 
 
+def test_clients_that_read_no_answers_cannot_hold_the_connections(start_listener: Start) -> None:
+    """Clients that pipeline requests and never read their answers are dropped, and a
+    delivery gets through. (Before, a close waited for such a client to read what was
+    buffered, and the slot stayed taken: the unit tests above pin that mechanism down.)"""
+    listening = start_listener("--max-connections", "2", "--read-timeout", "1")
+    pid = listening.process.pid
+
+    def open_sockets() -> int:
+        count = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        return count
+
+    before = open_sockets()
+    hogs = []
+    try:
+        for _ in range(2):
+            hog = socket.socket()
+            hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            hog.connect(("127.0.0.1", listening.port))
+            requests = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 100_000
+            # Sent from a thread: once the server stops reading, sendall blocks until closed.
+            threading.Thread(target=send_quietly, args=(hog, requests), daemon=True).start()
+            hogs.append(hog)
+        wait_for(lambda: open_sockets() == before + 2, what="the hogs to be accepted")
+        wait_for(lambda: open_sockets() == before, timeout=30, what="the hogs to be dropped")
+        assert first_status(exchange(listening.port, post())) == 200
+    finally:
+        for hog in hogs:
+            hog.close()
+
+
+def send_quietly(connection: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        connection.sendall(data)
+
+
 def test_idle_timeout_closes_silent_connections(start_listener: Start) -> None:
     listening = start_listener("--idle-timeout", "0.3")
     address = ("127.0.0.1", listening.port)
@@ -439,7 +483,10 @@ class FakeTransport:
     def __init__(self) -> None:
         self.written = bytearray()
         self.closed = False
+        self.aborted = False
         self.reading = True
+        self.unread = 0
+        """Bytes written that the client has not read (asyncio's write buffer)."""
 
     def get_extra_info(self, name: str, default: object = None) -> object:
         return ("127.0.0.1", 40000) if name == "peername" else default
@@ -449,6 +496,12 @@ class FakeTransport:
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return self.unread
 
     def is_closing(self) -> bool:
         return self.closed
@@ -505,6 +558,51 @@ def test_pipelined_requests_wait_their_turn_and_reading_pauses_meanwhile() -> No
         assert transport.reading and not transport.closed
 
     asyncio.run(scenario())
+
+
+def test_a_client_that_reads_no_answers_is_not_read_and_is_dropped() -> None:
+    """A client pipelining requests and never reading made the server queue answers
+    without end, and held its place under the cap for good."""
+
+    async def scenario() -> None:
+        connections = _Connections(1)
+        protocol, transport = connect(echo, Limits(read_timeout=0.05), connections)
+        protocol.data_received(post(b"1"))
+        protocol.pause_writing()  # what asyncio calls once its write buffer is full
+        assert not transport.reading
+        protocol.data_received(post(b"2") + post(b"3"))  # already in flight
+        assert statuses(bytes(transport.written)) == [200]  # no answer while it reads none
+        protocol.resume_writing()
+        assert statuses(bytes(transport.written)) == [200, 200, 200]
+        assert transport.reading and not transport.closed
+
+        protocol.pause_writing()
+        transport.unread = 1 << 20
+        await wait_until(lambda: transport.aborted)
+        protocol.connection_lost(None)
+        assert connections.open == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_closed_with_unread_answers_gives_its_place_back_at_once() -> None:
+    async def scenario() -> None:
+        connections = _Connections(1)
+        _, transport = connect(echo, Limits(idle_timeout=0.01), connections)
+        transport.unread = 4096
+        await wait_until(lambda: transport.closed)  # the idle timeout
+        assert connections.open == 0 and not transport.aborted
+        await wait_until(lambda: transport.aborted, timeout=LINGER_SECONDS + 5)
+
+    asyncio.run(scenario())
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """The async twin of conftest.wait_for, for a protocol's own timers."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
 def test_the_body_limit_counts_chunk_framing_read_by_read() -> None:
