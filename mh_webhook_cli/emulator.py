@@ -46,6 +46,7 @@ import os
 import random
 import re
 import signal
+import ssl
 import struct
 import time
 import zlib
@@ -83,10 +84,10 @@ MAX_RETRY_SECONDS = 24 * 60 * 60
 FAST_RENDER_SECONDS = 1.0
 """Image renders shorter than this send no ``image.started``, as Magic Hour's fast modes do."""
 DEFAULT_DELIVERY_CONCURRENCY = 16
-"""Attempts in flight to one webhook URL. Enough that a handler taking a second still gets 16
-events a second and that a fast one keeps the emulator's single core busy (more adds
-nothing: see bench/emulate_burst.py), few enough that a development server (a handful of
-threads or workers) is not handed more than it can take at once."""
+"""Attempts in flight to one webhook URL. Against a handler answering at once, 4 to 64 senders
+drain a 2,000-job burst alike (the emulator's core is the limit; bench/emulate_burst.py), so
+the number matters for slow handlers: 16 still gets 160 events a second through one that takes
+100 ms, without handing a development server (a few threads or workers) more than it can take."""
 MAX_ANSWER_BYTES = 1024 * 1024
 """What a delivery reads of a handler's answer, a chunk at a time and thrown away, before it
 closes on it as failed: an answer is a status and a few bytes, a framework's debug page a few
@@ -307,7 +308,6 @@ class Emulator:
         """(project, URL) pairs with an event whose first attempt is yet to be made, and the
         project's later events for that URL, held back until it has been."""
         self._server: asyncio.Server | None = None
-        self._client: httpx.AsyncClient | None = None
         self._account_id = ""
         self.base_url = ""
         self.port = 0
@@ -320,26 +320,14 @@ class Emulator:
         from mh_webhook_cli.listen_session import url_host
 
         if self.config.webhook_urls:
-            import httpx
-
-            urls = tuple(dict.fromkeys(self.config.webhook_urls))
-            senders = self.config.delivery_concurrency
-            # A connection for every sender: an attempt never waits in httpx's pool, whose
-            # bookkeeping costs a scan of all waiting requests each time one comes or goes.
-            connections = senders * len(urls)
-            self._client = httpx.AsyncClient(
-                timeout=self.config.delivery_timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(
-                    max_connections=connections, max_keepalive_connections=connections
-                ),
-            )
             loop = asyncio.get_running_loop()
-            for url in urls:
+            tls = ssl.create_default_context()  # built once: ~20 ms each, shared by the senders
+            for url in dict.fromkeys(self.config.webhook_urls):
                 queue: asyncio.Queue[_Outgoing] = asyncio.Queue()
                 self._queues[url] = queue
                 self._senders += [
-                    loop.create_task(self._deliver_from(queue)) for _ in range(senders)
+                    loop.create_task(self._deliver_from(queue, tls))
+                    for _ in range(self.config.delivery_concurrency)
                 ]
         self._server = await serve(self.handle, host, port)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -359,8 +347,6 @@ class Emulator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
 
     async def run_until_stopped(self, host: str, port: int, on_ready: Callable[[str], None]) -> int:
         """Serve until SIGINT or SIGTERM, then close; ``on_ready`` gets the base URL.
@@ -622,25 +608,40 @@ class Emulator:
         else:
             del self._in_order[key]
 
-    async def _deliver_from(self, queue: asyncio.Queue[_Outgoing]) -> None:
-        """One of a URL's senders: attempt queued deliveries one at a time, forever."""
-        loop = asyncio.get_running_loop()
-        while True:
-            outgoing = await queue.get()
-            try:
-                await self._attempt(outgoing)
-            except Exception as failure:  # a bug (say in on_event): report it, keep sending
-                loop.call_exception_handler(
-                    {"message": "webhook delivery failed", "exception": failure}
-                )
+    async def _deliver_from(self, queue: asyncio.Queue[_Outgoing], tls: ssl.SSLContext) -> None:
+        """One of a URL's senders: attempt queued deliveries one at a time, forever.
 
-    async def _attempt(self, outgoing: _Outgoing) -> None:
+        Each sender has its own client and keep-alive connection. One pool shared by all
+        would cost more per request the more connections it has: httpcore scans them all
+        (and every waiting request) whenever a request comes or goes; measured in
+        bench/emulate_burst.py, 64 senders on one pool took 5 times as long for a burst.
+        """
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(
+            timeout=self.config.delivery_timeout,
+            verify=tls,
+            follow_redirects=False,
+            limits=limits,
+        ) as client:
+            while True:
+                outgoing = await queue.get()
+                try:
+                    await self._attempt(client, outgoing)
+                except Exception as failure:  # a bug (say in on_event): report it, keep sending
+                    loop.call_exception_handler(
+                        {"message": "webhook delivery failed", "exception": failure}
+                    )
+
+    async def _attempt(self, client: httpx.AsyncClient, outgoing: _Outgoing) -> None:
         """One attempt; a failure is queued again after its back-off, as Magic Hour retries."""
         loop = asyncio.get_running_loop()
         speed = self.config.speed
         if outgoing.began is None:
             outgoing.began = loop.time()
-        status, error, latency_ms, timestamp = await self._post(outgoing.delivery)
+        status, error, latency_ms, timestamp = await self._post(client, outgoing.delivery)
         if outgoing.attempt == 1:
             self._first_attempt_made(outgoing.order_key)
         ok = status is not None and 200 <= status < 300
@@ -674,20 +675,21 @@ class Emulator:
         outgoing.retry = None
         self._queues[outgoing.delivery.url].put_nowait(outgoing)
 
-    async def _post(self, delivery: Delivery) -> tuple[int | None, str | None, float, int]:
+    async def _post(
+        self, client: httpx.AsyncClient, delivery: Delivery
+    ) -> tuple[int | None, str | None, float, int]:
         """One attempt: the status or why there is none, the latency in ms, the timestamp."""
         import httpx
 
-        assert self._client is not None  # there are deliveries only with webhook URLs
         headers = delivery.headers(self._signer)  # signed now: a fresh timestamp every attempt
         timeout = self.config.delivery_timeout
         timestamp = int(headers[TIMESTAMP_HEADER])
-        # The clock starts here, with a connection at hand: the pool has one per sender, so the
-        # handler's time is all that is measured, never a wait for a free connection.
+        # The clock starts here, with the sender's own connection at hand: the handler's time is
+        # all that is measured, never a wait for a free connection.
         started = time.perf_counter()
         try:
             status = await post_bounded(
-                self._client, delivery.url, delivery.body, headers, timeout, MAX_ANSWER_BYTES
+                client, delivery.url, delivery.body, headers, timeout, MAX_ANSWER_BYTES
             )
         except AnswerTooLong as failure:
             error: str | None = str(failure)
