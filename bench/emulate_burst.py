@@ -6,14 +6,20 @@ subprocess answering 200 at once with keep-alive, no nginx needed), and creates 
 process with 32 keep-alive clients. Each row starts a fresh emulator and reports:
 
 - the creation rate (jobs/s the API answered, with a webhook URL set; one row without),
-- how many webhooks the sink received within ``--drain-seconds``, their latency from the job's
-  creation to its arrival (p50 / p99 / max, and how the p50 grows with the burst),
-- whether 10 jobs created afterwards, one a second, each arrive within a second,
-- the emulator's CPU once drained (a stuck retry storm shows as a busy core), and its own
-  attempt counts (from its summary).
+- how many webhooks the sink received within ``--drain-seconds`` and at what rate (from the
+  first job asked for to the last webhook), their latency from the job's creation to its
+  arrival (p50 / p99 / max: with a queue drained at a steady rate it grows linearly with the
+  burst),
+- whether 10 jobs created afterwards, one a second, each arrive within a second, and the
+  emulator's CPU meanwhile (a retry storm shows as a busy core), and its own retry count
+  (from its summary) and the duplicates the sink saw (retries of what had arrived),
+- then, paced rows: jobs created at a steady rate for ``--paced-seconds``, and their latency.
 
     python bench/emulate_burst.py [--bursts 96,480,992,2000,4000] [--paced 100,300,1000]
-    PYTHONPATH=/path/to/other/checkout python bench/emulate_burst.py   # another version
+    python bench/emulate_burst.py --bursts 2000 --paced "" \\
+        --emulator-args "--delivery-concurrency 64"
+    cd /tmp && PYTHONPATH=/path/to/other/checkout python /path/to/bench/emulate_burst.py
+    (another version of mhw: from outside the checkout, or ``-m`` finds the one in the cwd)
 
 By default the emulator and the sink share core 0 and the clients use core 1 (``--no-pin`` to
 leave placement to the kernel). Timings on a shared machine are noisy: compare rows of one run.
@@ -34,6 +40,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SINK = r"""
 import asyncio, json, re, sys, time
@@ -123,8 +130,8 @@ class Connection:
             + body
         )
         head = await self.reader.readuntil(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
-        answer = await self.reader.readexactly(length)
+        length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        answer = await self.reader.readexactly(int(length.group(1)) if length else 0)
         if not head.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(f"{method} {path}: {head.splitlines()[0]!r} {answer[:200]!r}")
         return answer
@@ -133,7 +140,7 @@ class Connection:
         self.writer.close()
 
 
-async def _get(port: int, path: str) -> object:
+async def _get(port: int, path: str) -> Any:
     connection = await Connection.open(port)
     try:
         return json.loads(await connection.request("GET", path))
@@ -229,7 +236,7 @@ async def create_paced(port: int, rate: float, seconds: float) -> dict[str, floa
 async def wait_delivered(sink_port: int, count: int, seconds: float) -> int:
     deadline = time.monotonic() + seconds
     while True:
-        received = int((await _get(sink_port, "/stats"))["received"])  # type: ignore[index]
+        received = int((await _get(sink_port, "/stats"))["received"])
         if received >= count or time.monotonic() > deadline:
             return received
         await asyncio.sleep(0.1)
@@ -241,7 +248,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def latencies(sink_port: int, created: dict[str, float]) -> list[float]:
-    arrivals: dict[str, float] = await _get(sink_port, "/dump")  # type: ignore[assignment]
+    arrivals: dict[str, float] = await _get(sink_port, "/dump")
     return [arrivals[key] - at for key, at in created.items() if key in arrivals]
 
 
@@ -255,26 +262,29 @@ async def burst_row(
         created = await create_jobs(emulator.port, count)
         creation_rate = count / (time.monotonic() - began)
         await wait_delivered(sink_port, count, drain)
-        burst = await latencies(sink_port, created)
-        # Then 10 jobs, one a second: does a lone job still get through within a second?
+        arrivals: dict[str, float] = await _get(sink_port, "/dump")
+        burst = [arrivals[key] - at for key, at in created.items() if key in arrivals]
+        last = max((arrivals[key] for key in created if key in arrivals), default=began)
+        delivery_rate = len(burst) / max(last - began, 1e-9)
+        # Then 10 jobs, one a second: does a lone job still get through within a second? And
+        # how busy is the emulator meanwhile (a retry storm shows as a busy core)?
+        cpu_before = emulator.cpu_seconds()
         later: dict[str, float] = {}
         for _ in range(10):
             later.update(await create_jobs(emulator.port, 1))
             await asyncio.sleep(1.0)
+        cpu_after = (emulator.cpu_seconds() - cpu_before) / 10.0 * 100
         late = await latencies(sink_port, later)
         prompt = sum(1 for value in late if value <= 1.0)
-        cpu_before = emulator.cpu_seconds()
-        await asyncio.sleep(2.0)
-        idle_cpu = (emulator.cpu_seconds() - cpu_before) / 2.0 * 100
-        duplicates = int((await _get(sink_port, "/stats"))["duplicates"])  # type: ignore[index]
+        duplicates = int((await _get(sink_port, "/stats"))["duplicates"])
     finally:
         summary = _SUMMARY.search(emulator.stop())
     attempts = f"{summary.group(2)} retries" if summary else "no summary"
     return (
         f"{count:>6} | {creation_rate:>7,.0f} | {len(burst):>5} of {count:<5} | "
-        f"{percentile(burst, 0.5):6.3f} / {percentile(burst, 0.99):6.3f} / "
-        f"{max(burst, default=float('nan')):6.3f} s | {prompt:>2} of 10 | "
-        f"{idle_cpu:5.1f} % | {attempts}, {duplicates} duplicates"
+        f"{delivery_rate:>7,.0f} | {percentile(burst, 0.5):6.3f} / "
+        f"{percentile(burst, 0.99):6.3f} / {max(burst, default=float('nan')):6.3f} s | "
+        f"{prompt:>2} of 10 | {cpu_after:5.1f} % | {attempts}, {duplicates} duplicates"
     )
 
 
@@ -317,8 +327,8 @@ async def run(arguments: argparse.Namespace, sink_port: int, scratch: Path) -> N
     rate = await creation_without_webhooks(max(bursts, default=2000), pin, scratch)
     print(f"job creation without a webhook URL: {rate:,.0f} jobs/s")
     print(
-        f" burst | jobs/s  | delivered in {arguments.drain_seconds:g} s | "
-        "latency p50 / p99 / max      | 10 later | idle CPU | emulator"
+        f" burst | jobs/s  | delivered in {arguments.drain_seconds:g} s | deliv/s | "
+        "latency p50 / p99 / max      | 10 later | CPU then | emulator"
     )
     for count in bursts:
         print(await burst_row(count, sink_port, extra, pin, scratch, arguments.drain_seconds))

@@ -613,8 +613,9 @@ class Emulator:
 
         Each sender has its own client and keep-alive connection. One pool shared by all
         would cost more per request the more connections it has: httpcore scans them all
-        (and every waiting request) whenever a request comes or goes; measured in
-        bench/emulate_burst.py, 64 senders on one pool took 5 times as long for a burst.
+        (and every waiting request) whenever a request comes or goes. In
+        bench/emulate_burst.py, 64 senders sharing a pool took 5 times as long to drain a
+        2,000-job burst as 64 with a connection each.
         """
         import httpx
 
