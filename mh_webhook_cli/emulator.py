@@ -297,7 +297,7 @@ class Emulator:
         self._random = random.Random(config.seed)  # noqa: S311
         self._signer = Signer(config.secret)
         self._projects: dict[str, _Project] = {}
-        self._api_key = None if config.api_key is None else config.api_key.encode()
+        self._api_key = None if config.api_key is None else _key_bytes(config.api_key)
         self._jobs: set[asyncio.Task[None]] = set()
         self._queues: dict[str, asyncio.Queue[_Outgoing]] = {}
         """Per webhook URL, the deliveries ready for an attempt, in order."""
@@ -423,7 +423,7 @@ class Emulator:
         if match is None:
             return _error(401, "missing API key: send the header 'Authorization: Bearer <key>'")
         # Constant time: how long a refusal takes says nothing about how much of a key was right.
-        key = match.group(1).encode()
+        key = _key_bytes(match.group(1))
         if self._api_key is not None and not hmac.compare_digest(key, self._api_key):
             return _error(401, "invalid API key")
         return None
@@ -757,6 +757,11 @@ async def post_bounded(
 
 
 # request bodies
+
+
+def _key_bytes(key: str) -> bytes:
+    """An API key as bytes to compare: lossless for any text a header or argv decodes to."""
+    return key.encode("utf-8", "surrogateescape")
 
 
 def _object_body(request: Request) -> dict[str, Any]:
