@@ -88,6 +88,8 @@ DEFAULT_DELIVERY_CONCURRENCY = 16
 drain a 2,000-job burst alike (the emulator's core is the limit; bench/emulate_burst.py), so
 the number matters for slow handlers: 16 still gets 160 events a second through one that takes
 100 ms, without handing a development server (a few threads or workers) more than it can take."""
+MAX_DELIVERY_CONCURRENCY = 256
+"""Each sender builds its own client (~3 ms): a typo of 100000 would stall the start for minutes."""
 MAX_ANSWER_BYTES = 1024 * 1024
 """What a delivery reads of a handler's answer, a chunk at a time and thrown away, before it
 closes on it as failed: an answer is a status and a few bytes, a framework's debug page a few
@@ -150,9 +152,10 @@ class EmulatorConfig:
             raise ValueError("job durations cannot be negative")
         if self.delivery_timeout <= 0 or self.max_retry_seconds < 0:
             raise ValueError("the delivery timeout must be above 0 and the retry time positive")
-        if self.delivery_concurrency < 1:
+        if not 1 <= self.delivery_concurrency <= MAX_DELIVERY_CONCURRENCY:
             raise ValueError(
-                f"the delivery concurrency must be at least 1, not {self.delivery_concurrency}"
+                f"the delivery concurrency must be from 1 to {MAX_DELIVERY_CONCURRENCY}, "
+                f"not {self.delivery_concurrency}"
             )
         known = [code for kind in EMULATED_KINDS for code in ERROR_CODES[kind]]
         if self.error_code is not None and self.error_code not in known:

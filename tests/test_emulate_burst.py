@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 from test_emulate import IMAGE, Emulating, emulate  # noqa: F401 (emulate: a fixture)
 
-from conftest import SECRET, wait_for
+from conftest import SECRET, Mhw, wait_for
 from mh_webhook_cli.emulator import DEFAULT_DELIVERY_CONCURRENCY, MAX_ANSWER_BYTES
 
 T = TypeVar("T")
@@ -281,3 +281,11 @@ def test_answers_without_end_are_cut_off_by_size_or_deadline_and_retried(
     assert trickle_line["latency_ms"] >= 2000 and trickle_line["retry_in"] == 0.01
     # What the emulator read before it closed, and what the kernel's buffers took: not 64 MiB.
     assert flooded[0] < 24 * 1024 * 1024
+
+
+@pytest.mark.parametrize("value", ["0", "257"])
+def test_delivery_concurrency_out_of_range_is_a_usage_error(mhw: Mhw, value: str) -> None:
+    result = mhw("emulate", "--delivery-concurrency", value)
+    assert result.code == 2
+    assert "Invalid value for '--delivery-concurrency'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -103,6 +103,7 @@ def emulate(
             help="Attempts in flight to each webhook URL at most; further deliveries wait "
             "their turn in order.",
             min=1,
+            max=256,
         ),
     ] = 16,
     max_retry_time: Annotated[
