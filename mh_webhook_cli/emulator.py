@@ -46,7 +46,6 @@ import os
 import random
 import re
 import signal
-import ssl
 import struct
 import time
 import zlib
@@ -74,6 +73,8 @@ from mh_webhook_cli.sender import (
 from mh_webhook_cli.signing import TIMESTAMP_HEADER
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 DEFAULT_PORT = 8788
@@ -323,8 +324,12 @@ class Emulator:
         from mh_webhook_cli.listen_session import url_host
 
         if self.config.webhook_urls:
+            import httpx
+
             loop = asyncio.get_running_loop()
-            tls = ssl.create_default_context()  # built once: ~20 ms each, shared by the senders
+            # httpx's default trust (certifi, SSL_CERT_FILE), built once for all the senders:
+            # ~20 ms each.
+            tls = httpx.create_ssl_context()
             for url in dict.fromkeys(self.config.webhook_urls):
                 queue: asyncio.Queue[_Outgoing] = asyncio.Queue()
                 self._queues[url] = queue
