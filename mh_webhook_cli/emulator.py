@@ -24,9 +24,13 @@ Deliveries behave like a Developer Hub registration: compact JSON, both signatur
 wanted within ``delivery_timeout``; any other outcome is retried after 1 s, 2 s, 4 s ... until
 ``max_retry_seconds`` (24 h) have passed, the whole schedule run ``speed`` times faster. Every
 attempt is signed anew: a retry carrying the first attempt's timestamp would look stale to a
-handler that checks the 300 s tolerance. Each event is its own task, so one failing delivery
-never holds up the others, except that a project's events make their *first* attempts in order
-(``started`` is answered, or fails, before ``completed`` is sent).
+handler that checks the 300 s tolerance. Each URL has ``delivery_concurrency`` senders taking
+deliveries from its queue, first come first served; a failed one waits for its retry on a
+timer, holding no sender, so a failing delivery never holds up the others, and the work per
+delivery stays the same however long the queue grows. A project's events make their *first*
+attempts in order (``started`` is answered, or fails, before ``completed`` is sent); retries
+come when they come. A handler's answer is read only up to ``MAX_ANSWER_BYTES``, and only
+counted, never kept.
 
 Download URLs point at the emulator itself (``/downloads/<id>/output.png``, ``.mp3`` for
 audio, tiny valid files, no key needed), so a client can fetch outputs offline.
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hmac
 import json
 import os
 import random
@@ -44,6 +49,7 @@ import signal
 import struct
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -67,6 +73,8 @@ from mh_webhook_cli.sender import (
 from mh_webhook_cli.signing import TIMESTAMP_HEADER
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 DEFAULT_PORT = 8788
@@ -76,6 +84,17 @@ MAX_RETRY_SECONDS = 24 * 60 * 60
 """Magic Hour keeps retrying a failed delivery for a day."""
 FAST_RENDER_SECONDS = 1.0
 """Image renders shorter than this send no ``image.started``, as Magic Hour's fast modes do."""
+DEFAULT_DELIVERY_CONCURRENCY = 16
+"""Attempts in flight to one webhook URL. Against a handler answering at once, 4 to 64 senders
+drain a 2,000-job burst alike (the emulator's core is the limit; bench/emulate_burst.py), so
+the number matters for slow handlers: 16 still gets 160 events a second through one that takes
+100 ms, without handing a development server (a few threads or workers) more than it can take."""
+MAX_DELIVERY_CONCURRENCY = 256
+"""Each sender builds its own client (~3 ms): a typo of 100000 would stall the start for minutes."""
+MAX_ANSWER_BYTES = 1024 * 1024
+"""What a delivery reads of a handler's answer, a chunk at a time and thrown away, before it
+closes on it as failed: an answer is a status and a few bytes, a framework's debug page a few
+hundred KiB; one that goes on past this is a broken handler (or one trying to tie us up)."""
 MAX_IMAGES = 4
 MAX_VOICE_PROMPT = 1000
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "4:5", "5:4", "2:3", "3:2", "21:9")
@@ -118,6 +137,8 @@ class EmulatorConfig:
     delivery_timeout: float = MAGIC_HOUR_TIMEOUT_SECONDS
     max_retry_seconds: float = MAX_RETRY_SECONDS
     """How long, in Magic Hour's time (before ``speed``), a failing delivery is retried."""
+    delivery_concurrency: int = DEFAULT_DELIVERY_CONCURRENCY
+    """Attempts in flight to each webhook URL at most; the others wait their turn."""
 
     def __post_init__(self) -> None:
         if self.webhook_urls and not self.secret:
@@ -132,6 +153,11 @@ class EmulatorConfig:
             raise ValueError("job durations cannot be negative")
         if self.delivery_timeout <= 0 or self.max_retry_seconds < 0:
             raise ValueError("the delivery timeout must be above 0 and the retry time positive")
+        if not 1 <= self.delivery_concurrency <= MAX_DELIVERY_CONCURRENCY:
+            raise ValueError(
+                f"the delivery concurrency must be from 1 to {MAX_DELIVERY_CONCURRENCY}, "
+                f"not {self.delivery_concurrency}"
+            )
         known = [code for kind in EMULATED_KINDS for code in ERROR_CODES[kind]]
         if self.error_code is not None and self.error_code not in known:
             raise ValueError(
@@ -234,6 +260,25 @@ class _Project:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(eq=False)
+class _Outgoing:
+    """An event on its way to one URL, between attempts: what the next attempt needs."""
+
+    delivery: Delivery
+    project_id: str
+    attempt: int = 1
+    delay: float = RETRY_BASE_DELAY_SECONDS
+    """Before the retry that follows a failure of this attempt, in Magic Hour's time."""
+    began: float | None = None
+    """The loop time of the first attempt: the retry limit counts from there."""
+    retry: asyncio.TimerHandle | None = None
+    """The timer that queues it again, while it waits to retry."""
+
+    @property
+    def order_key(self) -> tuple[str, str]:
+        return (self.project_id, self.delivery.url)
+
+
 class _Invalid(Exception):
     """A request body the API refuses with 422; the message names the field."""
 
@@ -256,12 +301,17 @@ class Emulator:
         self._random = random.Random(config.seed)  # noqa: S311
         self._signer = Signer(config.secret)
         self._projects: dict[str, _Project] = {}
+        self._api_key = None if config.api_key is None else _key_bytes(config.api_key)
         self._jobs: set[asyncio.Task[None]] = set()
-        self._deliveries: set[asyncio.Task[None]] = set()
-        self._first_attempts: dict[tuple[str, str], asyncio.Future[None]] = {}
-        """The latest event's first attempt per (project, URL): the next event waits for it."""
+        self._queues: dict[str, asyncio.Queue[_Outgoing]] = {}
+        """Per webhook URL, the deliveries ready for an attempt, in order."""
+        self._senders: list[asyncio.Task[None]] = []
+        self._outgoing: set[_Outgoing] = set()
+        """Every event not yet delivered nor given up: queued, in flight or waiting to retry."""
+        self._in_order: dict[tuple[str, str], deque[_Outgoing]] = {}
+        """(project, URL) pairs with an event whose first attempt is yet to be made, and the
+        project's later events for that URL, held back until it has been."""
         self._server: asyncio.Server | None = None
-        self._client: httpx.AsyncClient | None = None
         self._account_id = ""
         self.base_url = ""
         self.port = 0
@@ -276,9 +326,17 @@ class Emulator:
         if self.config.webhook_urls:
             import httpx
 
-            self._client = httpx.AsyncClient(
-                timeout=self.config.delivery_timeout, follow_redirects=False
-            )
+            loop = asyncio.get_running_loop()
+            # httpx's default trust (certifi, SSL_CERT_FILE), built once for all the senders:
+            # ~20 ms each.
+            tls = httpx.create_ssl_context()
+            for url in dict.fromkeys(self.config.webhook_urls):
+                queue: asyncio.Queue[_Outgoing] = asyncio.Queue()
+                self._queues[url] = queue
+                self._senders += [
+                    loop.create_task(self._deliver_from(queue, tls))
+                    for _ in range(self.config.delivery_concurrency)
+                ]
         self._server = await serve(self.handle, host, port)
         self.port = self._server.sockets[0].getsockname()[1]
         self.base_url = f"http://{url_host(host)}:{self.port}"
@@ -289,13 +347,14 @@ class Emulator:
         """Stop serving, end jobs and deliveries under way (counted as unfinished)."""
         if self._server is not None:
             self._server.close()
-        self.stats.unfinished = len(self._deliveries)
-        tasks = self._jobs | self._deliveries
+        self.stats.unfinished = len(self._outgoing)
+        for outgoing in self._outgoing:
+            if outgoing.retry is not None:
+                outgoing.retry.cancel()
+        tasks = [*self._jobs, *self._senders]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
 
     async def run_until_stopped(self, host: str, port: int, on_ready: Callable[[str], None]) -> int:
         """Serve until SIGINT or SIGTERM, then close; ``on_ready`` gets the base URL.
@@ -371,7 +430,9 @@ class Emulator:
         match = _BEARER.fullmatch(request.header("authorization") or "")
         if match is None:
             return _error(401, "missing API key: send the header 'Authorization: Bearer <key>'")
-        if self.config.api_key is not None and match.group(1) != self.config.api_key:
+        # Constant time: how long a refusal takes says nothing about how much of a key was right.
+        key = _key_bytes(match.group(1))
+        if self._api_key is not None and not hmac.compare_digest(key, self._api_key):
             return _error(401, "invalid API key")
         return None
 
@@ -536,85 +597,118 @@ class Emulator:
     # deliveries
 
     def _send(self, delivery: Delivery, project_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        key = (project_id, delivery.url)
-        previous = self._first_attempts.get(key)
-        first_attempt: asyncio.Future[None] = loop.create_future()
-        self._first_attempts[key] = first_attempt
-        task = loop.create_task(self._deliver(delivery, project_id, previous, first_attempt))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        """Queue an event for a URL: O(1), so creating jobs never waits on deliveries."""
+        outgoing = _Outgoing(delivery, project_id)
+        self._outgoing.add(outgoing)
+        waiting = self._in_order.get(outgoing.order_key)
+        if waiting is not None:  # an earlier event of this project has yet to make its attempt
+            waiting.append(outgoing)
+            return
+        self._in_order[outgoing.order_key] = deque()
+        self._queues[delivery.url].put_nowait(outgoing)
 
-    async def _deliver(
-        self,
-        delivery: Delivery,
-        project_id: str,
-        previous: asyncio.Future[None] | None,
-        first_attempt: asyncio.Future[None],
-    ) -> None:
-        """Deliver one event until a 2xx or the retry time runs out, backing off like Magic Hour."""
-        assert self._client is not None  # there are deliveries only with webhook URLs
+    def _first_attempt_made(self, key: tuple[str, str]) -> None:
+        """Release the project's next event for that URL, if one waits behind this one."""
+        waiting = self._in_order[key]
+        if waiting:
+            following = waiting.popleft()
+            self._queues[following.delivery.url].put_nowait(following)
+        else:
+            del self._in_order[key]
+
+    async def _deliver_from(self, queue: asyncio.Queue[_Outgoing], tls: ssl.SSLContext) -> None:
+        """One of a URL's senders: attempt queued deliveries one at a time, forever.
+
+        Each sender has its own client and keep-alive connection. One pool shared by all
+        would cost more per request the more connections it has: httpcore scans them all
+        (and every waiting request) whenever a request comes or goes. In
+        bench/emulate_burst.py, 64 senders sharing a pool took 5 times as long to drain a
+        2,000-job burst as 64 with a connection each.
+        """
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(
+            timeout=self.config.delivery_timeout,
+            verify=tls,
+            follow_redirects=False,
+            limits=limits,
+        ) as client:
+            while True:
+                outgoing = await queue.get()
+                try:
+                    await self._attempt(client, outgoing)
+                except Exception as failure:  # a bug (say in on_event): report it, keep sending
+                    loop.call_exception_handler(
+                        {"message": "webhook delivery failed", "exception": failure}
+                    )
+
+    async def _attempt(self, client: httpx.AsyncClient, outgoing: _Outgoing) -> None:
+        """One attempt; a failure is queued again after its back-off, as Magic Hour retries."""
         loop = asyncio.get_running_loop()
         speed = self.config.speed
-        try:
-            if previous is not None:
-                # Shielded: being cancelled must not cancel the previous event's marker.
-                await asyncio.shield(previous)
-            began = loop.time()
-            delay = RETRY_BASE_DELAY_SECONDS
-            attempt = 1
-            while True:
-                status, error, latency_ms, timestamp = await self._post(delivery)
-                if not first_attempt.done():
-                    first_attempt.set_result(None)
-                ok = status is not None and 200 <= status < 300
-                # In Magic Hour's time, as the schedule is: real seconds times the speed.
-                elapsed = (loop.time() - began) * speed
-                retry = not ok and elapsed + delay <= self.config.max_retry_seconds
-                result = DeliveryAttempt(
-                    at=time.time(),
-                    event_type=delivery.event or "",
-                    project_id=project_id,
-                    url=delivery.url,
-                    attempt=attempt,
-                    status=status,
-                    error=error,
-                    latency_ms=latency_ms,
-                    timestamp=timestamp,
-                    retry_in=delay / speed if retry else None,
-                    gave_up=not ok and not retry,
-                )
-                self._count(result)
-                self._report(result)
-                if not retry:
-                    return
-                await asyncio.sleep(delay / speed)
-                delay *= 2
-                attempt += 1
-        finally:
-            if not first_attempt.done():
-                first_attempt.set_result(None)
+        if outgoing.began is None:
+            outgoing.began = loop.time()
+        status, error, latency_ms, timestamp = await self._post(client, outgoing.delivery)
+        if outgoing.attempt == 1:
+            self._first_attempt_made(outgoing.order_key)
+        ok = status is not None and 200 <= status < 300
+        # In Magic Hour's time, as the schedule is: real seconds times the speed.
+        elapsed = (loop.time() - outgoing.began) * speed
+        retry = not ok and elapsed + outgoing.delay <= self.config.max_retry_seconds
+        result = DeliveryAttempt(
+            at=time.time(),
+            event_type=outgoing.delivery.event or "",
+            project_id=outgoing.project_id,
+            url=outgoing.delivery.url,
+            attempt=outgoing.attempt,
+            status=status,
+            error=error,
+            latency_ms=latency_ms,
+            timestamp=timestamp,
+            retry_in=outgoing.delay / speed if retry else None,
+            gave_up=not ok and not retry,
+        )
+        if retry:
+            # A timer, not a sleeping task: waiting retries cost nothing and hold no sender.
+            outgoing.retry = loop.call_later(outgoing.delay / speed, self._retry_due, outgoing)
+            outgoing.delay *= 2
+            outgoing.attempt += 1
+        else:
+            self._outgoing.discard(outgoing)
+        self._count(result)
+        self._report(result)
 
-    async def _post(self, delivery: Delivery) -> tuple[int | None, str | None, float, int]:
+    def _retry_due(self, outgoing: _Outgoing) -> None:
+        outgoing.retry = None
+        self._queues[outgoing.delivery.url].put_nowait(outgoing)
+
+    async def _post(
+        self, client: httpx.AsyncClient, delivery: Delivery
+    ) -> tuple[int | None, str | None, float, int]:
         """One attempt: the status or why there is none, the latency in ms, the timestamp."""
         import httpx
 
-        assert self._client is not None
         headers = delivery.headers(self._signer)  # signed now: a fresh timestamp every attempt
         timeout = self.config.delivery_timeout
         timestamp = int(headers[TIMESTAMP_HEADER])
+        # The clock starts here, with the sender's own connection at hand: the handler's time is
+        # all that is measured, never a wait for a free connection.
         started = time.perf_counter()
         try:
-            # httpx's timeout is per read; Magic Hour's 10 s is for the whole answer.
-            response = await asyncio.wait_for(
-                self._client.post(delivery.url, content=delivery.body, headers=headers), timeout
+            status = await post_bounded(
+                client, delivery.url, delivery.body, headers, timeout, MAX_ANSWER_BYTES
             )
+        except AnswerTooLong as failure:
+            error: str | None = str(failure)
+            status = None
         except (httpx.HTTPError, asyncio.TimeoutError) as failure:
-            latency_ms = (time.perf_counter() - started) * 1000
             error = describe_failure(failure, timeout, tls_fix="use http:// for a local handler")
-            return None, error, latency_ms, timestamp
-        latency_ms = (time.perf_counter() - started) * 1000
-        return response.status_code, None, latency_ms, timestamp
+            status = None
+        else:
+            error = None
+        return status, error, (time.perf_counter() - started) * 1000, timestamp
 
     def _count(self, result: DeliveryAttempt) -> None:
         self.stats.attempts += 1
@@ -630,7 +724,52 @@ class Emulator:
             self._on_event(activity)
 
 
+# the bounded POST
+
+
+class AnswerTooLong(Exception):
+    """A handler's answer went on past what a delivery reads of it."""
+
+
+async def post_bounded(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    deadline: float,
+    max_answer: int,
+) -> int:
+    """POST ``body``; the status once the whole answer is in, within ``deadline`` seconds.
+
+    The answer is read as it comes and thrown away (nothing of it is used), so a handler that
+    streams without end costs a chunk of memory, not all it sends: past ``max_answer`` bytes
+    the connection is closed and AnswerTooLong raised. Raw bytes are counted, never
+    decompressed, so a compressed bomb is no bigger than it looks. httpx's own timeouts apply
+    to each read; ``deadline`` (asyncio.TimeoutError) is for all of it, as Magic Hour's 10 s is.
+    Network failures raise httpx.HTTPError.
+    """
+
+    async def exchange() -> int:
+        async with client.stream("POST", url, content=body, headers=headers) as response:
+            received = 0
+            async for chunk in response.aiter_raw():
+                received += len(chunk)
+                if received > max_answer:
+                    raise AnswerTooLong(
+                        f"the answer went on past {max_answer:,} bytes: closed unread "
+                        "(a handler should answer with a status and a few bytes)"
+                    )
+            return response.status_code
+
+    return await asyncio.wait_for(exchange(), deadline)
+
+
 # request bodies
+
+
+def _key_bytes(key: str) -> bytes:
+    """An API key as bytes to compare: lossless for any text a header or argv decodes to."""
+    return key.encode("utf-8", "surrogateescape")
 
 
 def _object_body(request: Request) -> dict[str, Any]:

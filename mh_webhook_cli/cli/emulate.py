@@ -97,6 +97,15 @@ def emulate(
             min=0.001,
         ),
     ] = 10.0,
+    delivery_concurrency: Annotated[
+        int,
+        typer.Option(
+            help="Attempts in flight to each webhook URL at most; further deliveries wait "
+            "their turn in order.",
+            min=1,
+            max=256,
+        ),
+    ] = 16,
     max_retry_time: Annotated[
         float,
         typer.Option(
@@ -144,6 +153,7 @@ def emulate(
             secret=secrets[0] if secrets else None,
             speed=speed,
             delivery_timeout=delivery_timeout,
+            delivery_concurrency=delivery_concurrency,
             max_retry_seconds=max_retry_time,
         )
     except ValueError as failure:
