@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Union
 from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.events import ProjectStatus
 from mh_webhook_cli.fixtures import ERROR_CODES, cuid, project_payload
+from mh_webhook_cli.http_client import READ_LIMIT, request
 from mh_webhook_cli.http_server import Request, Response, serve
 from mh_webhook_cli.listener import matches
 from mh_webhook_cli.magichour_api import estimate_credits
@@ -91,7 +92,7 @@ the number matters for slow handlers: 16 still gets 160 events a second through 
 100 ms, without handing a development server (a few threads or workers) more than it can take."""
 MAX_DELIVERY_CONCURRENCY = 256
 """Each sender builds its own client (~3 ms): a typo of 100000 would stall the start for minutes."""
-MAX_ANSWER_BYTES = 1024 * 1024
+MAX_ANSWER_BYTES = READ_LIMIT
 """What a delivery reads of a handler's answer, a chunk at a time and thrown away, before it
 closes on it as failed: an answer is a status and a few bytes, a framework's debug page a few
 hundred KiB; one that goes on past this is a broken handler (or one trying to tie us up)."""
@@ -696,18 +697,30 @@ class Emulator:
         # The clock starts here, with the sender's own connection at hand: the handler's time is
         # all that is measured, never a wait for a free connection.
         started = time.perf_counter()
+        status: int | None = None
         try:
-            status = await post_bounded(
-                client, delivery.url, delivery.body, headers, timeout, MAX_ANSWER_BYTES
+            answer = await request(
+                client,
+                "POST",
+                delivery.url,
+                content=delivery.body,
+                headers=headers,
+                deadline=timeout,
+                keep=0,
+                read_limit=MAX_ANSWER_BYTES,
             )
-        except AnswerTooLong as failure:
-            error: str | None = str(failure)
-            status = None
         except (httpx.HTTPError, asyncio.TimeoutError) as failure:
-            error = describe_failure(failure, timeout, tls_fix="use http:// for a local handler")
-            status = None
+            error: str | None = describe_failure(
+                failure, timeout, tls_fix="use http:// for a local handler"
+            )
         else:
-            error = None
+            if answer.complete:
+                status, error = answer.status, None
+            else:
+                error = (
+                    f"the answer went on past {MAX_ANSWER_BYTES:,} bytes: closed unread "
+                    "(a handler should answer with a status and a few bytes)"
+                )
         return status, error, (time.perf_counter() - started) * 1000, timestamp
 
     def _count(self, result: DeliveryAttempt) -> None:
@@ -722,46 +735,6 @@ class Emulator:
     def _report(self, activity: Activity) -> None:
         if self._on_event is not None:
             self._on_event(activity)
-
-
-# the bounded POST
-
-
-class AnswerTooLong(Exception):
-    """A handler's answer went on past what a delivery reads of it."""
-
-
-async def post_bounded(
-    client: httpx.AsyncClient,
-    url: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    deadline: float,
-    max_answer: int,
-) -> int:
-    """POST ``body``; the status once the whole answer is in, within ``deadline`` seconds.
-
-    The answer is read as it comes and thrown away (nothing of it is used), so a handler that
-    streams without end costs a chunk of memory, not all it sends: past ``max_answer`` bytes
-    the connection is closed and AnswerTooLong raised. Raw bytes are counted, never
-    decompressed, so a compressed bomb is no bigger than it looks. httpx's own timeouts apply
-    to each read; ``deadline`` (asyncio.TimeoutError) is for all of it, as Magic Hour's 10 s is.
-    Network failures raise httpx.HTTPError.
-    """
-
-    async def exchange() -> int:
-        async with client.stream("POST", url, content=body, headers=headers) as response:
-            received = 0
-            async for chunk in response.aiter_raw():
-                received += len(chunk)
-                if received > max_answer:
-                    raise AnswerTooLong(
-                        f"the answer went on past {max_answer:,} bytes: closed unread "
-                        "(a handler should answer with a status and a few bytes)"
-                    )
-            return response.status_code
-
-    return await asyncio.wait_for(exchange(), deadline)
 
 
 # request bodies
