@@ -38,7 +38,7 @@ from typing import Any
 
 from mh_webhook_cli.config_file import MAX_CONFIG_BYTES, effective
 from mh_webhook_cli.errors import MhwError
-from mh_webhook_cli.input_files import read_bounded
+from mh_webhook_cli.input_files import read_file
 from mh_webhook_cli.settings import NGROK_AUTHTOKEN, mask
 
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
@@ -143,9 +143,8 @@ def read_ngrok_authtoken(path: Path) -> str | None:
     cost every ``mhw listen`` start-up about 40 ms. An unreadable file counts as
     having no token: it is ngrok's file, and the agent will say what is wrong.
     """
-    try:  # bounded: NGROK_CONFIG may name /dev/zero or a FIFO
-        with path.open("rb") as handle:
-            raw = read_bounded(handle, what=f"ngrok config {path}", limit=MAX_CONFIG_BYTES)
+    try:  # NGROK_CONFIG may name /dev/zero or a FIFO: refused by type, not waited on or read
+        raw = read_file(path, f"ngrok config {path}", MAX_CONFIG_BYTES, regular_only=True)
         lines = raw.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError, MhwError):
         return None
