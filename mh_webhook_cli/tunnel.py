@@ -38,6 +38,7 @@ from typing import Any
 
 from mh_webhook_cli.config_file import MAX_CONFIG_BYTES, effective
 from mh_webhook_cli.errors import MhwError
+from mh_webhook_cli.hosts import reachable_host
 from mh_webhook_cli.input_files import read_file
 from mh_webhook_cli.settings import NGROK_AUTHTOKEN, mask
 
@@ -238,7 +239,7 @@ def open_tunnel(
     options = {"url": f"https://{domain}"} if domain else {}
     try:
         endpoint = ngrok.connect(
-            f"http://{_upstream_host(host)}:{port}",
+            f"http://{reachable_host(host)}:{port}",
             "http",
             # pyngrok would derive a name from the address, slashes included.
             name=f"mhw-listen-{port}",
@@ -349,15 +350,6 @@ def _silence_pyngrok_logging() -> None:
     logger.propagate = False
     if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
         logger.addHandler(logging.NullHandler())
-
-
-def _upstream_host(host: str) -> str:
-    """Where the agent can reach the listener: a wildcard bind is reachable on loopback."""
-    if host in ("", "0.0.0.0"):  # noqa: S104 - a bind address we translate, not one we bind
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 def _failure(error: BaseException, path: str, domain: str | None, authtoken: str) -> str:
