@@ -192,14 +192,12 @@ async def deliver(
     delivery: Delivery,
     signer: Signer,
     timeout: float,
-    *,
-    keep: int = RESPONSE_KEEP,
-    tls_fix: str = "see --cacert, --insecure",
 ) -> SendResult:
     """POST the delivery once, signed now, within ``timeout`` seconds for the whole exchange.
 
     Network failures and timeouts come back as ``error`` (with ``status`` None), never raised.
-    Only ``keep`` bytes of the answer are kept; a body past the read limit is cut off.
+    Only :data:`RESPONSE_KEEP` bytes of the answer are kept; a body past the read limit is
+    cut off.
     """
     import httpx
 
@@ -222,11 +220,11 @@ async def deliver(
             content=delivery.body,
             headers=headers,
             deadline=timeout,
-            keep=keep,
+            keep=RESPONSE_KEEP,
         )
     except (httpx.HTTPError, DeadlineExceeded) as failure:
         latency_ms = (time.perf_counter() - started) * 1000
-        error = describe_failure(failure, timeout, tls_fix=tls_fix)
+        error = describe_failure(failure, timeout)
         return replace(result, latency_ms=latency_ms, error=error)
     return replace(
         result,
