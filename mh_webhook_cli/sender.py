@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.http_client import READ_LIMIT, BlockingClient, DeadlineExceeded, request
+
+# Re-exported: the listener and the emulator name it as part of sending.
+from mh_webhook_cli.limits import MAGIC_HOUR_TIMEOUT_SECONDS as MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 if TYPE_CHECKING:
     import httpx
 
-MAGIC_HOUR_TIMEOUT_SECONDS = 10.0
-"""Magic Hour gives a handler ten seconds to answer before it counts the delivery as failed."""
 DEFAULT_MAX_RETRY_SECONDS = 60.0
 RETRY_BASE_DELAY_SECONDS = 1.0
 RESPONSE_KEEP = 64 * 1024
