@@ -37,10 +37,6 @@ class CapturedRequest:
     notes: list[str] = field(default_factory=list)
     """What was odd about the capture and how it was read (shown to the user)."""
 
-    def header_map(self) -> dict[str, str]:
-        """Headers by name; a repeated header keeps its last value, as most frameworks do."""
-        return dict(self.headers)
-
 
 def parse_request(raw: bytes) -> CapturedRequest:
     """Parse one raw HTTP/1.x request: request line, headers, blank line, body."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.input_files import read_bounded
+from mh_webhook_cli.input_files import read_file
 from mh_webhook_cli.settings import Resolved, Setting, resolve
 
 CONFIG_ENV = "MHW_CONFIG"
@@ -45,13 +45,10 @@ def magic_hour_cli_config_path(env: Mapping[str, str] | None = None) -> Path:
 def read_json_object(path: Path, *, what: str) -> dict[str, Any]:
     """A JSON object from ``path``; empty when the file does not exist."""
     try:
-        with path.open("rb") as handle:
-            # MHW_CONFIG may name /dev/zero or a FIFO: bounded like every input mhw reads.
-            raw = read_bounded(handle, what=f"{what} {path}", limit=MAX_CONFIG_BYTES)
+        # MHW_CONFIG may name /dev/zero or a FIFO: refused by type, not waited on or read.
+        raw = read_file(path, f"{what} {path}", MAX_CONFIG_BYTES, regular_only=True)
     except FileNotFoundError:
         return {}
-    except OSError as error:
-        raise UsageError(f"cannot read {what} {path}: {error.strerror}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

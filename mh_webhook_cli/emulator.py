@@ -322,7 +322,7 @@ class Emulator:
 
         OSError when the address cannot be bound.
         """
-        from mh_webhook_cli.listen_session import url_host
+        from mh_webhook_cli.hosts import reachable_host
 
         if self.config.webhook_urls:
             import httpx
@@ -340,7 +340,7 @@ class Emulator:
                 ]
         self._server = await serve(self.handle, host, port)
         self.port = self._server.sockets[0].getsockname()[1]
-        self.base_url = f"http://{url_host(host)}:{self.port}"
+        self.base_url = f"http://{reachable_host(host)}:{self.port}"
         self._account_id = self._new_id(datetime.now(timezone.utc))
         return self.base_url
 

@@ -57,6 +57,7 @@ class Answer:
 
     status: int
     headers: list[tuple[str, str]]
+    """As received, names lower-cased: a repeated header once for each time it was sent."""
     body: bytes
     """The first ``keep`` bytes of the body, as sent (not decompressed)."""
     size: int
@@ -135,7 +136,7 @@ async def request(
                     break
             return Answer(
                 status=response.status_code,
-                headers=list(response.headers.items()),
+                headers=response.headers.multi_items(),
                 body=bytes(kept),
                 size=size,
                 complete=complete,

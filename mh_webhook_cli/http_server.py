@@ -45,18 +45,17 @@ from typing import Union, cast
 
 import httptools
 
-MAX_BODY_DEFAULT = 1024 * 1024
+from mh_webhook_cli.limits import (
+    IDLE_TIMEOUT_DEFAULT,
+    MAX_BODY_DEFAULT,
+    MAX_CONNECTIONS_DEFAULT,
+    READ_TIMEOUT_DEFAULT,
+)
+
 MAX_HEAD = 32 * 1024
 """Request line and headers together; larger gets 431 (nginx's default is 8-32 KiB)."""
 LINGER_SECONDS = 2.0
 """How long a refused request's connection keeps reading before it closes (see _refuse)."""
-MAX_CONNECTIONS_DEFAULT = 200
-"""Under the smallest common limit on open files (256 on macOS), which the store, the
-tunnel and Python itself share with the connections."""
-IDLE_TIMEOUT_DEFAULT = 5.0
-"""A webhook sender reuses a connection for deliveries that follow each other (a burst,
-a retry); one silent for seconds is unlikely to carry another soon, and each holds a
-file descriptor a stranger could hoard. 5 s is uvicorn's default too."""
 
 HOP_BY_HOP_HEADERS = frozenset(
     {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
@@ -113,7 +112,7 @@ reaching the handler."""
 class Limits:
     max_body: int = MAX_BODY_DEFAULT
     """Bytes received for one body, chunk framing included; then 413."""
-    read_timeout: float = 10.0
+    read_timeout: float = READ_TIMEOUT_DEFAULT
     """Seconds a client may take to send one whole request once it has started; then 408."""
     idle_timeout: float = IDLE_TIMEOUT_DEFAULT
     """Seconds a connection may stay silent before its first request or between two."""

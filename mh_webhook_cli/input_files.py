@@ -7,20 +7,26 @@ takes at most a limit: 16 MiB by default (a Magic Hour event is a few KiB; mhw's
 listener refuses bodies far smaller), raised with the ``MHW_MAX_INPUT_BYTES`` environment
 variable. One variable rather than a flag on each command: the limit is the same for
 every command that reads input, scripts set it once, and the error that stops at the
-limit names it.
+limit names it. Config files have a fixed, smaller limit of their own.
 
 A device (a character or block special file) is refused by its type before anything is
 read, except a terminal, where a person types the input and ends it. A regular file
 larger than the limit is refused by its size. Anything else (a FIFO, a pipe, a file that
 grows while read) is read up to one byte past the limit and refused when that byte is
 there.
+
+A path is opened without blocking (:func:`read_file`): opening a FIFO blocks until
+something opens it for writing, and opening some devices blocks too, both before the type
+could be looked at. A config file must be a regular file; an input named by path may be
+a FIFO, and then mhw waits for its writer, as ``cat`` does.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import stat
-from collections.abc import Mapping
+from pathlib import Path
 from typing import BinaryIO
 
 from mh_webhook_cli.errors import UsageError
@@ -28,10 +34,17 @@ from mh_webhook_cli.errors import UsageError
 MAX_INPUT_ENV = "MHW_MAX_INPUT_BYTES"
 DEFAULT_MAX_INPUT_BYTES = 16 * 1024 * 1024
 
+_NO_WAIT = getattr(os, "O_NONBLOCK", 0)
+"""Opening a FIFO with no writer returns at once instead of waiting (POSIX; Windows has
+no FIFOs at a path, and no flag)."""
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+"""Never make a terminal named by path our controlling terminal; no CRLF translation on
+Windows."""
 
-def max_input_bytes(env: Mapping[str, str] | None = None) -> int:
+
+def max_input_bytes() -> int:
     """The most bytes a command reads from one input: ``MHW_MAX_INPUT_BYTES`` or 16 MiB."""
-    text = (os.environ if env is None else env).get(MAX_INPUT_ENV, "").strip()
+    text = os.environ.get(MAX_INPUT_ENV, "").strip()
     if not text:
         return DEFAULT_MAX_INPUT_BYTES
     if not text.isdecimal() or int(text) < 1:
@@ -39,30 +52,76 @@ def max_input_bytes(env: Mapping[str, str] | None = None) -> int:
     return int(text)
 
 
+def read_file(
+    path: Path, what: str, limit: int | None = None, *, regular_only: bool = False
+) -> bytes:
+    """All the bytes of the file at ``path``, at most ``limit`` (by default the input limit).
+
+    A one-line usage error for a device, a file past the limit, anything but a regular
+    file when ``regular_only`` (config files: a FIFO there is a mistake, not an input to
+    wait for), and a file that cannot be read. FileNotFoundError is left to the caller:
+    a config file that does not exist is an empty one, a body that does not exist is not.
+    """
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS | _NO_WAIT)
+    except FileNotFoundError:
+        raise
+    except OSError as failure:
+        raise _unreadable(what, failure) from None
+    try:
+        status = os.fstat(descriptor)
+        _refuse_device(status, descriptor, what)
+        if regular_only and not stat.S_ISREG(status.st_mode):
+            raise UsageError(f"{what} is not a regular file")
+        if stat.S_ISFIFO(status.st_mode):
+            # Without a writer yet, a read would end at once: an empty input, not the one
+            # about to be written. Ready means data, or a writer that came and went.
+            select.select([descriptor], [], [])
+        if _NO_WAIT:
+            os.set_blocking(descriptor, True)
+        with os.fdopen(descriptor, "rb") as handle:
+            descriptor = -1  # closed with the handle from here on
+            return read_bounded(handle, what=what, limit=limit)
+    except OSError as failure:
+        raise _unreadable(what, failure) from None
+    finally:
+        if descriptor >= 0:
+            os.close(descriptor)
+
+
 def read_bounded(handle: BinaryIO, *, what: str, limit: int | None = None) -> bytes:
     """All of ``handle``'s bytes, or a one-line usage error when they would exceed ``limit``.
 
     ``what`` names the input in the error (``"body /tmp/x.json"``, ``"request on stdin"``).
+    ``limit`` None is the input limit, which ``MHW_MAX_INPUT_BYTES`` raises.
     """
-    limit = max_input_bytes() if limit is None else limit
+    maximum = max_input_bytes() if limit is None else limit
     descriptor = handle.fileno()
     status = os.fstat(descriptor)
-    is_device = stat.S_ISCHR(status.st_mode) or stat.S_ISBLK(status.st_mode)
-    if is_device and not os.isatty(descriptor):
-        raise UsageError(f"{what} is a device, not a file")
-    if stat.S_ISREG(status.st_mode) and status.st_size > limit:
-        raise _too_large(what, limit)
-    data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise _too_large(what, limit)
+    _refuse_device(status, descriptor, what)
+    if stat.S_ISREG(status.st_mode) and status.st_size > maximum:
+        raise _too_large(what, maximum, raisable=limit is None)
+    data = handle.read(maximum + 1)
+    if len(data) > maximum:
+        raise _too_large(what, maximum, raisable=limit is None)
     return data
 
 
-def _too_large(what: str, limit: int) -> UsageError:
-    return UsageError(
-        f"{what} is larger than {_size(limit)}: set {MAX_INPUT_ENV} to a larger number of "
-        "bytes to read it"
-    )
+def _refuse_device(status: os.stat_result, descriptor: int, what: str) -> None:
+    is_device = stat.S_ISCHR(status.st_mode) or stat.S_ISBLK(status.st_mode)
+    if is_device and not os.isatty(descriptor):
+        raise UsageError(f"{what} is a device, not a file")
+
+
+def _unreadable(what: str, failure: OSError) -> UsageError:
+    return UsageError(f"cannot read {what}: {failure.strerror or failure}")
+
+
+def _too_large(what: str, limit: int, *, raisable: bool) -> UsageError:
+    message = f"{what} is larger than {_size(limit)}"
+    if raisable:  # a fixed limit (a config file's) is not raised by the variable
+        message += f": set {MAX_INPUT_ENV} to a larger number of bytes to read it"
+    return UsageError(message)
 
 
 def _size(count: int) -> str:

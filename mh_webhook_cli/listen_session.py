@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli import render_listen
 from mh_webhook_cli.errors import ExitCode, MhwError
+from mh_webhook_cli.hosts import reachable_host
 from mh_webhook_cli.http_server import Limits
 from mh_webhook_cli.listener import VERIFIED, Delivery, ListenConfig, Listener, matches
 
@@ -254,7 +255,7 @@ class Session:
             bound_port = self._server.sockets[0].getsockname()[1]
             # Again once bound: with --port 0 the port is known only now.
             refuse_forwarding_loop(self.config.forwards, self.host, bound_port)
-            url = f"http://{url_host(self.host)}:{bound_port}{self.config.path or '/'}"
+            url = f"http://{reachable_host(self.host)}:{bound_port}{self.config.path or '/'}"
             public_url = await self._open_tunnel(bound_port)
             yield Endpoint(url, public_url, bound_port, self.config.path)
             self._stop_accepting()
@@ -435,13 +436,6 @@ class Session:
         show_stderr(
             render_listen.summary_lines(self.listener.counts, self.presenter.refused, dropped)
         )
-
-
-def url_host(host: str) -> str:
-    """The host part of a URL that reaches a server bound to ``host`` (any address: loopback)."""
-    if host in ("0.0.0.0", ""):  # noqa: S104 - shown as a URL, not bound here
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
 
 
 def write_ready_file(path: Path, data: dict[str, Any]) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import ipaddress
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.events import Finding, parse_body, validate_event
+from mh_webhook_cli.hosts import is_local, same_host
 from mh_webhook_cli.http_client import FORWARDED_HEADER, DeadlineExceeded
 from mh_webhook_cli.http_client import request as bounded_request
 from mh_webhook_cli.http_server import HOP_BY_HOP_HEADERS, Request, Response
@@ -74,40 +74,23 @@ class ForwardRoute:
 def refuse_forwarding_loop(routes: Sequence[ForwardRoute], host: str, port: int) -> None:
     """UsageError when a route leads straight back to a listener bound to ``host``:``port``.
 
-    What can be told without a DNS lookup: the same port, on the bound address itself or,
-    for a listener on a loopback or any-address, on ``localhost``, a loopback or an
-    any-address. Every other way back (a name of this machine, a tunnel, a second
-    listener forwarding here) is cut by :data:`FORWARDED_HEADER` after one hop.
+    What can be told without a DNS lookup (see :mod:`mh_webhook_cli.hosts`): the same port,
+    on the bound address itself however spelled or, for a listener on a loopback or
+    any-address, on ``localhost``, a loopback or an any-address. Every other way back (a
+    name of this machine, a tunnel, a second listener forwarding here) is cut by
+    :data:`FORWARDED_HEADER` after one hop.
     """
     for route in routes:
         parts = urlsplit(route.url)
         target_port = parts.port or (443 if parts.scheme == "https" else 80)
         target = parts.hostname or ""
         if target_port == port and (
-            _address(target) == _address(host) or (_is_local(target) and _is_local(host))
+            same_host(target, host) or (is_local(target) and is_local(host))
         ):
             raise UsageError(
                 f"--forward-to {route.url} is this listener itself: every request would be "
                 "forwarded to itself again and again; forward to your handler's port"
             )
-
-
-def _address(host: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        return host.lower()
-
-
-def _is_local(host: str) -> bool:
-    name = host.strip("[]").lower()
-    if name in ("", "localhost") or name.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
 
 
 def matches(event_type: str | None, patterns: Sequence[str]) -> bool:

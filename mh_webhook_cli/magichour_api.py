@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
-from mh_webhook_cli.http_client import Answer, BodySink, DeadlineExceeded
+from mh_webhook_cli.http_client import READ_LIMIT, Answer, BodySink, DeadlineExceeded
 from mh_webhook_cli.http_client import request as bounded_request
 from mh_webhook_cli.sender import USER_AGENT, describe_failure
 from mh_webhook_cli.settings import mask
@@ -46,8 +46,6 @@ AUDIO_CHARACTERS_PER_CREDIT = 10
 KEYS_URL = "https://magichour.ai/developer?tab=api-key"
 DASHBOARD_HINT = "it may have started: check your Magic Hour dashboard before retrying"
 TLS_FIX = "behind a proxy? point SSL_CERT_FILE at its CA bundle"
-ANSWER_LIMIT = 1024 * 1024
-"""The largest API answer read: a project or an account is a few kilobytes of JSON."""
 DOWNLOAD_LIMIT = 4 * 1024**3
 """The largest file downloaded: far above a rendered video, far below a full disk."""
 DOWNLOAD_DEADLINE_SECONDS = 30 * 60.0
@@ -328,8 +326,7 @@ class MagicHourApi:
                     json=body,
                     headers=self._authorization,
                     deadline=self.timeout,
-                    keep=ANSWER_LIMIT,
-                    read_limit=ANSWER_LIMIT,
+                    keep=READ_LIMIT,  # all of it: a project or an account is a few KiB of JSON
                 )
             except (httpx.TransportError, DeadlineExceeded) as failure:
                 transient = not isinstance(failure, httpx.ConnectError)
@@ -350,7 +347,7 @@ class MagicHourApi:
             if not answer.complete:
                 raise ApiError(
                     f"the answer to {method} {self.base_url}{path} (to {what}) is larger than "
-                    f"{ANSWER_LIMIT} bytes: is {self.base_url} the Magic Hour API?",
+                    f"{READ_LIMIT} bytes: is {self.base_url} the Magic Hour API?",
                     status=status,
                 )
             return self._decode(answer, method, path, what)

@@ -53,13 +53,22 @@ def send_json(result: SendResult, expect_status: int | None) -> dict[str, Any]:
         "error": result.error,
         "latency_ms": round(result.latency_ms, 3),
         "attempts": result.attempts,
-        "response_headers": dict(result.response_headers),
+        "response_headers": _joined(result.response_headers),
         "body": body,
         "body_bytes": result.response_size,
         "body_truncated": truncated,
         "signature": result.signature,
         "timestamp": result.timestamp,
     }
+
+
+def _joined(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """Headers as one JSON object: a repeated header's values joined with ", ", as HTTP
+    combines them, so that none is lost."""
+    joined: dict[str, str] = {}
+    for name, value in headers:
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return joined
 
 
 def send_line(result: SendResult, expect_status: int | None) -> Line:

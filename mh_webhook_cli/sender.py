@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.http_client import READ_LIMIT, BlockingClient, DeadlineExceeded, request
+
+# Re-exported: the listener and the emulator name it as part of sending.
+from mh_webhook_cli.limits import MAGIC_HOUR_TIMEOUT_SECONDS as MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 if TYPE_CHECKING:
     import httpx
 
-MAGIC_HOUR_TIMEOUT_SECONDS = 10.0
-"""Magic Hour gives a handler ten seconds to answer before it counts the delivery as failed."""
 DEFAULT_MAX_RETRY_SECONDS = 60.0
 RETRY_BASE_DELAY_SECONDS = 1.0
 RESPONSE_KEEP = 64 * 1024
@@ -192,14 +193,12 @@ async def deliver(
     delivery: Delivery,
     signer: Signer,
     timeout: float,
-    *,
-    keep: int = RESPONSE_KEEP,
-    tls_fix: str = "see --cacert, --insecure",
 ) -> SendResult:
     """POST the delivery once, signed now, within ``timeout`` seconds for the whole exchange.
 
     Network failures and timeouts come back as ``error`` (with ``status`` None), never raised.
-    Only ``keep`` bytes of the answer are kept; a body past the read limit is cut off.
+    Only :data:`RESPONSE_KEEP` bytes of the answer are kept; a body past the read limit is
+    cut off.
     """
     import httpx
 
@@ -222,11 +221,11 @@ async def deliver(
             content=delivery.body,
             headers=headers,
             deadline=timeout,
-            keep=keep,
+            keep=RESPONSE_KEEP,
         )
     except (httpx.HTTPError, DeadlineExceeded) as failure:
         latency_ms = (time.perf_counter() - started) * 1000
-        error = describe_failure(failure, timeout, tls_fix=tls_fix)
+        error = describe_failure(failure, timeout)
         return replace(result, latency_ms=latency_ms, error=error)
     return replace(
         result,

@@ -38,7 +38,8 @@ from typing import Any
 
 from mh_webhook_cli.config_file import MAX_CONFIG_BYTES, effective
 from mh_webhook_cli.errors import MhwError
-from mh_webhook_cli.input_files import read_bounded
+from mh_webhook_cli.hosts import reachable_host
+from mh_webhook_cli.input_files import read_file
 from mh_webhook_cli.settings import NGROK_AUTHTOKEN, mask
 
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
@@ -143,9 +144,8 @@ def read_ngrok_authtoken(path: Path) -> str | None:
     cost every ``mhw listen`` start-up about 40 ms. An unreadable file counts as
     having no token: it is ngrok's file, and the agent will say what is wrong.
     """
-    try:  # bounded: NGROK_CONFIG may name /dev/zero or a FIFO
-        with path.open("rb") as handle:
-            raw = read_bounded(handle, what=f"ngrok config {path}", limit=MAX_CONFIG_BYTES)
+    try:  # NGROK_CONFIG may name /dev/zero or a FIFO: refused by type, not waited on or read
+        raw = read_file(path, f"ngrok config {path}", MAX_CONFIG_BYTES, regular_only=True)
         lines = raw.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError, MhwError):
         return None
@@ -239,7 +239,7 @@ def open_tunnel(
     options = {"url": f"https://{domain}"} if domain else {}
     try:
         endpoint = ngrok.connect(
-            f"http://{_upstream_host(host)}:{port}",
+            f"http://{reachable_host(host)}:{port}",
             "http",
             # pyngrok would derive a name from the address, slashes included.
             name=f"mhw-listen-{port}",
@@ -350,15 +350,6 @@ def _silence_pyngrok_logging() -> None:
     logger.propagate = False
     if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
         logger.addHandler(logging.NullHandler())
-
-
-def _upstream_host(host: str) -> str:
-    """Where the agent can reach the listener: a wildcard bind is reachable on loopback."""
-    if host in ("", "0.0.0.0"):  # noqa: S104 - a bind address we translate, not one we bind
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 def _failure(error: BaseException, path: str, domain: str | None, authtoken: str) -> str:

@@ -445,22 +445,34 @@ def test_an_ngrok_config_that_is_a_device_counts_as_no_token(mhw: Mhw) -> None:
     assert "not set" in ngrok["detail"]
 
 
+@pytest.mark.parametrize("source", ["endless pipe", "/dev/zero"])
 def test_config_set_from_an_endless_stdin_is_one_line(
-    isolated_env: dict[str, str], tmp_path: Path
+    isolated_env: dict[str, str], tmp_path: Path, source: str
 ) -> None:
-    with open("/dev/zero", "rb") as zero:
+    if source == "/dev/zero":
+        stdin, feeder, expected = os.open(source, os.O_RDONLY), None, "is a device"
+    else:
+        stdin, sink = os.pipe()
+        feeder, expected = _feed_forever(sink), "is larger than 4 KiB"
+    try:
         completed = subprocess.run(
             [sys.executable, "-m", "mh_webhook_cli", "config", "set", "webhook_secret"],
-            stdin=zero,
+            stdin=stdin,
             capture_output=True,
             env=isolated_env,
             cwd=tmp_path,
             timeout=30,
             check=False,
         )
+    finally:
+        os.close(stdin)
     assert completed.returncode == 2
-    assert b"on stdin is over 4096 bytes" in completed.stderr
+    [line] = completed.stderr.decode().splitlines()
+    assert line.startswith("error: the value for webhook_secret on stdin ") and expected in line
     assert not Path(isolated_env["MHW_CONFIG"]).exists()
+    if feeder is not None:
+        feeder.join(timeout=10)
+        assert not feeder.is_alive()
 
 
 # Deep JSON

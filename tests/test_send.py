@@ -682,3 +682,20 @@ def test_count_counts_an_endless_head_as_malformed(mhw: Mhw) -> None:
     data = json.loads(result.stdout)
     [(message, number)] = data["errors"].items()
     assert message.startswith("malformed response") and number == 2
+
+
+def test_a_repeated_response_header_is_shown_each_time_and_joined_in_json(
+    mhw: Mhw, handler: Handler
+) -> None:
+    handler.answer = lambda _: (200, b"ok", [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+    text = mhw("send", "audio.errored", "-u", handler.url, "-s", SECRET)
+    assert text.code == 0, text.stderr
+    lines = [line.strip().lower() for line in text.stdout.splitlines()]
+    assert [line for line in lines if line.startswith("set-cookie")] == [
+        "set-cookie: a=1",
+        "set-cookie: b=2",
+    ]
+    data = json.loads(
+        mhw("send", "audio.errored", "-u", handler.url, "-s", SECRET, "-f", "json").stdout
+    )
+    assert data["response_headers"]["set-cookie"] == "a=1, b=2"

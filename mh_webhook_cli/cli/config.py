@@ -16,8 +16,8 @@ from mh_webhook_cli.settings import SETTINGS, Resolved, Setting, clean_value, ma
 
 app = command_group()
 
-MAX_VALUE_BYTES = 4096
-"""Longer than any secret, token or URL: a longer line on stdin is a mistake (or /dev/zero)."""
+MAX_PIPED_BYTES = 4096
+"""Longer than any secret, token or URL with its line ending: more on stdin is a mistake."""
 
 KeyArgument = Annotated[
     str,
@@ -126,10 +126,11 @@ def _piped_line(setting: Setting) -> str:
     Read as bytes and decoded as argv is (surrogateescape), so that bytes that are not
     UTF-8 reach the same one-line refusal as a bad argument, not a traceback.
     """
-    line = sys.stdin.buffer.readline(MAX_VALUE_BYTES + 1)
-    if len(line.rstrip(b"\r\n")) > MAX_VALUE_BYTES:
-        raise UsageError(f"the value for {setting.key} on stdin is over {MAX_VALUE_BYTES} bytes")
-    return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+    from mh_webhook_cli.input_files import read_bounded
+
+    what = f"the value for {setting.key} on stdin"
+    piped = read_bounded(sys.stdin.buffer, what=what, limit=MAX_PIPED_BYTES)
+    return piped.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "surrogateescape")
 
 
 @app.command("unset")

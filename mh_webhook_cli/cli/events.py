@@ -22,6 +22,7 @@ from mh_webhook_cli.cli.options import (
     webhook_secrets,
 )
 from mh_webhook_cli.errors import ExitCode, UsageError
+from mh_webhook_cli.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.output import Format, emit_json, info, show
 
 if TYPE_CHECKING:
@@ -236,8 +237,13 @@ def replay_command(
     secret: SecretOption = None,
     header: HeaderOption = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for an answer (Magic Hour waits 10).", min=0.001)
-    ] = 10.0,
+        float,
+        typer.Option(
+            help="Seconds the whole exchange may take: connecting, sending, and the "
+            "handler's complete answer (Magic Hour allows 10).",
+            min=0.001,
+        ),
+    ] = MAGIC_HOUR_TIMEOUT_SECONDS,
     store: StoreOption = None,
     output_format: FormatOption = Format.TEXT,
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -28,10 +28,14 @@ from mh_webhook_cli.cli.options import (
     webhook_secrets,
 )
 from mh_webhook_cli.errors import UsageError
+from mh_webhook_cli.limits import (
+    IDLE_TIMEOUT_DEFAULT,
+    MAGIC_HOUR_TIMEOUT_SECONDS,
+    MAX_BODY_DEFAULT,
+    MAX_CONNECTIONS_DEFAULT,
+    READ_TIMEOUT_DEFAULT,
+)
 from mh_webhook_cli.output import Format
-
-if TYPE_CHECKING:
-    pass
 
 
 def listen(
@@ -84,16 +88,21 @@ def listen(
     ] = None,
     header: HeaderOption = None,
     forward_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for a forward target.", min=0.1)
-    ] = 10.0,
+        float,
+        typer.Option(
+            help="Seconds a forward may take in all: connecting, sending, and the "
+            "handler's complete answer.",
+            min=0.1,
+        ),
+    ] = MAGIC_HOUR_TIMEOUT_SECONDS,
     store: StoreOption = None,
     no_store: NoStoreOption = False,
     max_body: Annotated[
         int, typer.Option(help="Largest body accepted (bytes); then 413.", min=1)
-    ] = (1024 * 1024),
+    ] = MAX_BODY_DEFAULT,
     read_timeout: Annotated[
         float, typer.Option(help="Seconds a client may take to send a request; then 408.", min=0.1)
-    ] = 10.0,
+    ] = READ_TIMEOUT_DEFAULT,
     idle_timeout: Annotated[
         float,
         typer.Option(
@@ -101,7 +110,7 @@ def listen(
             "then it is closed.",
             min=0.1,
         ),
-    ] = 5.0,
+    ] = IDLE_TIMEOUT_DEFAULT,
     max_connections: Annotated[
         int,
         typer.Option(
@@ -109,7 +118,7 @@ def listen(
             "else the newcomer gets 503.",
             min=1,
         ),
-    ] = 200,
+    ] = MAX_CONNECTIONS_DEFAULT,
     expect: Annotated[
         str | None,
         typer.Option(

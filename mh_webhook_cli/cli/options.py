@@ -157,7 +157,7 @@ def read_input(path: str | None, *, what: str) -> bytes:
     Every command that reads a body, a capture or an event reads it here, bounded
     (see :mod:`mh_webhook_cli.input_files`): a device or an endless stream is one line.
     """
-    from mh_webhook_cli.input_files import read_bounded
+    from mh_webhook_cli.input_files import read_bounded, read_file
 
     if path is None or path == "-":
         if path is None and sys.stdin.isatty():
@@ -167,9 +167,8 @@ def read_input(path: str | None, *, what: str) -> bytes:
             raise UsageError(f"no {what}: stdin was empty")
         return data
     try:
-        with Path(path).expanduser().open("rb") as handle:
-            return read_bounded(handle, what=f"{what} {path}")
-    except OSError as failure:
+        return read_file(Path(path).expanduser(), f"{what} {path}")
+    except FileNotFoundError as failure:
         raise UsageError(f"cannot read {what} {path}: {failure.strerror}") from None
 
 

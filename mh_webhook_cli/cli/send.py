@@ -20,6 +20,7 @@ from mh_webhook_cli.cli.options import (
     webhook_secrets,
 )
 from mh_webhook_cli.errors import ExitCode, UsageError
+from mh_webhook_cli.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.output import Format, emit_json, info, show
 
 if TYPE_CHECKING:
@@ -90,8 +91,12 @@ def send(
     headers: HeaderOption = None,
     timeout: Annotated[
         float,
-        typer.Option(min=0.001, help="Seconds to wait for an answer (Magic Hour waits 10)."),
-    ] = 10.0,
+        typer.Option(
+            min=0.001,
+            help="Seconds the whole exchange may take: connecting, sending, and the "
+            "handler's complete answer (Magic Hour allows 10).",
+        ),
+    ] = MAGIC_HOUR_TIMEOUT_SECONDS,
     insecure: Annotated[
         bool, typer.Option("--insecure", "-k", help="Do not verify the TLS certificate.")
     ] = False,

@@ -1,0 +1,110 @@
+"""Which URL reaches a bind address, and which hosts are this machine: one set of rules for
+the listener's URL, the tunnel's upstream and the forwarding-loop check."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Mhw
+from mh_webhook_cli.hosts import is_local, reachable_host, same_host
+
+PORT = 18787
+"""Never bound: each command is refused before it listens."""
+
+
+@pytest.mark.parametrize(
+    ("bind_host", "url_host"),
+    [
+        ("0.0.0.0", "127.0.0.1"),  # noqa: S104
+        ("", "127.0.0.1"),
+        ("::", "[::1]"),  # main printed http://[::]:8787 here, and gave the tunnel [::1]
+        ("[::]", "[::1]"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("localhost", "localhost"),
+        ("::1", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("192.0.2.7", "192.0.2.7"),
+        ("fe80::1", "[fe80::1]"),
+    ],
+)
+def test_the_url_that_reaches_a_bind_address(bind_host: str, url_host: str) -> None:
+    assert reachable_host(bind_host) == url_host
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "LocalHost",
+        "localhost.",
+        "api.localhost",
+        "127.0.0.1",
+        "127.0.0.1.",
+        "127.1",
+        "127.9.9.9",
+        "0x7f.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0.0.0.0",  # noqa: S104
+        "0",
+        "::1",
+        "[::1]",
+        "::",
+        "::ffff:127.0.0.1",
+        "[::ffff:127.0.0.1]",
+        "",
+    ],
+)
+def test_hosts_that_are_this_machine(host: str) -> None:
+    assert is_local(host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "example.com",
+        "localhost.example.com",
+        "127.1.example.com",
+        "192.0.2.7",
+        "::ffff:192.0.2.7",
+        "2001:db8::1",
+        "cafe",
+        "0x7f.1 x",
+    ],
+)
+def test_hosts_that_are_not(host: str) -> None:
+    assert not is_local(host)
+
+
+def test_one_address_however_spelled() -> None:
+    assert same_host("192.0.2.7", "[::ffff:192.0.2.7]")
+    assert same_host("192.0.2.7", "192.0.2.7.")
+    assert same_host("Handler.Example", "handler.example.")
+    assert same_host("2001:db8::1", "[2001:DB8:0::1]")
+    assert not same_host("192.0.2.7", "192.0.2.8")
+
+
+@pytest.mark.parametrize(
+    ("bind_host", "target"),
+    [
+        ("127.0.0.1", "127.1"),
+        ("127.0.0.1", "localhost."),
+        ("127.0.0.1", "[::ffff:127.0.0.1]"),
+        ("127.0.0.1", "0x7f.0.0.1"),
+        ("127.0.0.1", "2130706433"),
+        ("::1", "localhost."),
+        ("::1", "127.1"),
+    ],
+)
+def test_forwarding_to_this_listener_however_spelled_is_refused(
+    mhw: Mhw, bind_host: str, target: str
+) -> None:
+    """Each spelling reaches the listener through the resolver; on main they all started it
+    (``--timeout`` makes that a quick exit 0 rather than a hang)."""
+    result = mhw(
+        "listen", "--host", bind_host, "--port", str(PORT), "--timeout", "1",
+        "--forward-to", f"http://{target}:{PORT}/hook",
+    )  # fmt: skip
+    assert result.code == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: --forward-to http://{target}:{PORT}/hook is this listener")
