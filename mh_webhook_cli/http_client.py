@@ -114,7 +114,7 @@ async def request(
             url,
             content=content,
             json=json,
-            headers=[*_pairs(headers), ("Accept-Encoding", "identity")],
+            headers=[*_pairs(headers), (b"Accept-Encoding", b"identity")],
             timeout=idle_timeout,
             follow_redirects=False,
             extensions={"trace": trace},
@@ -149,10 +149,26 @@ async def request(
         raise DeadlineExceeded(deadline, phase[0]) from None
 
 
-def _pairs(headers: Headers) -> list[tuple[str, str]]:
-    """Caller's headers without any Accept-Encoding: :func:`request` sets its own."""
+def _pairs(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Caller's headers without any Accept-Encoding (:func:`request` sets its own), as bytes.
+
+    httpx encodes a text value as ASCII, and a forwarded request may carry any byte a sender
+    put in a header (mhw decodes them as latin-1, which gives back exactly those bytes); a
+    value beyond latin-1 can only be a user's own ``-H``, and goes as UTF-8.
+    """
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return [(name, value) for name, value in items if name.lower() != "accept-encoding"]
+    return [
+        (name.encode("latin-1"), _wire(value))
+        for name, value in items
+        if name.lower() != "accept-encoding"
+    ]
+
+
+def _wire(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
 
 
 RECEIVE_BUFFER = 64 * 1024

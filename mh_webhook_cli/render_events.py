@@ -19,6 +19,7 @@ from mh_webhook_cli.capture import CapturedRequest, format_request
 from mh_webhook_cli.output import Line, Segment, columns
 from mh_webhook_cli.render import utc_iso_ms
 from mh_webhook_cli.store import ForwardResult, StoredRequest
+from mh_webhook_cli.terminal_text import screen_lines
 
 _VERDICT_STYLES = {"ok": "green", "unsigned": "yellow", "unchecked": "dim"}
 
@@ -156,7 +157,7 @@ def _body_lines(body: bytes) -> list[Line]:
     # Not JSON, or nested deeper than Python walks: shown as it came.
     with contextlib.suppress(ValueError, RecursionError):
         text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    lines: list[Line] = [*text.splitlines()]
+    lines: list[Line] = [*screen_lines(text)]
     return lines
 
 

@@ -14,6 +14,7 @@ from mh_webhook_cli.listener import UNCHECKED, UNSIGNED, VERIFIED, Delivery
 from mh_webhook_cli.output import Line, Segment, columns
 from mh_webhook_cli.render import utc_iso_ms
 from mh_webhook_cli.store import ForwardResult
+from mh_webhook_cli.terminal_text import screen_lines
 
 SLOW_HANDLER_MS = 10_000
 
@@ -74,11 +75,12 @@ def payload_lines(delivery: Delivery) -> list[Line]:
     if pretty is None:
         raw = delivery.request.body.decode("utf-8", "replace")
         return [[("    ", ""), (_shortened(raw), "dim")], *_more(delivery, [raw])]
-    text_lines = pretty.splitlines()
+    text_lines = screen_lines(pretty)
     shown_lines = text_lines[:PAYLOAD_LINES_SHOWN]
     lines: list[Line] = [_highlighted("    " + _shortened(line)) for line in shown_lines]
     lines += _more(delivery, text_lines)
-    downloads = document.get("payload", {}).get("downloads") if isinstance(document, dict) else None
+    payload = document.get("payload") if isinstance(document, dict) else None
+    downloads = payload.get("downloads") if isinstance(payload, dict) else None
     for download in downloads if isinstance(downloads, list) else []:
         url = download.get("url") if isinstance(download, dict) else None
         if isinstance(url, str):

@@ -9,6 +9,7 @@ from typing import Any
 
 from mh_webhook_cli.output import Line, Segment, columns
 from mh_webhook_cli.sender import LoadSummary, SendResult
+from mh_webhook_cli.terminal_text import screen_lines
 
 TEXT_BODY_LIMIT = 2048
 """A terminal shows the start of a response body; a handler's error page can be huge."""
@@ -107,7 +108,7 @@ def send_text(result: SendResult, expect_status: int | None) -> list[Line]:
         lines += [f"  {name}: {value}" for name, value in result.response_headers]
     body, truncated = _body(result, TEXT_BODY_LIMIT)
     lines += ["", [("Response body", "bold"), (f"  {_size(result)}", "dim")]]
-    lines += [f"  {line}" for line in body.splitlines()] or [[("  (empty)", "dim")]]
+    lines += [f"  {line}" for line in screen_lines(body)] or [[("  (empty)", "dim")]]
     if truncated:
         lines.append(
             [

@@ -45,7 +45,15 @@ USER_AGENT = f"mhw/{__version__}"
 
 def serialize(event: Any) -> bytes:
     """Compact UTF-8 JSON, the way Magic Hour puts an event on the wire."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (json.loads reads "\ud800" as one, so a caller's text can hold
+        # it) has no UTF-8 form: json_text writes it as its JSON escape.
+        from mh_webhook_cli.json_text import dumps
+
+        return dumps(event).encode()
 
 
 def parse_header(text: str) -> tuple[str, str]:

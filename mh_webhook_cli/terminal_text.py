@@ -21,6 +21,10 @@ _UNSAFE = re.compile(
     "["
     "\x00-\x1f\x7f-\x9f"  # C0 (ESC, CR, LF, TAB, BEL…), DEL and C1 (CSI 0x9b, OSC 0x9d…)
     "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings and isolates
+    # Invisible format characters (Unicode's Cf but the zero-width joiner that emoji need):
+    # "image.completed\u200b" would look like the real type.
+    "\u00ad\u070f\u180e\u200b\u200c\u2060-\u2065\u206a-\u206f\ufeff\ufff9-\ufffb"
+    "\U000e0001-\U000e007f"
     "\u2028\u2029"  # line and paragraph separators: some terminals and viewers break there
     "\ud800-\udfff"  # lone surrogates: not text, and no encoder writes them
     "]"
@@ -34,7 +38,24 @@ def _escaped(match: re.Match[str]) -> str:
     if short is not None:
         return short
     code = ord(character)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
+def screen_lines(text: str) -> list[str]:
+    """``text`` cut where a terminal starts a new line (CR LF, LF, CR), and nowhere else.
+
+    ``str.splitlines`` also cuts at U+2028, U+0085 and the like, which would let a sender
+    start a line of its own (a forged ``↳ … 200``); :func:`shown` escapes those instead.
+    """
+    lines = _LINE_END.split(text)
+    if lines[-1] == "":
+        lines.pop()  # a final line end ends the last line; it starts no new one
+    return lines
 
 
 def shown(text: str) -> str:

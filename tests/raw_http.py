@@ -92,6 +92,17 @@ def raw_server(answer: Answer) -> Iterator[RawServer]:
         server.close()
 
 
+def fixed(status: int, body: bytes) -> Answer:
+    """An ordinary answer: ``status`` and ``body`` with its length, keeping the connection."""
+
+    def answer(server: RawServer, connection: socket.socket) -> bool:
+        head = f"HTTP/1.1 {status} OK\r\nContent-Length: {len(body)}\r\n\r\n"
+        server.send(connection, head.encode() + body)
+        return True
+
+    return answer
+
+
 def endless(status: int = 200, head: bytes = b"") -> Answer:
     """A body that never ends (until the client goes, or ``ENDLESS_CAP``), as fast as it can."""
 

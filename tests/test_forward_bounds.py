@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from raw_http import RawServer, endless, raw_server, trickle
+from raw_http import RawServer, endless, fixed, raw_server, trickle
 
 from conftest import Mhw, wait_for
 from mh_webhook_cli.store import NewRequest, Store
@@ -223,3 +223,19 @@ def test_replay_timeout_is_for_the_whole_answer(mhw: Mhw, tmp_path: Path) -> Non
     assert result.code == 1, result.stdout + result.stderr
     assert "timed out after 1 s reading the body of a 200 answer" in result.stdout
     assert elapsed < 5, f"replay took {elapsed:.1f} s with --timeout 1"
+
+
+def test_a_header_with_any_byte_is_forwarded_as_it_came(listen: Any) -> None:
+    """A byte over 0x7f in a header (llhttp accepts it) made httpx raise in the forward: no
+    forward, a traceback per request, and under --mirror-status a 500 and nothing stored."""
+    with raw_server(fixed(200, b"ok")) as target:
+        listener = listen("--forward-to", target.url, "--mirror-status")
+        port = int(listener.url.rsplit(":", 1)[1].split("/")[0])
+        head = b"POST /hook HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9\r\nContent-Length: %d\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(head % len(BODY) + BODY)
+            assert connection.recv(65536).startswith(b"HTTP/1.1 200 ")
+        forwarded = wait_for(lambda: target.heads, what="the forwarded request")[0]
+    assert b"\r\nX-Name: caf\xe9\r\n" in forwarded
+    (line,) = wait_for(listener.json_lines, what="the delivery line")
+    assert line["forwards"][0]["status"] == 200

@@ -699,3 +699,13 @@ def test_a_repeated_response_header_is_shown_each_time_and_joined_in_json(
         mhw("send", "audio.errored", "-u", handler.url, "-s", SECRET, "-f", "json").stdout
     )
     assert data["response_headers"]["set-cookie"] == "a=1, b=2"
+
+
+def test_a_lone_surrogate_in_an_event_is_sent_as_its_json_escape() -> None:
+    """``json.loads`` reads ``"\\ud800"`` as a lone surrogate, which has no UTF-8 form: an
+    emulator job named so died with a traceback and its webhook never went out."""
+    from mh_webhook_cli.sender import serialize
+
+    body = serialize({"type": "image.completed", "payload": {"name": "a\ud800"}})
+    assert body == b'{"type":"image.completed","payload":{"name":"a\\ud800"}}'
+    assert json.loads(body)["payload"]["name"] == "a\ud800"

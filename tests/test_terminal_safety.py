@@ -81,6 +81,9 @@ def steering(text: str) -> list[str]:
         ("abc\u202edef\u2066\u2069", "abc\\u202edef\\u2066\\u2069"),
         ("lone \ud800 surrogate", "lone \\ud800 surrogate"),
         ("line\u2028separator", "line\\u2028separator"),
+        ("image.completed\u200b", "image.completed\\u200b"),
+        ("soft\u00adhyphen\ufeff", "soft\\xadhyphen\\ufeff"),
+        ("tag\U000e0041", "tag\\U000e0041"),
     ],
 )
 def test_control_bidi_and_surrogates_are_shown_escaped(text: str, expected: str) -> None:
@@ -90,6 +93,29 @@ def test_control_bidi_and_surrogates_are_shown_escaped(text: str, expected: str)
 def test_printable_text_is_kept_as_it_is() -> None:
     text = "Crème brûlée 👨‍👩‍👧 ✓ → 東京 \\x1b (a literal backslash)"
     assert shown(text) is text
+
+
+@pytest.mark.parametrize("payload", [b"null", b'"text"', b"3", b"[]"])
+def test_verbose_shows_a_payload_that_is_not_an_object(
+    payload: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``"payload": null`` raised in ``-v`` and hid the delivery's line."""
+    delivery = judged(b'{"type":"video.completed","payload":' + payload + b"}", "/", "")
+    lines = payload_lines(delivery)
+    assert payload.decode() in rendered(lines, False, monkeypatch)
+
+
+def test_a_line_separator_starts_no_line_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``str.splitlines`` cut at U+2028 and U+0085, so a payload could forge a ``↳`` line."""
+    forged = "a\u2028↳ http://localhost:3000/webhook  200  4 ms\x85b"
+    body = json.dumps({"type": "video.completed", "payload": {"id": forged}}).encode()
+    delivery = judged(body, "/", "")
+    for lines in (payload_lines(delivery), detail_text(stored(delivery, tmp_path))):
+        text = rendered(lines, False, monkeypatch)
+        assert "\\u2028↳" in text and "\\x85b" in text
+        assert not any(line.lstrip().startswith("↳") for line in text.split("\n"))
 
 
 ANY_CHARACTER = st.characters(blacklist_categories=())
