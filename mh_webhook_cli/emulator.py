@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Union
 from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.events import ProjectStatus
 from mh_webhook_cli.fixtures import ERROR_CODES, cuid, project_payload
-from mh_webhook_cli.http_server import Request, Response, serve
+from mh_webhook_cli.http_server import Request, Response, Server, serve
 from mh_webhook_cli.listener import matches
 from mh_webhook_cli.magichour_api import estimate_credits
 from mh_webhook_cli.sender import (
@@ -260,7 +260,7 @@ class Emulator:
         self._deliveries: set[asyncio.Task[None]] = set()
         self._first_attempts: dict[tuple[str, str], asyncio.Future[None]] = {}
         """The latest event's first attempt per (project, URL): the next event waits for it."""
-        self._server: asyncio.Server | None = None
+        self._server: Server | None = None
         self._client: httpx.AsyncClient | None = None
         self._account_id = ""
         self.base_url = ""

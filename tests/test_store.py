@@ -14,7 +14,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +72,15 @@ def store(path: Path) -> Iterator[Store]:
         yield opened
 
 
-@contextlib.contextmanager
-def committer_on(path: Path) -> Iterator[GroupCommitter]:
+@contextlib.asynccontextmanager
+async def committer_on(path: Path) -> AsyncIterator[GroupCommitter]:
     """A committer on a new store at ``path``, its writer stopped and the store closed after."""
     with Store(path) as store:
         committer = GroupCommitter(store)
         try:
             yield committer
         finally:
-            committer.close()
+            await committer.close()
 
 
 def visible_ids(path: Path) -> set[int]:
@@ -257,7 +257,7 @@ def test_committer_resolves_futures_only_once_rows_are_visible_to_other_readers(
     seen: list[bool] = []
 
     async def main() -> list[int]:
-        with committer_on(path) as committer:
+        async with committer_on(path) as committer:
             futures = [committer.submit(request(body=b"%d" % n)) for n in range(300)]
             for future in futures:
                 # Runs as the future resolves, right after the commit: another reader sees the row.
@@ -279,7 +279,7 @@ def test_one_loop_turn_is_one_transaction(path: Path) -> None:
 
     async def main() -> None:
         nonlocal commits
-        with committer_on(path) as committer:
+        async with committer_on(path) as committer:
             store = committer.store
             original = store.add_many
 
@@ -304,7 +304,7 @@ def test_one_loop_turn_is_one_transaction(path: Path) -> None:
 
 def test_receipts_mark_retries(path: Path) -> None:
     async def main() -> list[Any]:
-        with committer_on(path) as committer:
+        async with committer_on(path) as committer:
             first = await committer.submit(request())
             again = await asyncio.gather(committer.submit(request()), committer.submit(request()))
             return [first, *again]
@@ -316,7 +316,7 @@ def test_receipts_mark_retries(path: Path) -> None:
 
 def test_a_failed_commit_rejects_its_futures_and_the_committer_recovers(path: Path) -> None:
     async def main() -> None:
-        with committer_on(path) as committer:
+        async with committer_on(path) as committer:
             await committer.submit(request())
             blocker = sqlite3.connect(path)
             blocker.execute(
