@@ -367,24 +367,20 @@ class GroupCommitter:
         :data:`BUSY_TIMEOUT_SECONDS`): the listener then answers 500 and the
         sender retries. It fails with :class:`StoreClosed` once :meth:`close` began.
         """
-        committed: asyncio.Future[Receipt] = self._future()
         if self._closed:
-            committed.set_exception(StoreClosed(f"capture store {self.store.path} is closing"))
-        else:
-            self._requests.append((request, committed))
-            self._group_after_this_turn()
+            return self._refused()
+        committed: asyncio.Future[Receipt] = self._future()
+        self._requests.append((request, committed))
         return committed
 
     def record_forwards(
         self, request_id: int, results: Sequence[ForwardResult]
     ) -> asyncio.Future[None]:
         """A future resolved once what forwarding one request did is stored with it."""
-        stored: asyncio.Future[None] = self._future()
         if self._closed:
-            stored.set_exception(StoreClosed(f"capture store {self.store.path} is closing"))
-        else:
-            self._forwards.append((request_id, results, stored))
-            self._group_after_this_turn()
+            return self._refused()
+        stored: asyncio.Future[None] = self._future()
+        self._forwards.append((request_id, results, stored))
         return stored
 
     async def close(self) -> None:
@@ -404,20 +400,25 @@ class GroupCommitter:
         await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
 
     def _future(self) -> asyncio.Future[Any]:
+        """The future of something about to be queued, and the hand-over of its group."""
         loop = self._loop
         if loop is None:
             import asyncio
 
             loop = self._loop = asyncio.get_running_loop()
-        return loop.create_future()
-
-    def _group_after_this_turn(self) -> None:
-        """Hand what is pending over after this turn of the loop, so that every request
-        read in it joins the group (or after the group with the writer is committed)."""
         if not self._in_flight:
             self._in_flight = True
-            assert self._loop is not None  # set by _future
-            self._loop.call_soon(self._dispatch)
+            # After this turn of the loop, so that every request read in it joins the group.
+            loop.call_soon(self._dispatch)
+        return loop.create_future()
+
+    def _refused(self) -> asyncio.Future[Any]:
+        """A future failed already: the committer is closing."""
+        import asyncio
+
+        refused = asyncio.get_running_loop().create_future()
+        refused.set_exception(StoreClosed(f"capture store {self.store.path} is closing"))
+        return refused
 
     def _dispatch(self) -> None:
         """Hand what is pending to the writer, as one group (on the loop)."""

@@ -25,7 +25,7 @@ from test_store_hostile import hold_write_lock, refused_within
 
 from conftest import SECRET, wait_for
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.http_server import Limits, Request
+from mh_webhook_cli.http_server import Limits, Request, Response, serve
 from mh_webhook_cli.listen_session import Presenter, Session
 from mh_webhook_cli.listener import ForwardRoute, ListenConfig, Listener
 from mh_webhook_cli.output import Format
@@ -51,6 +51,61 @@ class Sender(threading.Thread):
                     self.failed.append((body, failure))
                     return
                 self.answered[body] = answer.status_code
+
+
+def post(path: str, body: bytes = b"{}") -> bytes:
+    return b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        path.encode(),
+        len(body),
+        body,
+    )
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_closing_the_server_stops_reading_and_answers_what_each_connection_received(
+    loop_kind: str,
+) -> None:
+    """asyncio's Server.close() leaves keep-alive connections open, still reading requests."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        pending: list[asyncio.Future[Response]] = []
+
+        def handler(request: Request) -> Response | asyncio.Future[Response]:
+            if request.path == "/slow":
+                pending.append(loop.create_future())
+                return pending[-1]
+            return Response(200, b"ok")
+
+        server = await serve(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        idle = await asyncio.open_connection("127.0.0.1", port)
+        idle[1].write(post("/"))
+        assert (await idle[0].readuntil(b"ok")).startswith(b"HTTP/1.1 200")
+        # The partial head first: once the server has read the request after it, it has
+        # read the partial head too (on loopback, bytes arrive as they are sent).
+        partial = await asyncio.open_connection("127.0.0.1", port)
+        partial[1].write(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        busy = await asyncio.open_connection("127.0.0.1", port)
+        busy[1].write(post("/slow"))
+        while not pending:  # the server reads in its own callbacks, on this loop
+            await asyncio.sleep(0)
+        server.close()
+        assert await idle[0].read() == b""  # idle: closed at once
+        assert (await partial[0].read()).startswith(b"HTTP/1.1 503")
+        assert not await server.wait_closed(0.05)  # the busy one still owes its answer
+        pending[0].set_result(Response(200, b"late"))
+        answer = await busy[0].read()
+        assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1") == 1
+        assert b"connection: close" in answer and answer.endswith(b"late")
+        assert await server.wait_closed(5)
+        for _, writer in (idle, busy, partial):
+            writer.close()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
+
+    run = asyncio.run if loop_kind == "asyncio" else pytest.importorskip("uvloop").run
+    run(asyncio.wait_for(scenario(), 10))
 
 
 def test_sigterm_under_keep_alive_senders_answers_every_request_it_read(

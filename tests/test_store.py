@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 
 from mh_webhook_cli.store import (
+    ForwardResult,
     GroupCommitter,
     NewRequest,
     Store,
+    StoreClosed,
     StoreError,
     default_store_path,
 )
@@ -336,6 +338,83 @@ def test_a_failed_commit_rejects_its_futures_and_the_committer_recovers(path: Pa
     asyncio.run(main())
     with Store(path) as store:
         assert store.count() == 2
+
+
+def test_a_programming_error_in_a_store_method_is_not_reported_as_bad_input(
+    store: Store,
+) -> None:
+    """Every TypeError and ValueError once became StoreError: exit 2, "bad input", no trace."""
+    row_id = store.add(request())
+    broken = ForwardResult(target=object(), status=200, latency_ms=1.0, error=None, body="")  # type: ignore[typeddict-item]
+    with pytest.raises(TypeError):
+        store.add_forwards([(row_id, broken)])
+    with pytest.raises(StoreError, match="JSON serializable"):  # a request's findings: its input
+        store.add(request(findings=[{"path": object()}]))  # type: ignore[dict-item]
+
+
+def test_the_forward_results_of_a_delivery_are_recorded_as_one(path: Path) -> None:
+    results = [
+        ForwardResult(
+            target=f"http://127.0.0.1:1/{n}", status=200, latency_ms=1.0, error=None, body=""
+        )
+        for n in range(3)
+    ]
+
+    async def main() -> int:
+        async with committer_on(path) as committer:
+            receipt = await committer.submit(request())
+            await committer.record_forwards(receipt.id, results)
+            return receipt.id
+
+    row_id = asyncio.run(main())
+    with Store(path) as store:
+        stored = store.get(row_id)
+    assert stored is not None and stored.forwards == results
+
+
+def test_closing_commits_what_was_submitted_and_refuses_what_comes_after(path: Path) -> None:
+    async def main() -> None:
+        with Store(path) as store:
+            committer = GroupCommitter(store)
+            pending = [committer.submit(request(body=b"%d" % n)) for n in range(3)]
+            await committer.close()
+            assert [receipt.id for receipt in await asyncio.gather(*pending)] == [1, 2, 3]
+            with pytest.raises(StoreClosed):
+                await committer.submit(request(body=b"late"))
+            with pytest.raises(StoreClosed):
+                await committer.record_forwards(1, [])
+
+    asyncio.run(main())
+    assert visible_ids(path) == {1, 2, 3}
+
+
+def test_closing_gives_up_waiting_for_a_lock_another_connection_holds(path: Path) -> None:
+    """Each group waited BUSY_TIMEOUT_SECONDS (5 s) for the lock, on the loop, at close."""
+    Store(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def main() -> float:
+        with Store(path) as store:
+            committer = GroupCommitter(store)
+            first = committer.submit(request(body=b"first"))
+            await asyncio.sleep(0)  # the first group goes to the writer, which waits for the lock
+            second = committer.submit(request(body=b"second"))
+            started = time.monotonic()
+            await committer.close()
+            took = time.monotonic() - started
+            for future in (first, second):
+                with pytest.raises(StoreClosed):
+                    await future
+            return took
+
+    try:
+        took = asyncio.run(main())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert took < 1.0, f"closing took {took:.1f} s"
+    assert visible_ids(path) == set()
 
 
 READER = textwrap.dedent(
