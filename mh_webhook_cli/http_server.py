@@ -162,7 +162,7 @@ class _Connections:
         return len(self.admitted)
 
     def admit(self, connection: HttpProtocol) -> bool:
-        if len(self.admitted) >= self.limit:
+        if self.open >= self.limit:
             if not self.idle:
                 return False
             oldest = next(iter(self.idle))

@@ -588,6 +588,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     """
     _create_private_file(path)
     try:
+        # check_same_thread=False: mhw listen opens it on the loop's thread and then uses it
+        # only on GroupCommitter's writer thread; no two threads ever use it at once.
         connection = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
         )
