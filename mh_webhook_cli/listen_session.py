@@ -299,8 +299,8 @@ class Session:
                 if server is not None:  # their 503s go out, then those connections close
                     await server.wait_closed(ANSWER_GRACE_SECONDS)
                 warn(
-                    f"answered 503 to {refused} request(s) that another process's lock on "
-                    "the store kept waiting; their senders deliver them again"
+                    f"answered 503 to {refused} request(s) not stored before the store closed "
+                    "(another process held its lock); their senders deliver them again"
                 )
         if client is not None:
             await client.aclose()
