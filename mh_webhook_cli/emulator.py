@@ -60,7 +60,7 @@ from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.events import ProjectStatus
 from mh_webhook_cli.fixtures import ERROR_CODES, cuid, project_payload
 from mh_webhook_cli.http_client import READ_LIMIT, request
-from mh_webhook_cli.http_server import Request, Response, serve
+from mh_webhook_cli.http_server import Request, Response, Server, serve
 from mh_webhook_cli.listener import matches
 from mh_webhook_cli.magichour_api import estimate_credits
 from mh_webhook_cli.sender import (
@@ -312,7 +312,7 @@ class Emulator:
         self._in_order: dict[tuple[str, str], deque[_Outgoing]] = {}
         """(project, URL) pairs with an event whose first attempt is yet to be made, and the
         project's later events for that URL, held back until it has been."""
-        self._server: asyncio.Server | None = None
+        self._server: Server | None = None
         self._account_id = ""
         self.base_url = ""
         self.port = 0

@@ -36,6 +36,7 @@ Every refusal answers a status a sender understands, then closes (see ``_refuse`
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ class _StopParsing(Exception):
 
 
 class _Connections:
-    """A server's open connections, for the cap, and the idle ones oldest first.
+    """A server's open connections, for the cap, the idle ones oldest first, and shutdown.
 
     A stranger opening connections and sending nothing would otherwise lock every
     sender out once the process runs out of file descriptors: when the cap is
@@ -149,22 +150,53 @@ class _Connections:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.open = 0
+        self.admitted: set[HttpProtocol] = set()
         self.idle: dict[HttpProtocol, None] = {}
         """Insertion-ordered: the first is the one idle the longest."""
+        self.stopping = False
+        """:meth:`stop_reading` ran: a connection the server accepted just before is finished
+        as soon as it is made."""
+        self._all_closed: asyncio.Future[None] | None = None
+        """Resolved when the last connection closes, once stopping."""
 
-    def admit(self) -> bool:
+    @property
+    def open(self) -> int:
+        return len(self.admitted)
+
+    def admit(self, connection: HttpProtocol) -> bool:
         if self.open >= self.limit:
             if not self.idle:
                 return False
             oldest = next(iter(self.idle))
             oldest.evict()
-        self.open += 1
+        self.admitted.add(connection)
         return True
 
     def release(self, connection: HttpProtocol) -> None:
-        self.open -= 1
+        self.admitted.discard(connection)
         self.idle.pop(connection, None)
+        if not self.admitted and self._all_closed is not None and not self._all_closed.done():
+            self._all_closed.set_result(None)
+
+    def stop_reading(self) -> None:
+        """Shutdown: every connection reads no more, answers what it received, then closes.
+
+        Closing the listening socket is not enough: a keep-alive connection would go
+        on delivering requests to a listener that is tearing down its store.
+        """
+        self.stopping = True
+        self._all_closed = asyncio.get_running_loop().create_future()
+        for connection in list(self.admitted):
+            connection.finish()
+        if not self.admitted:
+            self._all_closed.set_result(None)
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """After :meth:`stop_reading`: until every connection closed, at most ``timeout``
+        seconds; whether they all did."""
+        assert self._all_closed is not None, "stop_reading() first"
+        done, _ = await asyncio.wait({self._all_closed}, timeout=timeout)
+        return bool(done)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -211,7 +243,9 @@ class HttpProtocol(asyncio.Protocol):
         self._busy = False
         self._done_reading = False
         """No further byte is parsed: a request asked to close, or one was refused."""
-        self._eof = False
+        self._last_answers = False
+        """No request follows those queued (the client sent EOF, or the server is
+        stopping): the last answer closes the connection."""
         self._paused = False
         self._write_paused = False
         """The client is not reading our answers: none is sent until it does."""
@@ -227,10 +261,13 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._client = f"{peer[0]}:{peer[1]}"
-        if not self._connections.admit():
+        if not self._connections.admit(self):
             self._turn_away()
             return
         self._admitted = True
+        if self._connections.stopping:
+            self.finish()
+            return
         self._connections.idle[self] = None
         self._arm_timer(self._limits.idle_timeout, self._close)
 
@@ -272,7 +309,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         """The client is done sending (``shutdown(SHUT_WR)``): still answer what it sent."""
-        self._eof = True
+        self._last_answers = True
         if self._receiving and not self._done_reading:
             self._fail(400, "request cut short: the client stopped sending in the middle")
             if not self._busy:
@@ -443,7 +480,7 @@ class HttpProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        if self._eof and not self._queue:
+        if self._last_answers and not self._queue:
             keep_alive = False
         if keep_alive:
             connection = "keep-alive" if request.http_version == "1.0" else None
@@ -532,6 +569,27 @@ class HttpProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.write(_encode(_TOO_MANY_CONNECTIONS, "close", False))
             self._transport.close()
+
+    def finish(self) -> None:
+        """The server is stopping: read no more, answer the requests received, then close.
+
+        A request still arriving is answered 503 (the sender retries it elsewhere or later);
+        a connection with nothing to answer, idle or lingering after a refusal, closes now.
+        """
+        self._done_reading = True
+        self._last_answers = True
+        self._cancel_timer()
+        transport = self._transport
+        if transport is None:
+            return
+        if self._busy or self._queue:
+            if not self._paused:
+                self._paused = True
+                transport.pause_reading()
+            return
+        if self._receiving and not transport.is_closing():
+            transport.write(_encode(_SHUTTING_DOWN, "close", False))
+        self._close()
 
     def evict(self) -> None:
         """Close this idle connection to make room for a new one (see ``_Connections``)."""
@@ -639,6 +697,30 @@ def _reason(status: int) -> str:
         return "Status"
 
 
+class Server:
+    """A server :func:`serve` started: its listening sockets and its connections."""
+
+    def __init__(self, server: asyncio.Server, connections: _Connections) -> None:
+        self._server = server
+        self._connections = connections
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return self._server.sockets
+
+    def close(self) -> None:
+        """Stop accepting connections and reading requests on those open: what they
+        received is still answered, then each closes (see :meth:`wait_closed`)."""
+        self._server.close()
+        if not self._connections.stopping:
+            self._connections.stop_reading()
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """After :meth:`close`: until every connection has answered and closed, at most
+        ``timeout`` seconds; whether they all did."""
+        return await self._connections.wait_closed(timeout)
+
+
 async def serve(
     handler: Handler,
     host: str,
@@ -646,12 +728,12 @@ async def serve(
     *,
     limits: Limits | None = None,
     on_reject: RejectHook | None = None,
-) -> asyncio.Server:
+) -> Server:
     """Start serving; the returned server is already accepting connections."""
     loop = asyncio.get_running_loop()
     chosen = limits or Limits()
     connections = _Connections(chosen.max_connections)
-    return await loop.create_server(
+    server = await loop.create_server(
         lambda: HttpProtocol(handler, chosen, on_reject, connections),
         host,
         port,
@@ -660,3 +742,4 @@ async def serve(
         # whose SYN is dropped waits a second or more to try again (uvicorn uses 2048).
         backlog=2048,
     )
+    return Server(server, connections)

@@ -10,12 +10,23 @@ webhook in 2.6 µs where the stdlib takes 10.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+
+def escape_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape (``\\ud800``), so it has UTF-8.
+
+    ``{"type":"\\ud800"}`` is valid JSON, and Python reads it as a string holding a lone
+    surrogate (so does a command line or environment with undecodable bytes, through
+    ``surrogateescape``), which no UTF-8 can encode: SQLite cannot take it as TEXT, nor a
+    terminal as output. The escape shows what was sent; U+FFFD would hide it. Inside a
+    JSON string it is also the valid JSON escape, which reads back as the same string.
+    """
+    if text.isascii():  # O(1) in CPython: almost every text ends here
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def dumps(data: Any) -> str:
@@ -30,7 +41,7 @@ def dumps(data: Any) -> str:
         # orjson stops at 64-bit integers and at surrogates; a payload from anywhere may hold
         # either. Surrogates occur only inside JSON strings, where their escape is valid.
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+        return escape_lone_surrogates(text)
 
 
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))

@@ -25,6 +25,10 @@ from mh_webhook_cli.http_server import Limits
 from mh_webhook_cli.listener import VERIFIED, Delivery, ListenConfig, Listener, matches
 
 if TYPE_CHECKING:
+    import httpx
+
+    from mh_webhook_cli.http_server import Server
+    from mh_webhook_cli.store import GroupCommitter, Store
     from mh_webhook_cli.tunnel import Tunnel
 
 from mh_webhook_cli.output import (
@@ -36,6 +40,11 @@ from mh_webhook_cli.output import (
     show_stderr,
     warn,
 )
+
+ANSWER_GRACE_SECONDS = 0.5
+"""At shutdown, how long the answers under way may take: a commit takes milliseconds. Those
+still waiting then (for another process's write lock) are answered 503, and their senders
+retry; Ctrl-C must end a session within 2 s."""
 
 
 def run_loop(main: Coroutine[Any, Any, int]) -> int:
@@ -158,7 +167,7 @@ class Session:
         self._satisfied = asyncio.Event()
         self._stop = asyncio.Event()
         self._tunnel: Tunnel | None = None
-        self._server: asyncio.Server | None = None
+        self._server: Server | None = None
         self.listener: Listener
         """Set by :meth:`serving`."""
 
@@ -196,8 +205,6 @@ class Session:
                         },
                     )
                 code = await self._wait(timeout)
-                self._stop_accepting()
-                await self._drain()
             finally:
                 if registration is not None:
                     unregister(registration)
@@ -215,7 +222,8 @@ class Session:
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[Endpoint]:
-        """Store, server and tunnel, open for the duration of the ``async with``."""
+        """Store, server and tunnel, open for the duration of the ``async with``; then
+        stopped as :meth:`_shut_down` says, however the ``async with`` ends."""
         from mh_webhook_cli.http_server import serve
         from mh_webhook_cli.listener import Listener, refuse_forwarding_loop
         from mh_webhook_cli.store import GroupCommitter, Store
@@ -233,7 +241,7 @@ class Session:
             self._delivered,
             self.presenter.forwarded,
             client,
-            on_store_failure=lambda failure: warn(f"answered 500, could not store: {failure}"),
+            warn=warn,
         )
         try:
             try:
@@ -258,21 +266,48 @@ class Session:
             url = f"http://{reachable_host(self.host)}:{bound_port}{self.config.path or '/'}"
             public_url = await self._open_tunnel(bound_port)
             yield Endpoint(url, public_url, bound_port, self.config.path)
-            self._stop_accepting()
-            self.presenter.flush()
         finally:
-            if self._tunnel is not None:
-                self._tunnel.close()
-            if client is not None:
-                await client.aclose()
-            if committer is not None:
-                committer.close()
-            if store is not None:
-                store.close()
+            await self._shut_down(committer, client, store)
 
-    def _stop_accepting(self) -> None:
-        if self._server is not None:
-            self._server.close()
+    async def _shut_down(
+        self,
+        committer: GroupCommitter | None,
+        client: httpx.AsyncClient | None,
+        store: Store | None,
+    ) -> None:
+        """Stop in the order that answers every request read, and waits for no one for long.
+
+        Requests are read no more (keep-alive connections included: closing the listening
+        socket alone let them go on arriving) before the forwards they start are drained,
+        and forwards are stopped before the client they use is closed. The store closes
+        last: committing what is pending gives up at once on a lock another process holds,
+        answering those requests 503.
+        """
+        server = self._server
+        if server is not None:
+            server.close()
+            await server.wait_closed(ANSWER_GRACE_SECONDS)
+        if self._tunnel is not None:
+            self._tunnel.close()
+        await self._drain()
+        stopped = await self.listener.stop_forwarding()
+        if stopped:
+            warn(f"stopped {stopped} forward(s) still under way: their results are not stored")
+        if committer is not None:
+            await committer.close()
+            refused = self.listener.closing_refusals
+            if refused:
+                if server is not None:  # their 503s go out, then those connections close
+                    await server.wait_closed(ANSWER_GRACE_SECONDS)
+                warn(
+                    f"answered 503 to {refused} request(s) not stored before the store closed "
+                    "(another process held its lock); their senders deliver them again"
+                )
+        if client is not None:
+            await client.aclose()
+        if store is not None:
+            store.close()
+        self.presenter.flush()
 
     async def _open_tunnel(self, port: int) -> str | None:
         """The public URL, with the agent started off the loop (it takes a second or two)."""
@@ -361,7 +396,8 @@ class Session:
         return ExitCode.OK
 
     async def _drain(self) -> None:
-        """Let forwards under way finish (their results are stored), unless asked again to stop."""
+        """Let forwards under way finish (their results are stored), for at most
+        ``--forward-timeout``, unless asked again to stop."""
         listener = self.listener
         if not listener.forwards_under_way:
             return

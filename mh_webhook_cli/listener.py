@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -39,7 +40,7 @@ from mh_webhook_cli.signing import (
     check,
     repeats_signature_header,
 )
-from mh_webhook_cli.store import ForwardResult, NewRequest
+from mh_webhook_cli.store import ForwardResult, NewRequest, StoreClosed
 
 if TYPE_CHECKING:
     import httpx
@@ -175,18 +176,23 @@ class Listener:
         on_delivery: Notify,
         on_forwarded: Notify | None = None,
         client: httpx.AsyncClient | None = None,
-        on_store_failure: Callable[[BaseException], None] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self._committer = committer
         self._on_delivery = on_delivery
         self._on_forwarded = on_forwarded or (lambda delivery: None)
         self._client = client
-        self._on_store_failure = on_store_failure or (lambda failure: None)
-        self._background: set[asyncio.Future[Any]] = set()
+        self._warn = warn or (lambda message: None)
+        """Says one line about a failure that is not the sender's (the store, a forward)."""
+        self._routes = config.forwards
+        """Emptied by :meth:`stop_forwarding`."""
+        self._forwarding: set[asyncio.Task[Any]] = set()
         self._responses: dict[int, Response] = {}
         self.counts: Counter[tuple[str, str]] = Counter()
         """Deliveries by (event type, verification), for the summary on exit."""
+        self.closing_refusals = 0
+        """Requests answered 503 because the store was closing: their senders retry them."""
 
     def handle(self, request: Request) -> Response | Awaitable[Response]:
         delivery = self.judge(request)
@@ -275,7 +281,7 @@ class Listener:
     ) -> None:
         """Stored and about to be answered: count, show, forward (unless already done).
 
-        ``loop`` saves a system call when the caller has it (see ``GroupCommitter._start_group``).
+        ``loop`` saves a system call when the caller has it (the commit future's loop).
         """
         self.counts[(delivery.event_type or "(not an event)", delivery.verification)] += 1
         routes = [] if forwarded else self._routes_for(delivery)
@@ -283,7 +289,7 @@ class Listener:
         # Scheduled, not called: the answer is written first, rendering comes after it.
         (loop or asyncio.get_running_loop()).call_soon(self._on_delivery, delivery)
         if routes:
-            self._in_background(self._forward_all(delivery, routes))
+            self._forward_in_background(delivery, routes)
 
     async def _answer_slowly(self, delivery: Delivery) -> Response:
         """``--respond-delay`` or ``--mirror-status``: answers that take a task each."""
@@ -310,23 +316,34 @@ class Listener:
         return self._response(delivery.answer)
 
     def _routes_for(self, delivery: Delivery) -> list[ForwardRoute]:
+        if not self._routes:  # the usual case: no --forward-to
+            return []
         if not delivery.shown or delivery.answer in (404, 405):
             return []
         if FORWARDED_HEADER in delivery.request.by_name:
             return []  # forwarded by a listener already: forwarding it again could loop
-        return [route for route in self.config.forwards if route.wants(delivery.event_type)]
+        return [route for route in self._routes if route.wants(delivery.event_type)]
 
     async def _forward_all(
         self, delivery: Delivery, routes: Sequence[ForwardRoute], *, mirrored: bool = False
     ) -> list[ForwardResult]:
-        assert self._client is not None, "forwarding needs an httpx client"
-        results = await asyncio.gather(
-            *(forward(self._client, route.url, delivery.request, self.config) for route in routes)
-        )
+        client = self._client
+        assert client is not None, "forwarding needs an httpx client"
+        try:
+            results = await asyncio.gather(
+                *(forward(client, route.url, delivery.request, self.config) for route in routes)
+            )
+        except asyncio.CancelledError:
+            if not mirrored:  # stopped (see stop_forwarding): still shown, with why
+                delivery.forwards = [_stopped(route.url) for route in routes]
+                self._on_forwarded(delivery)
+            raise
         delivery.forwards = list(results)
         if not mirrored:  # a mirrored delivery is stored and shown with its forwards, later
-            await self._record_forwards(delivery)
-            self._on_forwarded(delivery)
+            try:
+                await self._record_forwards(delivery)
+            finally:
+                self._on_forwarded(delivery)
         return list(results)
 
     async def _record_forwards(self, delivery: Delivery) -> None:
@@ -336,15 +353,17 @@ class Listener:
         """
         if self._committer is None or delivery.id is None:
             return
-        stored = [self._committer.record_forward(delivery.id, r) for r in delivery.forwards]
-        for outcome in await asyncio.gather(*stored, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                self._on_store_failure(outcome)
-                return  # they were stored together: one failure is the failure of all
+        try:
+            await self._committer.record_forwards(delivery.id, delivery.forwards)
+        except Exception as failure:  # the forwarding is done: only its record is missing
+            self._warn(f"could not store the forward results of request #{delivery.id}: {failure}")
 
     def _store_failed(self, failure: BaseException) -> Response:
-        """Say so, and answer 500: the sender will retry, so the event is not lost."""
-        self._on_store_failure(failure)
+        """Answer 500 (503 when stopping), and say so: the sender retries, nothing is lost."""
+        if isinstance(failure, StoreClosed):
+            self.closing_refusals += 1  # counted, not shown one by one: see listen_session
+            return _STOPPING
+        self._warn(f"answered 500, could not store a request: {failure}")
         return Response(500, b"mhw could not store the request\n")
 
     def _response(self, status: int) -> Response:
@@ -356,20 +375,38 @@ class Listener:
             self._responses[status] = response
         return response
 
-    def _in_background(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _forward_in_background(self, delivery: Delivery, routes: Sequence[ForwardRoute]) -> None:
+        task = asyncio.ensure_future(self._forward_all(delivery, routes))
+        self._forwarding.add(task)
+        task.add_done_callback(partial(self._forwarded, delivery))
+
+    def _forwarded(self, delivery: Delivery, task: asyncio.Task[Any]) -> None:
+        """A forward task ended: its failure is one line, never an unretrieved exception."""
+        self._forwarding.discard(task)
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            self._warn(f"could not forward request #{delivery.id}: {failure!r}")
 
     @property
     def forwards_under_way(self) -> int:
-        return len(self._background)
+        return len(self._forwarding)
 
     async def drain(self, timeout: float) -> None:
         """Wait (a bounded time) for forwards still under way, before shutting down."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=timeout)
+        if self._forwarding:
+            await asyncio.wait(set(self._forwarding), timeout=timeout)
 
+    async def stop_forwarding(self) -> int:
+        """Start no more forwards and stop those under way (at shutdown, once drained, before
+        the forwarding client closes); how many were stopped. Each is still shown."""
+        self._routes = ()
+        under_way = list(self._forwarding)
+        for task in under_way:
+            task.cancel()
+        await asyncio.gather(*under_way, return_exceptions=True)
+        return len(under_way)
+
+
+_STOPPING = Response(503, b"mhw is stopping; retry later\n", (("retry-after", "5"),))
 
 _ERROR_BODIES = {
     401: b'{"error":"invalid signature"}',
@@ -425,6 +462,13 @@ async def forward(
         latency_ms=round(answer.latency_ms, 1),
         error=None,
         body=answer.body.decode("utf-8", errors="replace")[:FORWARD_BODY_CHARACTERS],
+    )
+
+
+def _stopped(url: str) -> ForwardResult:
+    """What a forward that mhw stopped before the handler answered came to."""
+    return ForwardResult(
+        target=url, status=None, latency_ms=None, error="stopped: mhw was shutting down", body=None
     )
 
 

@@ -4,8 +4,10 @@ The listener must never lose a request, so a request is committed here before
 its HTTP answer is sent. Committing one transaction per request would cap the
 listener at the disk's commit rate; :class:`GroupCommitter` instead commits
 the requests of one event-loop turn in one transaction, on a writer thread so
-that the loop never waits for SQLite, and only then resolves each request's
-future, so an answer still never goes out before its row is durable.
+that the loop never waits for a commit or a lock, and only then resolves each
+request's future, so an answer still never goes out before its row is durable.
+Opening the file (and migrating an old one) does run on the loop's thread, once,
+before the listener accepts its first connection.
 
 The file is opened in WAL mode: ``mhw events`` in other processes read a
 consistent snapshot while the listener writes, and a writer killed mid-burst
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypedDict, TypeVar
 
 from mh_webhook_cli.errors import ExitCode, MhwError
-from mh_webhook_cli.json_text import dumps
+from mh_webhook_cli.json_text import dumps, escape_lone_surrogates
 from mh_webhook_cli.store_migrations import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -97,6 +99,11 @@ class StoreError(MhwError):
     exit_code = ExitCode.USAGE  # a path that is not a usable store is bad input
 
 
+class StoreClosed(StoreError):
+    """Not stored because the store is closing: mhw is stopping. The listener answers 503,
+    and the sender delivers the request again later."""
+
+
 @dataclass
 class NewRequest:
     """One request as the listener received and judged it, before it is stored.
@@ -154,28 +161,31 @@ R = TypeVar("R")
 
 
 def _reported(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
-    """Turn SQLite's exceptions into a one-line :class:`StoreError` that names the file.
-
-    Also a value that cannot be stored (findings that are not JSON: TypeError,
-    text SQLite refuses: ValueError), so that a writer reports every row alike.
-    """
+    """Turn SQLite's exceptions into a one-line :class:`StoreError` that names the file."""
 
     @wraps(method)
     def wrapper(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
-        except (sqlite3.Error, TypeError, ValueError) as failure:
+        except sqlite3.Error as failure:
             raise StoreError(f"capture store {self.path}: {failure}") from failure
 
     return wrapper
 
 
 class Store:
-    """One connection to the store, for one thread: the listener's side jobs and ``mhw events``."""
+    """One connection to the store, used by one thread at a time.
+
+    ``mhw events`` opens it and uses it on its own thread. ``mhw listen`` opens it on
+    the event loop's thread and hands it to a :class:`GroupCommitter`, whose writer
+    thread is its only user from then on: hence ``check_same_thread=False``.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection = _connect(path)
+        self._give_up = threading.Event()
+        """Set by :meth:`give_up_waiting`, from any thread."""
 
     def __enter__(self) -> Store:
         return self
@@ -186,8 +196,13 @@ class Store:
     @_reported
     def add_many(self, requests: Sequence[NewRequest]) -> builtins.list[Receipt]:
         """Store ``requests`` in one transaction (a group commit); their receipts, in order."""
-        rows = [_row(request) for request in requests]
-        with _transaction(self._connection):
+        try:
+            rows = [_row(request) for request in requests]
+        except (TypeError, ValueError) as failure:
+            # Findings that are not JSON: reported as SQLite's refusals are, so that a
+            # committer fails this request alone (see GroupCommitter._store_requests).
+            raise StoreError(f"capture store {self.path}: {failure}") from failure
+        with _transaction(self._connection, give_up=self._give_up):
             return _insert_requests(self._connection, rows)
 
     def add(self, request: NewRequest) -> int:
@@ -199,9 +214,14 @@ class Store:
 
         Forwarding happens after the answer, so its results are stored separately.
         """
-        rows = [_forward_row(request_id, result) for request_id, result in forwards]
-        with _transaction(self._connection):
+        rows = [(request_id, dumps(result)) for request_id, result in forwards]
+        with _transaction(self._connection, give_up=self._give_up):
             self._connection.executemany(_INSERT_FORWARD, rows)
+
+    def give_up_waiting(self) -> None:
+        """From any thread: a wait for another connection's write lock, now or later, fails
+        at once with :class:`StoreClosed` (at shutdown, which must not wait for a stranger)."""
+        self._give_up.set()
 
     def get(self, request_id: int) -> StoredRequest | None:
         found = self._select(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,))  # noqa: S608
@@ -265,7 +285,7 @@ class Store:
         (last,) = connection.execute("SELECT max(id) FROM requests").fetchone()
         deleted = 0
         while last is not None:
-            with _transaction(connection):
+            with _transaction(connection, give_up=self._give_up):
                 (upper,) = connection.execute(_CLEAR_BATCH_END, (last, CLEAR_BATCH_ROWS)).fetchone()
                 if upper is None:
                     break
@@ -282,9 +302,9 @@ class Store:
     @_reported
     def _select(self, sql: str, parameters: Sequence[Any]) -> builtins.list[StoredRequest]:
         # One read transaction, so the forwards belong to the same snapshot as the requests.
-        with _transaction(self._connection, "BEGIN"):
+        with _transaction(self._connection, begin="BEGIN"):
             rows = self._connection.execute(sql, parameters).fetchall()
-            forwards: dict[int, builtins.list[ForwardResult]] = {}
+            forwards: dict[int, builtins.list[str]] = {}
             ids = [row[0] for row in rows]
             # Chunks stay under SQLite's limit on the number of parameters in one statement.
             for start in range(0, len(ids), 500):
@@ -295,8 +315,13 @@ class Store:
                     "ORDER BY id",
                     chunk,
                 ):
-                    forwards.setdefault(request_id, []).append(json.loads(result))
-        return [_stored(row, forwards.get(row[0], [])) for row in rows]
+                    forwards.setdefault(request_id, []).append(result)
+        try:
+            return [_stored(row, forwards.get(row[0], [])) for row in rows]
+        except (TypeError, ValueError) as failure:  # a row that another program wrote
+            raise StoreError(
+                f"capture store {self.path}: a stored request is not as mhw writes it: {failure}"
+            ) from failure
 
 
 class GroupCommitter:
@@ -324,10 +349,12 @@ class GroupCommitter:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._requests: builtins.list[tuple[NewRequest, asyncio.Future[Receipt]]] = []
-        self._forwards: builtins.list[tuple[int, ForwardResult, asyncio.Future[None]]] = []
+        self._forwards: builtins.list[_Forwards] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = False
         """A group is with the writer, or about to be: what is submitted meanwhile waits."""
+        self._closed = False
+        """:meth:`close` began: nothing more is taken, and the last group stops the writer."""
         self._groups: queue.SimpleQueue[_Group | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write, name="mhw-store-writer", daemon=True)
         self._writer.start()
@@ -338,26 +365,42 @@ class GroupCommitter:
         It fails with :class:`StoreError` when the row cannot be stored (disk
         full, I/O error, the lock held by another process for longer than
         :data:`BUSY_TIMEOUT_SECONDS`): the listener then answers 500 and the
-        sender retries.
+        sender retries. It fails with :class:`StoreClosed` once :meth:`close` began.
         """
+        if self._closed:
+            return self._refused()
         committed: asyncio.Future[Receipt] = self._future()
         self._requests.append((request, committed))
         return committed
 
-    def record_forward(self, request_id: int, result: ForwardResult) -> asyncio.Future[None]:
-        """A future resolved once what forwarding the request did is stored with it."""
+    def record_forwards(
+        self, request_id: int, results: Sequence[ForwardResult]
+    ) -> asyncio.Future[None]:
+        """A future resolved once what forwarding one request did is stored with it."""
+        if self._closed:
+            return self._refused()
         stored: asyncio.Future[None] = self._future()
-        self._forwards.append((request_id, result, stored))
+        self._forwards.append((request_id, results, stored))
         return stored
 
-    def close(self) -> None:
-        """Commit what is pending and stop the writer (at shutdown: waits for the commit)."""
-        if self._requests or self._forwards:
-            self._dispatch()
-        self._groups.put(None)
-        self._writer.join()
+    async def close(self) -> None:
+        """Commit what was submitted, then stop the writer thread (joined off the loop).
+
+        What is submitted from now on fails with :class:`StoreClosed`, and so does what
+        waits for another connection's write lock, at once: a listener answers those
+        503 and their senders retry. Waiting out :data:`BUSY_TIMEOUT_SECONDS` for each
+        group (on the loop) once made a SIGTERM take 9.6 s.
+        """
+        import asyncio
+
+        self._closed = True
+        self.store.give_up_waiting()
+        if not self._in_flight:
+            self._groups.put(None)  # else _written stops the writer after the last group
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
 
     def _future(self) -> asyncio.Future[Any]:
+        """The future of something about to be queued, and the hand-over of its group."""
         loop = self._loop
         if loop is None:
             import asyncio
@@ -368,6 +411,14 @@ class GroupCommitter:
             # After this turn of the loop, so that every request read in it joins the group.
             loop.call_soon(self._dispatch)
         return loop.create_future()
+
+    def _refused(self) -> asyncio.Future[Any]:
+        """A future failed already: the committer is closing."""
+        import asyncio
+
+        refused = asyncio.get_running_loop().create_future()
+        refused.set_exception(StoreClosed(f"capture store {self.store.path} is closing"))
+        return refused
 
     def _dispatch(self) -> None:
         """Hand what is pending to the writer, as one group (on the loop)."""
@@ -404,11 +455,11 @@ class GroupCommitter:
         except Exception as failure:  # it fails this request alone
             return failure
 
-    def _store_forwards(
-        self, forwards: builtins.list[tuple[int, ForwardResult, asyncio.Future[None]]]
-    ) -> Exception | None:
+    def _store_forwards(self, forwards: builtins.list[_Forwards]) -> Exception | None:
         try:
-            self.store.add_forwards([(request_id, result) for request_id, result, _ in forwards])
+            self.store.add_forwards(
+                [(request_id, result) for request_id, results, _ in forwards for result in results]
+            )
         except Exception as failure:  # handed to the forwards' futures
             return failure
         return None
@@ -431,6 +482,8 @@ class GroupCommitter:
                     stored.set_exception(failure)
         if self._requests or self._forwards:
             self._dispatch()
+        elif self._closed:
+            self._groups.put(None)
         else:
             self._in_flight = False
 
@@ -445,6 +498,8 @@ class Receipt(NamedTuple):
 _Row = tuple[Any, ...]
 _Outcome = Receipt | Exception
 """What storing one request came to."""
+_Forwards = tuple[int, Sequence[ForwardResult], "asyncio.Future[None]"]
+"""A request's id, what forwarding it did, and the future resolved once that is stored."""
 
 
 @dataclass(eq=False)
@@ -452,13 +507,16 @@ class _Group:
     """What one transaction of the writer stores, and what came of it."""
 
     requests: builtins.list[tuple[NewRequest, asyncio.Future[Receipt]]]
-    forwards: builtins.list[tuple[int, ForwardResult, asyncio.Future[None]]]
+    forwards: builtins.list[_Forwards]
     receipts: builtins.list[_Outcome] = field(default_factory=list)
     forwards_failure: Exception | None = None
 
 
 def _waited_for_the_lock(failure: Exception) -> bool:
-    """Whether storing failed because another connection held the write lock too long."""
+    """Whether storing failed because another connection held the write lock too long, or
+    while closing: then every row would fail alike."""
+    if isinstance(failure, StoreClosed):
+        return True
     return isinstance(failure.__cause__, sqlite3.Error) and _is_busy(failure.__cause__)
 
 
@@ -470,13 +528,20 @@ def _is_busy(failure: sqlite3.Error) -> bool:
 class _transaction:
     """``BEGIN IMMEDIATE`` (take the write lock now, or wait for it) ... ``COMMIT``/``ROLLBACK``."""
 
-    def __init__(self, connection: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        *,
+        begin: str = "BEGIN IMMEDIATE",
+        give_up: threading.Event | None = None,
+    ) -> None:
         self._connection = connection
         self._begin = begin
+        self._give_up = give_up
 
     def __enter__(self) -> None:
         if self._begin == "BEGIN IMMEDIATE":
-            _take_write_lock(self._connection)
+            _take_write_lock(self._connection, self._give_up)
         else:
             self._connection.execute(self._begin)
 
@@ -487,8 +552,9 @@ class _transaction:
             self._connection.execute("ROLLBACK")
 
 
-def _take_write_lock(connection: sqlite3.Connection) -> None:
-    """``BEGIN IMMEDIATE``, trying again every millisecond for up to :data:`BUSY_TIMEOUT_SECONDS`.
+def _take_write_lock(connection: sqlite3.Connection, give_up: threading.Event | None) -> None:
+    """``BEGIN IMMEDIATE``, trying again every millisecond for up to :data:`BUSY_TIMEOUT_SECONDS`,
+    or until ``give_up`` is set (then :class:`StoreClosed`).
 
     Not with SQLite's busy handler: it backs off to one try every 100 ms, so a
     listener waiting behind :meth:`Store.clear`'s short batches kept missing the
@@ -506,7 +572,10 @@ def _take_write_lock(connection: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as failure:
                 if not _is_busy(failure) or time.monotonic() >= deadline:
                     raise
-            time.sleep(LOCK_POLL_SECONDS)
+            if give_up is None:
+                time.sleep(LOCK_POLL_SECONDS)
+            elif give_up.wait(LOCK_POLL_SECONDS):
+                raise StoreClosed("mhw is stopping: gave up waiting for another's write lock")
     finally:
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
 
@@ -519,6 +588,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     """
     _create_private_file(path)
     try:
+        # check_same_thread=False: mhw listen opens it on the loop's thread and then uses it
+        # only on GroupCommitter's writer thread; no two threads ever use it at once.
         connection = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
         )
@@ -583,42 +654,30 @@ def _schema_version(connection: sqlite3.Connection, path: Path) -> int:
 def _row(request: NewRequest) -> _Row:
     """The request as insert parameters ``?1`` to ``?12``; raises on findings that are not JSON.
 
-    Every text column goes through :func:`_storable`; the body is stored as received.
+    The body is stored as received. Only the event type and project id, read from the
+    body's JSON, can hold a lone surrogate (``{"type":"\\ud800"}`` is valid JSON), which
+    SQLite cannot take as TEXT: they are stored with it escaped. Two different strings
+    may then look alike in a column (a sender may also write the six characters
+    ``\\ud800``); nothing is lost, since the body keeps the exact bytes. The other text
+    columns cannot hold one: the server decodes the method, target and headers as
+    latin-1, the client is an address, and :func:`dumps` escapes lone surrogates.
     """
     digest = hashlib.sha256(request.body).digest()
+    event_type, project_id = request.event_type, request.project_id
     return (
         request.received_at,
-        _storable(request.method),
-        _storable(request.path),
-        _storable(dumps(request.headers)),
+        request.method,
+        request.path,
+        dumps(request.headers),
         request.body,
         int.from_bytes(digest[:8], "big", signed=True),
-        _storable(request.client),
-        None if request.event_type is None else _storable(request.event_type),
-        None if request.project_id is None else _storable(request.project_id),
-        _storable(request.verification),
-        _storable(dumps(request.findings)),
+        request.client,
+        None if event_type is None else escape_lone_surrogates(event_type),
+        None if project_id is None else escape_lone_surrogates(project_id),
+        request.verification,
+        dumps(request.findings),
         request.response_status,
     )
-
-
-def _storable(text: str) -> str:
-    """``text`` with each lone surrogate written as its escape (``\\ud800``), so it has UTF-8.
-
-    ``{"type":"\\ud800"}`` is valid JSON, and Python reads it as a string holding a
-    lone surrogate, which no UTF-8 can encode, so SQLite cannot take it as TEXT.
-    The escape shows the text as the sender wrote it in the JSON; U+FFFD would
-    hide what was sent. Two different strings may then look alike in a column
-    (a sender may also write the six characters ``\\ud800``); nothing is lost,
-    since the body keeps the exact bytes and the columns are derived from it.
-    """
-    if text.isascii():  # O(1) in CPython: almost every request ends here
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _forward_row(request_id: int, result: ForwardResult) -> _Row:
-    return request_id, _storable(dumps(result))
 
 
 def _insert_requests(connection: sqlite3.Connection, rows: Sequence[_Row]) -> list[Receipt]:
@@ -644,7 +703,8 @@ def _insert_requests(connection: sqlite3.Connection, rows: Sequence[_Row]) -> li
     return receipts
 
 
-def _stored(row: tuple[Any, ...], forwards: list[ForwardResult]) -> StoredRequest:
+def _stored(row: tuple[Any, ...], forwards: list[str]) -> StoredRequest:
+    """A row as read back; ``forwards`` are its forward results as stored (JSON)."""
     (row_id, received_at, method, path, headers, body, client, event_type, project_id) = row[:9]
     verification, findings, response_status, retry_of = row[9:]
     return StoredRequest(
@@ -660,6 +720,6 @@ def _stored(row: tuple[Any, ...], forwards: list[ForwardResult]) -> StoredReques
         verification=verification,
         findings=json.loads(findings),
         response_status=response_status,
-        forwards=forwards,
+        forwards=[json.loads(result) for result in forwards],
         retry_of=retry_of,
     )

@@ -57,7 +57,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         ready.set()
         await stop[0].wait()
         server.close()
-        committer.close()
+        await committer.close()
         store.close()
 
     loop = asyncio.new_event_loop()

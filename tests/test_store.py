@@ -14,16 +14,18 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mh_webhook_cli.store import (
+    ForwardResult,
     GroupCommitter,
     NewRequest,
     Store,
+    StoreClosed,
     StoreError,
     default_store_path,
 )
@@ -72,15 +74,15 @@ def store(path: Path) -> Iterator[Store]:
         yield opened
 
 
-@contextlib.contextmanager
-def committer_on(path: Path) -> Iterator[GroupCommitter]:
+@contextlib.asynccontextmanager
+async def committer_on(path: Path) -> AsyncIterator[GroupCommitter]:
     """A committer on a new store at ``path``, its writer stopped and the store closed after."""
     with Store(path) as store:
         committer = GroupCommitter(store)
         try:
             yield committer
         finally:
-            committer.close()
+            await committer.close()
 
 
 def visible_ids(path: Path) -> set[int]:
@@ -257,7 +259,7 @@ def test_committer_resolves_futures_only_once_rows_are_visible_to_other_readers(
     seen: list[bool] = []
 
     async def main() -> list[int]:
-        with committer_on(path) as committer:
+        async with committer_on(path) as committer:
             futures = [committer.submit(request(body=b"%d" % n)) for n in range(300)]
             for future in futures:
                 # Runs as the future resolves, right after the commit: another reader sees the row.
@@ -279,7 +281,7 @@ def test_one_loop_turn_is_one_transaction(path: Path) -> None:
 
     async def main() -> None:
         nonlocal commits
-        with committer_on(path) as committer:
+        async with committer_on(path) as committer:
             store = committer.store
             original = store.add_many
 
@@ -304,7 +306,7 @@ def test_one_loop_turn_is_one_transaction(path: Path) -> None:
 
 def test_receipts_mark_retries(path: Path) -> None:
     async def main() -> list[Any]:
-        with committer_on(path) as committer:
+        async with committer_on(path) as committer:
             first = await committer.submit(request())
             again = await asyncio.gather(committer.submit(request()), committer.submit(request()))
             return [first, *again]
@@ -316,7 +318,7 @@ def test_receipts_mark_retries(path: Path) -> None:
 
 def test_a_failed_commit_rejects_its_futures_and_the_committer_recovers(path: Path) -> None:
     async def main() -> None:
-        with committer_on(path) as committer:
+        async with committer_on(path) as committer:
             await committer.submit(request())
             blocker = sqlite3.connect(path)
             blocker.execute(
@@ -336,6 +338,83 @@ def test_a_failed_commit_rejects_its_futures_and_the_committer_recovers(path: Pa
     asyncio.run(main())
     with Store(path) as store:
         assert store.count() == 2
+
+
+def test_a_programming_error_in_a_store_method_is_not_reported_as_bad_input(
+    store: Store,
+) -> None:
+    """Every TypeError and ValueError once became StoreError: exit 2, "bad input", no trace."""
+    row_id = store.add(request())
+    broken = ForwardResult(target=object(), status=200, latency_ms=1.0, error=None, body="")  # type: ignore[typeddict-item]
+    with pytest.raises(TypeError):
+        store.add_forwards([(row_id, broken)])
+    with pytest.raises(StoreError, match="JSON serializable"):  # a request's findings: its input
+        store.add(request(findings=[{"path": object()}]))  # type: ignore[dict-item]
+
+
+def test_the_forward_results_of_a_delivery_are_recorded_as_one(path: Path) -> None:
+    results = [
+        ForwardResult(
+            target=f"http://127.0.0.1:1/{n}", status=200, latency_ms=1.0, error=None, body=""
+        )
+        for n in range(3)
+    ]
+
+    async def main() -> int:
+        async with committer_on(path) as committer:
+            receipt = await committer.submit(request())
+            await committer.record_forwards(receipt.id, results)
+            return receipt.id
+
+    row_id = asyncio.run(main())
+    with Store(path) as store:
+        stored = store.get(row_id)
+    assert stored is not None and stored.forwards == results
+
+
+def test_closing_commits_what_was_submitted_and_refuses_what_comes_after(path: Path) -> None:
+    async def main() -> None:
+        with Store(path) as store:
+            committer = GroupCommitter(store)
+            pending = [committer.submit(request(body=b"%d" % n)) for n in range(3)]
+            await committer.close()
+            assert [receipt.id for receipt in await asyncio.gather(*pending)] == [1, 2, 3]
+            with pytest.raises(StoreClosed):
+                await committer.submit(request(body=b"late"))
+            with pytest.raises(StoreClosed):
+                await committer.record_forwards(1, [])
+
+    asyncio.run(main())
+    assert visible_ids(path) == {1, 2, 3}
+
+
+def test_closing_gives_up_waiting_for_a_lock_another_connection_holds(path: Path) -> None:
+    """Each group waited BUSY_TIMEOUT_SECONDS (5 s) for the lock, on the loop, at close."""
+    Store(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def main() -> float:
+        with Store(path) as store:
+            committer = GroupCommitter(store)
+            first = committer.submit(request(body=b"first"))
+            await asyncio.sleep(0)  # the first group goes to the writer, which waits for the lock
+            second = committer.submit(request(body=b"second"))
+            started = time.monotonic()
+            await committer.close()
+            took = time.monotonic() - started
+            for future in (first, second):
+                with pytest.raises(StoreClosed):
+                    await future
+            return took
+
+    try:
+        took = asyncio.run(main())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert took < 1.0, f"closing took {took:.1f} s"
+    assert visible_ids(path) == set()
 
 
 READER = textwrap.dedent(

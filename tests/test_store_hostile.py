@@ -23,6 +23,8 @@ from test_listen import Start, event_body, signed_headers
 from test_listen import start_listener as start_listener  # the fixture, shared
 
 from conftest import SECRET
+from mh_webhook_cli.json_text import dumps, escape_lone_surrogates
+from mh_webhook_cli.settings import mask
 from mh_webhook_cli.store import GroupCommitter, NewRequest, Store, StoreError
 from mh_webhook_cli.store_migrations import SCHEMA_VERSION
 
@@ -61,7 +63,7 @@ def test_lone_surrogates_are_stored_escaped_and_the_body_exact(tmp_path: Path) -
     poisoned = NewRequest(
         received_at=1_800_000_000.0,
         method="POST",
-        path="/webhook?q=\udc80",
+        path="/webhook?q=\xe9",  # the server decodes the target as latin-1: never a surrogate
         headers=[("x-name", "\ud800")],
         body=SURROGATE_BODY,
         client="127.0.0.1:50123",
@@ -76,9 +78,18 @@ def test_lone_surrogates_are_stored_escaped_and_the_body_exact(tmp_path: Path) -
     assert stored is not None
     assert stored.body == SURROGATE_BODY
     assert (stored.event_type, stored.project_id) == ("\\ud800", "\\udfff")
-    assert stored.path == "/webhook?q=\\udc80"
+    assert stored.path == "/webhook?q=\xe9"
     assert stored.findings == poisoned.findings  # the escape in JSON text reads back the same
     assert stored.headers == poisoned.headers
+
+
+def test_lone_surrogates_are_escaped_alike_in_the_store_json_and_masked_secrets() -> None:
+    """One helper escapes them wherever text leaves mhw (it was three copies of it)."""
+    assert escape_lone_surrogates("ok") == "ok"
+    assert escape_lone_surrogates("é \ud800 \udfff ☃") == "é \\ud800 \\udfff ☃"
+    # orjson refuses both the surrogate and the 70-bit integer: the stdlib fallback escapes.
+    assert dumps({"type": "\ud800", "n": 2**70}) == f'{{"type":"\\ud800","n":{2**70}}}'
+    assert mask("mhw_live_0123456789abcdef012\udcff") == "mhw_live_…012\\udcff"
 
 
 def test_a_lone_surrogate_body_and_its_neighbours_are_all_stored_and_answered(
@@ -134,7 +145,7 @@ def test_a_row_that_cannot_be_stored_fails_alone_in_its_group(tmp_path: Path) ->
                 futures.insert(4, committer.submit(unserializable))
                 return await asyncio.gather(*futures, return_exceptions=True)
             finally:
-                committer.close()
+                await committer.close()
 
     outcomes = asyncio.run(main())
     failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
