@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any, Union
 from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.events import ProjectStatus
 from mh_webhook_cli.fixtures import ERROR_CODES, cuid, project_payload
-from mh_webhook_cli.http_client import READ_LIMIT, request
+from mh_webhook_cli.http_client import READ_LIMIT
 from mh_webhook_cli.http_server import Request, Response, Server, serve
 from mh_webhook_cli.listener import matches
 from mh_webhook_cli.magichour_api import estimate_credits
@@ -68,10 +68,9 @@ from mh_webhook_cli.sender import (
     RETRY_BASE_DELAY_SECONDS,
     Delivery,
     Signer,
-    describe_failure,
+    deliver,
     serialize,
 )
-from mh_webhook_cli.signing import TIMESTAMP_HEADER
 
 if TYPE_CHECKING:
     import ssl
@@ -688,40 +687,29 @@ class Emulator:
     async def _post(
         self, client: httpx.AsyncClient, delivery: Delivery
     ) -> tuple[int | None, str | None, float, int]:
-        """One attempt: the status or why there is none, the latency in ms, the timestamp."""
-        import httpx
+        """One attempt: the status or why there is none, the latency in ms, the timestamp.
 
-        headers = delivery.headers(self._signer)  # signed now: a fresh timestamp every attempt
-        timeout = self.config.delivery_timeout
-        timestamp = int(headers[TIMESTAMP_HEADER])
-        # The clock starts here, with the sender's own connection at hand: the handler's time is
-        # all that is measured, never a wait for a free connection.
-        started = time.perf_counter()
-        status: int | None = None
-        try:
-            answer = await request(
-                client,
-                "POST",
-                delivery.url,
-                content=delivery.body,
-                headers=headers,
-                deadline=timeout,
-                keep=0,
-                read_limit=MAX_ANSWER_BYTES,
+        Signed now (a fresh timestamp every attempt), with the sender's own connection at
+        hand, so the 10 s measure the handler, never a wait for a free connection. The
+        answer is only judged: none of it is kept, and one that goes on past the read limit
+        fails the attempt.
+        """
+        result = await deliver(
+            client,
+            delivery,
+            self._signer,
+            self.config.delivery_timeout,
+            keep=0,
+            tls_fix="use http:// for a local handler",
+        )
+        assert result.timestamp is not None  # the emulator always signs
+        if result.status is not None and not result.response_complete:
+            error = (
+                f"the answer went on past {MAX_ANSWER_BYTES:,} bytes: closed unread "
+                "(a handler should answer with a status and a few bytes)"
             )
-        except (httpx.HTTPError, asyncio.TimeoutError) as failure:
-            error: str | None = describe_failure(
-                failure, timeout, tls_fix="use http:// for a local handler"
-            )
-        else:
-            if answer.complete:
-                status, error = answer.status, None
-            else:
-                error = (
-                    f"the answer went on past {MAX_ANSWER_BYTES:,} bytes: closed unread "
-                    "(a handler should answer with a status and a few bytes)"
-                )
-        return status, error, (time.perf_counter() - started) * 1000, timestamp
+            return None, error, result.latency_ms, result.timestamp
+        return result.status, result.error, result.latency_ms, result.timestamp
 
     def _count(self, result: DeliveryAttempt) -> None:
         self.stats.attempts += 1

@@ -201,12 +201,16 @@ async def deliver(
     delivery: Delivery,
     signer: Signer,
     timeout: float,
+    *,
+    keep: int = RESPONSE_KEEP,
+    tls_fix: str = "see --cacert, --insecure",
 ) -> SendResult:
     """POST the delivery once, signed now, within ``timeout`` seconds for the whole exchange.
 
     Network failures and timeouts come back as ``error`` (with ``status`` None), never raised.
-    Only :data:`RESPONSE_KEEP` bytes of the answer are kept; a body past the read limit is
-    cut off.
+    Only ``keep`` bytes of the answer are kept; a body past the read limit is cut off
+    (``response_complete`` False). ``tls_fix`` is what a rejected certificate should make
+    the user do, which depends on the command (see :func:`describe_failure`).
     """
     import httpx
 
@@ -229,11 +233,11 @@ async def deliver(
             content=delivery.body,
             headers=headers,
             deadline=timeout,
-            keep=RESPONSE_KEEP,
+            keep=keep,
         )
     except (httpx.HTTPError, DeadlineExceeded) as failure:
         latency_ms = (time.perf_counter() - started) * 1000
-        error = describe_failure(failure, timeout)
+        error = describe_failure(failure, timeout, tls_fix=tls_fix)
         return replace(result, latency_ms=latency_ms, error=error)
     return replace(
         result,
