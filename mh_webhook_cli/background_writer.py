@@ -69,7 +69,9 @@ class BackgroundWriter:
                 self._pending.append(data)
                 self._pending_lines += lines
                 self._buffered += len(data)
-                self._wake.notify()
+                # All: close() may be waiting on the same condition, and must not take the
+                # writer's wake-up.
+                self._wake.notify_all()
                 return True
             first_drop = not self.dropped
             self.dropped += lines
@@ -183,8 +185,10 @@ class SessionOutput:
         from mh_webhook_cli import output
 
         self.close_stdout()
-        output.redirect("stderr", None)
+        # Drained first, then unrouted: a line written straight to stderr meanwhile would
+        # come out before the ones still queued.
         self.stderr.close(STDERR_GRACE_SECONDS)
+        output.redirect("stderr", None)
 
 
 @contextlib.contextmanager
