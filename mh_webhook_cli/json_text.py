@@ -10,6 +10,7 @@ webhook in 2.6 µs where the stdlib takes 10.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -33,15 +34,25 @@ def dumps(data: Any) -> str:
     """``data`` as compact JSON (UTF-8 characters as they are, no spaces), on one line.
 
     Always encodable as UTF-8: a lone surrogate (``json.loads`` reads ``"\\ud800"`` as one)
-    is written as its JSON escape, which reads back as the same string.
+    is written as its JSON escape, which reads back as the same string. So are the
+    characters that JSON lets through but a terminal or a line reader obeys: C1 controls
+    and DEL (CSI 0x9b, OSC 0x9d), line and paragraph separators (``str.splitlines`` cuts there) and
+    bidi overrides. ``--format json`` on a terminal then steers nothing, and a JSON line is
+    one line for every reader, with the same value.
     """
     try:
-        return orjson.dumps(data).decode()
+        text = orjson.dumps(data).decode()
     except orjson.JSONEncodeError:
         # orjson stops at 64-bit integers and at surrogates; a payload from anywhere may hold
         # either. Surrogates occur only inside JSON strings, where their escape is valid.
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        return escape_lone_surrogates(text)
+        text = escape_lone_surrogates(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    if text.isascii() and "\x7f" not in text:  # O(1) and a memchr: almost every line ends here
+        return text
+    # Outside strings JSON is ASCII, so these are inside one, where an escape is valid.
+    return _OBEYED.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+_OBEYED = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))

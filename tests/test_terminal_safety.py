@@ -136,6 +136,17 @@ def test_json_lines_survive_a_lone_surrogate() -> None:
     assert json.loads(text.encode("utf-8")) == document
 
 
+@given(st.text(ANY_CHARACTER))
+def test_a_json_line_steers_no_terminal_and_is_one_line_for_any_reader(text: str) -> None:
+    """JSON lets C1 controls, U+2028 and bidi overrides through raw: ``--format json`` on a
+    terminal obeyed them, and ``str.splitlines`` cut an exported line in two."""
+    document = {"type": text, "payload": {"id": text}}
+    line = dumps(document)
+    assert json.loads(line.encode("utf-8")) == document
+    assert len(line.splitlines()) == 1
+    assert not steering(line)
+
+
 # The live line, -v, events list/show and verify, as the real CLI prints them
 
 
