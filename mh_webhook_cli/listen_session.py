@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -85,6 +86,9 @@ class Endpoint:
         return self.public_url.rstrip("/") + (self.path or "/webhook")
 
 
+REFUSALS_SHOWN_PER_SECOND = 10
+
+
 class Presenter:
     """Shows deliveries as they are committed: lines on a terminal or JSON lines on stdout."""
 
@@ -94,6 +98,9 @@ class Presenter:
         self.show_deliveries = show_deliveries
         """False when another command (``mhw trigger``) reports deliveries its own way."""
         self.refused = 0
+        self._refusals_since = 0.0
+        self._refusals_shown = 0
+        self._refusals_hidden = 0
         self._json_lines: list[dict[str, Any]] = []
 
     def _emit(self, data: dict[str, Any]) -> None:
@@ -133,8 +140,22 @@ class Presenter:
         info(message)
 
     def refused_request(self, client: str, status: int, reason: str) -> None:
+        """A warning per refusal, up to :data:`REFUSALS_SHOWN_PER_SECOND`; past that, a count.
+
+        Refusing costs the sender nothing, so a flood of garbage would otherwise have the
+        listener draw a line per request, and bury everything else on the screen.
+        """
         self.refused += 1
-        warn(f"refused a request from {client}: {status} {reason}")
+        now = time.monotonic()
+        if now - self._refusals_since >= 1.0:
+            if self._refusals_hidden:
+                warn(f"refused {self._refusals_hidden} more request(s) in the last second")
+            self._refusals_since, self._refusals_shown, self._refusals_hidden = now, 0, 0
+        if self._refusals_shown < REFUSALS_SHOWN_PER_SECOND:
+            self._refusals_shown += 1
+            warn(f"refused a request from {client}: {status} {reason}")
+        else:
+            self._refusals_hidden += 1
 
 
 class Session:

@@ -213,7 +213,7 @@ def summary_lines(counts: Counter[tuple[str, str]], refused: int, dropped: int =
             ]
         )
     if refused:
-        lines.append([(f"  {refused} refused at the HTTP level (see warnings above)", "yellow")])
+        lines.append([(f"  {refused} refused at the HTTP level (see the warnings)", "yellow")])
     if dropped:
         lines.append([(dropped_notice(dropped), "yellow")])
     return lines

@@ -599,6 +599,23 @@ def test_malformed_framing_is_refused_and_the_listener_carries_on(
     assert len(listening.stored()) == 1
 
 
+def test_a_flood_of_refused_requests_is_counted_not_drawn_line_by_line(
+    start_listener: Start,
+) -> None:
+    """Garbage costs a sender nothing: a warning per refusal buried the screen (and cost the
+    listener a drawn line each)."""
+    listening = start_listener()
+    started = time.monotonic()
+    for _ in range(200):
+        assert b" 400 " in raw_exchange(listening.port, b"NOT HTTP\r\n\r\n").split(b"\r\n")[0]
+    seconds = time.monotonic() - started
+    listening.stop()
+    stderr = listening.stderr()
+    warnings = [line for line in stderr.splitlines() if line.startswith("warning: refused a ")]
+    assert 1 <= len(warnings) <= 10 * (seconds + 2), (len(warnings), seconds)  # 10 a second
+    assert "200 refused at the HTTP level" in stderr
+
+
 def test_mirror_status_stores_the_status_it_answered(
     start_listener: Start, handler_server: tuple[str, type[_Handler]]
 ) -> None:
