@@ -16,19 +16,27 @@ looks like an escaped ESC: harmless, and ``--format json`` or ``--raw`` tell the
 from __future__ import annotations
 
 import re
+from functools import cache
 
-_UNSAFE = re.compile(
-    "["
-    "\x00-\x1f\x7f-\x9f"  # C0 (ESC, CR, LF, TAB, BEL…), DEL and C1 (CSI 0x9b, OSC 0x9d…)
-    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings and isolates
-    # Invisible format characters (Unicode's Cf but the zero-width joiner that emoji need):
-    # "image.completed\u200b" would look like the real type.
-    "\u00ad\u070f\u180e\u200b\u200c\u2060-\u2065\u206a-\u206f\ufeff\ufff9-\ufffb"
-    "\U000e0001-\U000e007f"
-    "\u2028\u2029"  # line and paragraph separators: some terminals and viewers break there
-    "\ud800-\udfff"  # lone surrogates: not text, and no encoder writes them
-    "]"
-)
+
+@cache
+def _unsafe() -> re.Pattern[str]:
+    """Compiled on first need (about 1 ms): every command imports this module through
+    ``output``, and most print only printable text, which never gets here."""
+    return re.compile(
+        "["
+        "\x00-\x1f\x7f-\x9f"  # C0 (ESC, CR, LF, TAB, BEL…), DEL and C1 (CSI 0x9b, OSC 0x9d…)
+        "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings and isolates
+        # Invisible format characters (Unicode's Cf but the zero-width joiner that emoji need):
+        # "image.completed\u200b" would look like the real type.
+        "\u00ad\u070f\u180e\u200b\u200c\u2060-\u2065\u206a-\u206f\ufeff\ufff9-\ufffb"
+        "\U000e0001-\U000e007f"
+        "\u2028\u2029"  # line and paragraph separators: some terminals and viewers break there
+        "\ud800-\udfff"  # lone surrogates: not text, and no encoder writes them
+        "]"
+    )
+
+
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -66,4 +74,4 @@ def shown(text: str) -> str:
     """
     if text.isprintable():
         return text
-    return _UNSAFE.sub(_escaped, text)
+    return _unsafe().sub(_escaped, text)
