@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mh_webhook_cli.store import NewRequest, Store
+from mh_webhook_cli.receive.store import NewRequest, Store
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue

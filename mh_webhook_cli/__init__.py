@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.signing import (
+    from mh_webhook_cli.core.signing import (
         DEFAULT_TOLERANCE_SECONDS,
         SIGNATURE_HEADER,
         TIMESTAMP_HEADER,
@@ -49,7 +49,7 @@ def __getattr__(name: str) -> Any:
     # Imported on first use: every mhw command imports this package, and only
     # some of them need the signing core (mhw's start-up time is measured).
     if name in __all__:
-        from mh_webhook_cli import signing
+        from mh_webhook_cli.core import signing
 
         return getattr(signing, name)
     raise AttributeError(f"module 'mh_webhook_cli' has no attribute {name!r}")

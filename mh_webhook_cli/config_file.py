@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mh_webhook_cli.core.settings import Resolved, Setting, resolve
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.input_files import read_file
-from mh_webhook_cli.settings import Resolved, Setting, resolve
+from mh_webhook_cli.files import read_file
 
 CONFIG_ENV = "MHW_CONFIG"
 MAGIC_HOUR_CLI_CONFIG_ENV = "MAGIC_HOUR_CONFIG"

@@ -37,10 +37,10 @@ from types import TracebackType
 from typing import Any
 
 from mh_webhook_cli.config_file import MAX_CONFIG_BYTES, effective
+from mh_webhook_cli.core.hosts import reachable_host
+from mh_webhook_cli.core.settings import NGROK_AUTHTOKEN, mask
 from mh_webhook_cli.errors import MhwError
-from mh_webhook_cli.hosts import reachable_host
-from mh_webhook_cli.input_files import read_file
-from mh_webhook_cli.settings import NGROK_AUTHTOKEN, mask
+from mh_webhook_cli.files import read_file
 
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
 NGROK_PATH_ENV = "PYNGROK_NGROK_PATH"

@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mh_webhook_cli.capture import CapturedRequest, CaptureError, format_request, parse_request
+from mh_webhook_cli.core.http_text import (
+    CapturedRequest,
+    CaptureError,
+    format_request,
+    parse_request,
+)
 
 BODY = b'{"type":"image.completed","payload":{"id":"clx"}}'
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from conftest import Mhw
-from mh_webhook_cli.limits import MAGIC_HOUR_TIMEOUT_SECONDS
+from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 
 WHOLE_EXCHANGE = "connecting, sending, and the handler's complete answer"
 

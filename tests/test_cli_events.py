@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SECRET, Mhw
-from mh_webhook_cli.capture import parse_request
-from mh_webhook_cli.signing import sign
-from mh_webhook_cli.store import NewRequest, Store
+from mh_webhook_cli.core.http_text import parse_request
+from mh_webhook_cli.core.signing import sign
+from mh_webhook_cli.receive.store import NewRequest, Store
 
 BODY = b'{"type":"video.completed","payload":{"id":"proj-1","name":"Caf\xc3\xa9"}}'
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import Mhw
-from mh_webhook_cli.events import EVENT_TYPES
+from mh_webhook_cli.core.catalog import EVENT_TYPES
 
 
 def test_list_names_all_nine_events(mhw: Mhw) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SECRET, Mhw
-from mh_webhook_cli.settings import API_KEY, WEBHOOK_SECRET, Source, clean_value, mask, resolve
+from mh_webhook_cli.core.settings import API_KEY, WEBHOOK_SECRET, Source, clean_value, mask, resolve
 
 
 def config_file(env: dict[str, str]) -> Path:

@@ -31,18 +31,18 @@ import httpx
 import pytest
 
 from conftest import SECRET, Mhw, wait_for
-from mh_webhook_cli.emulator import (
+from mh_webhook_cli.core.catalog import validate_event
+from mh_webhook_cli.core.fixtures import VideoClip, project_payload
+from mh_webhook_cli.core.signing import verify
+from mh_webhook_cli.magichour.emulator import (
     Activity,
     DeliveryAttempt,
     Emulator,
     EmulatorConfig,
     JobChange,
 )
-from mh_webhook_cli.events import validate_event
-from mh_webhook_cli.fixtures import VideoClip, project_payload
-from mh_webhook_cli.output import Line
-from mh_webhook_cli.render_emulate import activity_line
-from mh_webhook_cli.signing import verify
+from mh_webhook_cli.report.console import Line
+from mh_webhook_cli.report.emulate import activity_line
 
 API_KEY = "mhk_live_abcdefghijklmnopqrstuvwxyz012345"
 CUID = re.compile(r"c[0-9a-z]{24}")

@@ -18,7 +18,7 @@ import pytest
 from test_emulate import IMAGE, Emulating, emulate  # noqa: F401 (emulate: a fixture)
 
 from conftest import SECRET, Mhw, wait_for
-from mh_webhook_cli.emulator import DEFAULT_DELIVERY_CONCURRENCY, MAX_ANSWER_BYTES
+from mh_webhook_cli.magichour.emulator import DEFAULT_DELIVERY_CONCURRENCY, MAX_ANSWER_BYTES
 
 T = TypeVar("T")
 Handle = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

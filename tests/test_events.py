@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from mh_webhook_cli.events import (
+from mh_webhook_cli.core.catalog import (
     EVENT_MODELS,
     EVENT_TYPES,
     FINDING_CODES,
@@ -34,7 +34,7 @@ from mh_webhook_cli.events import (
     validate_body,
     validate_event,
 )
-from mh_webhook_cli.fixtures import build_fixture
+from mh_webhook_cli.core.fixtures import build_fixture
 
 NOW = datetime(2024, 10, 19, 5, 15, 45, 123000, tzinfo=timezone.utc)
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mh_webhook_cli.events import EVENT_TYPES, load_event_schemas, validate_event
-from mh_webhook_cli.fixtures import (
+from mh_webhook_cli.core.catalog import EVENT_TYPES, load_event_schemas, validate_event
+from mh_webhook_cli.core.fixtures import (
     DOWNLOAD_LIFETIME,
     ERROR_CODES,
     FIXTURE_DESCRIPTIONS,

@@ -23,7 +23,7 @@ import pytest
 from raw_http import RawServer, endless, fixed, raw_server, trickle
 
 from conftest import Mhw, wait_for
-from mh_webhook_cli.store import NewRequest, Store
+from mh_webhook_cli.receive.store import NewRequest, Store
 
 BODY = b'{"type":"video.completed","payload":{"id":"clforward0000000000000001"}}'
 

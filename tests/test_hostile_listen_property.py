@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from test_terminal_safety import ANY_CHARACTER, assert_one_line_each
 
 from conftest import SECRET, wait_for
-from mh_webhook_cli.http_server import serve
-from mh_webhook_cli.listener import Delivery, ListenConfig, Listener
-from mh_webhook_cli.render_events import detail_text, list_text
-from mh_webhook_cli.render_listen import delivery_line, finding_lines, payload_lines
-from mh_webhook_cli.store import GroupCommitter, Store
+from mh_webhook_cli.receive.http import serve
+from mh_webhook_cli.receive.listener import Delivery, ListenConfig, Listener
+from mh_webhook_cli.receive.store import GroupCommitter, Store
+from mh_webhook_cli.report.events import detail_text, list_text
+from mh_webhook_cli.report.listen import delivery_line, finding_lines, payload_lines
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import Mhw
-from mh_webhook_cli.hosts import is_local, reachable_host, same_host
+from mh_webhook_cli.core.hosts import is_local, reachable_host, same_host
 
 PORT = 18787
 """Never bound: each command is refused before it listens."""

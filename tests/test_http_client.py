@@ -7,7 +7,7 @@ import socket
 
 from raw_http import RawServer, raw_server
 
-from mh_webhook_cli.http_client import Answer, request, small_read_client
+from mh_webhook_cli.send.client import Answer, request, small_read_client
 
 DOUBLED = (
     b"HTTP/1.1 429 Too Many Requests\r\n"

@@ -26,7 +26,7 @@ from http_corpus import CASES, H11_DISAGREES
 from test_listen import Listening, Start, start_listener
 
 from conftest import wait_for
-from mh_webhook_cli.http_server import (
+from mh_webhook_cli.receive.http import (
     LINGER_SECONDS,
     Handler,
     HttpProtocol,

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from conftest import SECRET, wait_for
-from mh_webhook_cli.fixtures import build_fixture
-from mh_webhook_cli.store import Store
+from mh_webhook_cli.core.fixtures import build_fixture
+from mh_webhook_cli.receive.store import Store
 
 PROJECT_ID = "clx7uu86w0a5qp55yxz315r6r"
 

@@ -25,10 +25,10 @@ from test_store_hostile import hold_write_lock, refused_within
 
 from conftest import SECRET, wait_for
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.http_server import Limits, Request, Response, serve
-from mh_webhook_cli.listen_session import Presenter, Session
-from mh_webhook_cli.listener import ForwardRoute, ListenConfig, Listener
-from mh_webhook_cli.output import Format
+from mh_webhook_cli.receive.http import Limits, Request, Response, serve
+from mh_webhook_cli.receive.listener import ForwardRoute, ListenConfig, Listener
+from mh_webhook_cli.receive.session import Presenter, Session
+from mh_webhook_cli.report.console import Format
 
 
 class Sender(threading.Thread):

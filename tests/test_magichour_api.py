@@ -16,15 +16,15 @@ from fake_api import ACCOUNT, FakeApi, Reply, fake_api
 from raw_http import endless, raw_server, trickle
 
 from mh_webhook_cli import __version__
+from mh_webhook_cli.core.settings import mask
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.magichour_api import (
+from mh_webhook_cli.magichour.api import (
     ApiError,
     CreatedJob,
     MagicHourApi,
     estimate_credits,
     retry_after_seconds,
 )
-from mh_webhook_cli.settings import mask
 
 KEY = "mhk_live_0123456789abcdefghijklmnopqrstuv"
 PROJECT = "cm2zq8v1x0000abcdef123456"

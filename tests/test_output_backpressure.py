@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from conftest import Mhw, wait_for
-from mh_webhook_cli.store import NewRequest, Store
+from mh_webhook_cli.receive.store import NewRequest, Store
 
 BROKEN_PIPE = 141
 """The exit status of a filter whose reader left: 128 + SIGPIPE, as a shell reports it."""

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mh_webhook_cli.render import utc_iso_ms
+from mh_webhook_cli.report.verify import utc_iso_ms
 
 
 @given(st.floats(min_value=-1_000_000_000, max_value=4_102_444_800, allow_nan=False))
@@ -29,9 +29,9 @@ def _drawn_with_links(urls: list[str]) -> str:
     from rich.console import Console
     from rich.text import Text
 
-    from mh_webhook_cli.http_server import Request
-    from mh_webhook_cli.listener import Delivery
-    from mh_webhook_cli.render_listen import payload_lines
+    from mh_webhook_cli.receive.http import Request
+    from mh_webhook_cli.receive.listener import Delivery
+    from mh_webhook_cli.report.listen import payload_lines
 
     document = {"type": "video.completed", "payload": {"downloads": [{"url": u} for u in urls]}}
     request = Request("POST", "/", [], b"{}", "127.0.0.1:1", {})
@@ -70,9 +70,9 @@ def test_a_download_url_is_a_link_only_when_it_is_a_plain_http_url() -> None:
 )
 def test_verbose_shows_a_bounded_part_of_a_huge_payload(body: bytes) -> None:
     """``-v`` draws on the listener's loop: a megabyte must not take it seconds to draw."""
-    from mh_webhook_cli.http_server import Request
-    from mh_webhook_cli.listener import ListenConfig, Listener
-    from mh_webhook_cli.render_listen import payload_lines
+    from mh_webhook_cli.receive.http import Request
+    from mh_webhook_cli.receive.listener import ListenConfig, Listener
+    from mh_webhook_cli.report.listen import payload_lines
 
     listener = Listener(ListenConfig(), None, lambda _: None)
     delivery = listener.judge(Request("POST", "/", [], body, "127.0.0.1:1", {}))

@@ -27,8 +27,8 @@ from raw_http import ENDLESS_CAP, RawServer, endless, raw_server, trickle
 
 from conftest import SECRET, Mhw
 from mh_webhook_cli import __version__
-from mh_webhook_cli.sender import Delivery, SendResult, Signer, make_client, send_with_retry
-from mh_webhook_cli.sender import tls_context as make_tls
+from mh_webhook_cli.send.delivery import Delivery, SendResult, Signer, make_client, send_with_retry
+from mh_webhook_cli.send.delivery import tls_context as make_tls
 
 NINE = [
     f"{kind}.{action}"
@@ -704,7 +704,7 @@ def test_a_repeated_response_header_is_shown_each_time_and_joined_in_json(
 def test_a_lone_surrogate_in_an_event_is_sent_as_its_json_escape() -> None:
     """``json.loads`` reads ``"\\ud800"`` as a lone surrogate, which has no UTF-8 form: an
     emulator job named so died with a traceback and its webhook never went out."""
-    from mh_webhook_cli.sender import serialize
+    from mh_webhook_cli.send.delivery import serialize
 
     body = serialize({"type": "image.completed", "payload": {"name": "a\ud800"}})
     assert body == b'{"type":"image.completed","payload":{"name":"a\\ud800"}}'

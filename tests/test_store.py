@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from mh_webhook_cli.store import (
+from mh_webhook_cli.receive.migrations import SCHEMA_VERSION
+from mh_webhook_cli.receive.store import (
     ForwardResult,
     GroupCommitter,
     NewRequest,
@@ -29,7 +30,6 @@ from mh_webhook_cli.store import (
     StoreError,
     default_store_path,
 )
-from mh_webhook_cli.store_migrations import SCHEMA_VERSION
 
 BODY = b'{"type":"video.completed","payload":{"id":"proj-1","status":"complete"}}\n'
 
@@ -202,7 +202,7 @@ def test_forwards_are_attached_in_order(store: Store) -> None:
 def test_count_and_clear_and_ids_are_not_reused(
     store: Store, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mh_webhook_cli.store.CLEAR_BATCH_ROWS", 2)  # 5 rows: 3 batches
+    monkeypatch.setattr("mh_webhook_cli.receive.store.CLEAR_BATCH_ROWS", 2)  # 5 rows: 3 batches
     ids = [
         r.id for r in store.add_many([request(body=b"%d" % n, event_type=None) for n in range(5)])
     ]
@@ -460,7 +460,7 @@ WRITER = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from mh_webhook_cli.store import GroupCommitter, NewRequest, Store
+    from mh_webhook_cli.receive.store import GroupCommitter, NewRequest, Store
 
     async def submit_forever(committer, worker):
         n = 0

@@ -23,10 +23,10 @@ from test_listen import Start, event_body, signed_headers
 from test_listen import start_listener as start_listener  # the fixture, shared
 
 from conftest import SECRET
-from mh_webhook_cli.json_text import dumps, escape_lone_surrogates
-from mh_webhook_cli.settings import mask
-from mh_webhook_cli.store import GroupCommitter, NewRequest, Store, StoreError
-from mh_webhook_cli.store_migrations import SCHEMA_VERSION
+from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
+from mh_webhook_cli.core.settings import mask
+from mh_webhook_cli.receive.migrations import SCHEMA_VERSION
+from mh_webhook_cli.receive.store import GroupCommitter, NewRequest, Store, StoreError
 
 # Valid JSON whose strings Python reads as lone surrogates, which have no UTF-8 form.
 SURROGATE_BODY = b'{"type":"\\ud800","payload":{"id":"\\udfff","status":"\\ud83d"}}'

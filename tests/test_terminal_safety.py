@@ -28,16 +28,16 @@ from hypothesis import strategies as st
 from test_listen import Start, event_body, signed_headers, start_listener  # noqa: F401
 
 from conftest import SECRET, Mhw, wait_for
-from mh_webhook_cli import output
-from mh_webhook_cli.emulator import ApiCall
-from mh_webhook_cli.http_server import Request
-from mh_webhook_cli.json_text import dumps
-from mh_webhook_cli.listener import ListenConfig, Listener
-from mh_webhook_cli.render_emulate import activity_line
-from mh_webhook_cli.render_events import detail_text, list_text
-from mh_webhook_cli.render_listen import delivery_line, finding_lines, payload_lines
-from mh_webhook_cli.store import NewRequest, Store
-from mh_webhook_cli.terminal_text import shown
+from mh_webhook_cli.core.json_text import dumps
+from mh_webhook_cli.magichour.emulator import ApiCall
+from mh_webhook_cli.receive.http import Request
+from mh_webhook_cli.receive.listener import ListenConfig, Listener
+from mh_webhook_cli.receive.store import NewRequest, Store
+from mh_webhook_cli.report import console as output
+from mh_webhook_cli.report.emulate import activity_line
+from mh_webhook_cli.report.escape import shown
+from mh_webhook_cli.report.events import detail_text, list_text
+from mh_webhook_cli.report.listen import delivery_line, finding_lines, payload_lines
 
 FORGED = "14:00:00  video.completed  clx  complete  ✓ signed  → 200  #9"
 HOSTILE_TYPE = f"video.completed\n{FORGED}\r\x1b]0;pwned\x07\x1b[1A\x1b[2K\u202eevil"

@@ -27,7 +27,7 @@ import pytest
 
 from conftest import wait_for
 from mh_webhook_cli.config_file import save_config
-from mh_webhook_cli.settings import mask
+from mh_webhook_cli.core.settings import mask
 from mh_webhook_cli.tunnel import (
     DOMAIN_FIX,
     INSTALL_FIX,

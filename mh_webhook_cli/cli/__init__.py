@@ -22,7 +22,7 @@ import typer
 from mh_webhook_cli import __version__
 from mh_webhook_cli.cli.options import HELP_OPTIONS, command_group, show_help_when_bare
 from mh_webhook_cli.errors import ExitCode, MhwError
-from mh_webhook_cli.output import error
+from mh_webhook_cli.report.console import error
 
 COMMANDS: dict[str, str] = {
     "listen": "Receive webhooks locally: show each one live, verify it, store it, forward it.",

@@ -10,9 +10,9 @@ import typer
 
 from mh_webhook_cli.cli.options import FormatOption, command_group
 from mh_webhook_cli.config_file import config_path, effective, load_config, save_config
+from mh_webhook_cli.core.settings import SETTINGS, Resolved, Setting, clean_value, mask
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.output import Format, columns, emit_json, info, show, warn
-from mh_webhook_cli.settings import SETTINGS, Resolved, Setting, clean_value, mask
+from mh_webhook_cli.report.console import Format, columns, emit_json, info, show, warn
 
 app = command_group()
 
@@ -126,7 +126,7 @@ def _piped_line(setting: Setting) -> str:
     Read as bytes and decoded as argv is (surrogateescape), so that bytes that are not
     UTF-8 reach the same one-line refusal as a bad argument, not a traceback.
     """
-    from mh_webhook_cli.input_files import read_bounded
+    from mh_webhook_cli.files import read_bounded
 
     what = f"the value for {setting.key} on stdin"
     piped = read_bounded(sys.stdin.buffer, what=what, limit=MAX_PIPED_BYTES)

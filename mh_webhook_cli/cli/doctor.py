@@ -11,7 +11,7 @@ from mh_webhook_cli.cli.options import (
     SecretOption,
 )
 from mh_webhook_cli.errors import ExitCode
-from mh_webhook_cli.output import Format, emit_json, show
+from mh_webhook_cli.report.console import Format, emit_json, show
 
 
 def doctor(
@@ -26,11 +26,11 @@ def doctor(
     """
     import asyncio
 
-    from mh_webhook_cli import checks
     from mh_webhook_cli.cli import options
     from mh_webhook_cli.config_file import effective
-    from mh_webhook_cli.render_doctor import doctor_json, doctor_text
-    from mh_webhook_cli.settings import WEBHOOK_SECRET
+    from mh_webhook_cli.core.settings import WEBHOOK_SECRET
+    from mh_webhook_cli.magichour import doctor as checks
+    from mh_webhook_cli.report.doctor import doctor_json, doctor_text
 
     def api_key_checks() -> list[checks.Check]:
         key, base = options.api_key(api_key), options.api_base(api_base)

@@ -17,7 +17,7 @@ from mh_webhook_cli.cli.options import (
     webhook_secrets,
 )
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.output import Format
+from mh_webhook_cli.report.console import Format
 
 
 def emulate(
@@ -128,9 +128,9 @@ def emulate(
     every --webhook-url, retrying failures after 1 s, 2 s, 4 s … Point clients at it with
     MAGIC_HOUR_API_BASE=http://127.0.0.1:8788. Ctrl-C stops it (exit 0) with a summary.
     """
-    from mh_webhook_cli.emulator import Emulator, EmulatorConfig
-    from mh_webhook_cli.listen_session import run_loop, write_ready_file
-    from mh_webhook_cli.render_emulate import Presenter
+    from mh_webhook_cli.magichour.emulator import Emulator, EmulatorConfig
+    from mh_webhook_cli.receive.session import run_loop, write_ready_file
+    from mh_webhook_cli.report.emulate import Presenter
 
     urls = tuple(http_url(url, "--webhook-url") for url in webhook_url or [])
     # Only a registration signs: without a webhook URL, a configured secret is not needed.
@@ -170,8 +170,8 @@ def emulate(
         import asyncio
         import signal
 
-        from mh_webhook_cli.background_writer import session_output
         from mh_webhook_cli.errors import ExitCode
+        from mh_webhook_cli.report.writer import session_output
 
         loop = asyncio.get_running_loop()
 

@@ -21,12 +21,12 @@ from mh_webhook_cli.cli.options import (
     http_url,
     webhook_secrets,
 )
+from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.limits import MAGIC_HOUR_TIMEOUT_SECONDS
-from mh_webhook_cli.output import Format, emit_json, info, show
+from mh_webhook_cli.report.console import Format, emit_json, info, show
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.store import Store, StoredRequest
+    from mh_webhook_cli.receive.store import Store, StoredRequest
 
 app = command_group()
 
@@ -51,7 +51,7 @@ class ExportFormat(str, Enum):
 
 def _open(path: Path | None) -> Store | None:
     """The store, or None when nothing was ever captured: reading must not create one."""
-    from mh_webhook_cli.store import Store, default_store_path
+    from mh_webhook_cli.receive.store import Store, default_store_path
 
     resolved = path.expanduser() if path is not None else default_store_path()
     if not resolved.exists():
@@ -118,7 +118,7 @@ def list_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """List captured requests, newest first."""
-    from mh_webhook_cli.render_events import list_text, summary_json
+    from mh_webhook_cli.report.events import list_text, summary_json
 
     cutoff = None if since is None else parse_since(since, time.time())
     opened = _open(store)
@@ -153,7 +153,7 @@ def show_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Show one captured request: verdicts, headers and body."""
-    from mh_webhook_cli.render_events import detail_json, detail_text, raw_request
+    from mh_webhook_cli.report.events import detail_json, detail_text, raw_request
 
     if raw and output_format is Format.JSON:
         raise UsageError("give --raw or --format json, not both")
@@ -191,8 +191,8 @@ def export_command(
     store: StoreOption = None,
 ) -> None:
     """Export every captured request, oldest first."""
-    from mh_webhook_cli.json_text import dumps
-    from mh_webhook_cli.render_events import HAR_TAIL, detail_json, har_entry, har_head
+    from mh_webhook_cli.core.json_text import dumps
+    from mh_webhook_cli.report.events import HAR_TAIL, detail_json, har_entry, har_head
 
     opened = _open(store)
     try:
@@ -248,17 +248,17 @@ def replay_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Send a captured request again: the exact bytes and headers, or re-signed with --resign."""
-    from mh_webhook_cli.http_client import FORWARDED_HEADER
-    from mh_webhook_cli.http_server import HOP_BY_HOP_HEADERS
-    from mh_webhook_cli.render_send import send_json, send_text
-    from mh_webhook_cli.sender import (
+    from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+    from mh_webhook_cli.receive.http import HOP_BY_HOP_HEADERS
+    from mh_webhook_cli.report.send import send_json, send_text
+    from mh_webhook_cli.send.client import FORWARDED_HEADER
+    from mh_webhook_cli.send.delivery import (
         Delivery,
         Signer,
         make_client,
         send_once,
         tls_context,
     )
-    from mh_webhook_cli.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
     http_url(to, "--to")
     extra = extra_headers(header)

@@ -10,13 +10,13 @@ import typer
 
 from mh_webhook_cli.cli.options import AssignmentsOption, FormatOption, command_group, read_input
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.output import Format, Line, columns, emit_json, show
+from mh_webhook_cli.report.console import Format, Line, columns, emit_json, show
 
 app = command_group()
 
 
 def _event_types() -> list[str]:
-    from mh_webhook_cli.events import EVENT_TYPES
+    from mh_webhook_cli.core.catalog import EVENT_TYPES
 
     return list(EVENT_TYPES)
 
@@ -24,7 +24,7 @@ def _event_types() -> list[str]:
 @app.command("list")
 def list_command(output_format: FormatOption = Format.TEXT) -> None:
     """List the events: project type and what each one represents."""
-    from mh_webhook_cli.fixtures import FIXTURE_DESCRIPTIONS
+    from mh_webhook_cli.core.fixtures import FIXTURE_DESCRIPTIONS
 
     if output_format is Format.JSON:
         emit_json(
@@ -58,7 +58,7 @@ def show_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Print an event as Magic Hour would send it (--format json: compact, exactly as sent)."""
-    from mh_webhook_cli.fixtures import OverrideError, apply_overrides, build_fixture
+    from mh_webhook_cli.core.fixtures import OverrideError, apply_overrides, build_fixture
 
     if event not in _event_types():
         raise UsageError(f"unknown event {event!r}; one of: {', '.join(_event_types())}")
@@ -84,7 +84,7 @@ def validate_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Check an event against Magic Hour's schema. Exit 1 when there are findings."""
-    from mh_webhook_cli.events import validate_body
+    from mh_webhook_cli.core.catalog import validate_body
 
     findings = validate_body(read_input(file, what="event"))
     if output_format is Format.JSON:

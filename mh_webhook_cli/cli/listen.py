@@ -27,15 +27,15 @@ from mh_webhook_cli.cli.options import (
     tunnel_plan,
     webhook_secrets,
 )
-from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.limits import (
+from mh_webhook_cli.core.limits import (
     IDLE_TIMEOUT_DEFAULT,
     MAGIC_HOUR_TIMEOUT_SECONDS,
     MAX_BODY_DEFAULT,
     MAX_CONNECTIONS_DEFAULT,
     READ_TIMEOUT_DEFAULT,
 )
-from mh_webhook_cli.output import Format
+from mh_webhook_cli.errors import UsageError
+from mh_webhook_cli.report.console import Format
 
 
 def listen(
@@ -146,8 +146,8 @@ def listen(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Receive webhooks locally: show each one live, verify, store and forward it."""
-    from mh_webhook_cli.http_server import Limits
-    from mh_webhook_cli.listener import ForwardRoute, ListenConfig, refuse_forwarding_loop
+    from mh_webhook_cli.receive.http import Limits
+    from mh_webhook_cli.receive.listener import ForwardRoute, ListenConfig, refuse_forwarding_loop
 
     secrets = webhook_secrets(secret, required=False)
     if reject_invalid and not secrets:
@@ -180,7 +180,7 @@ def listen(
     )
     expected = patterns(expect)
     store_path = capture_store(store, no_store)
-    from mh_webhook_cli.listen_session import Presenter, Session, run_loop
+    from mh_webhook_cli.receive.session import Presenter, Session, run_loop
 
     plan = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
     presenter = Presenter(output_format, verbose)

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.output import Format, info, warn
+from mh_webhook_cli.report.console import Format, info, warn
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.listen_session import TunnelRequest
-    from mh_webhook_cli.magichour_api import MagicHourApi
-    from mh_webhook_cli.settings import Resolved
+    from mh_webhook_cli.core.settings import Resolved
+    from mh_webhook_cli.magichour.api import MagicHourApi
+    from mh_webhook_cli.receive.session import TunnelRequest
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
@@ -63,7 +63,7 @@ AssignmentsOption = Annotated[
 
 def extra_headers(values: list[str] | None) -> list[tuple[str, str]]:
     """``-H 'Name: value'`` options as pairs; a usage error names a malformed one."""
-    from mh_webhook_cli.sender import parse_header
+    from mh_webhook_cli.send.delivery import parse_header
 
     try:
         return [parse_header(value) for value in values or []]
@@ -93,16 +93,16 @@ def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[st
     """The secrets to sign or verify with, by flag > env > config, each made usable.
 
     Every command that signs or verifies gets its secrets here, so one rule holds for all
-    (:func:`mh_webhook_cli.settings.clean_value`): not UTF-8 is a usage error naming where
+    (:func:`mh_webhook_cli.core.settings.clean_value`): not UTF-8 is a usage error naming where
     the secret came from, surrounding whitespace is trimmed with a warning. None found is a
     usage error when ``required``, else an empty list.
     """
-    from mh_webhook_cli.settings import WEBHOOK_SECRET
+    from mh_webhook_cli.core.settings import WEBHOOK_SECRET
 
     if flag:
         return [_usable(value, f"webhook secret from {WEBHOOK_SECRET.flag}") for value in flag]
-    from mh_webhook_cli.checks import origin
     from mh_webhook_cli.config_file import effective
+    from mh_webhook_cli.magichour.doctor import origin
 
     resolved = effective(WEBHOOK_SECRET)
     if resolved.value is None:
@@ -116,9 +116,9 @@ def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[st
 
 
 def _usable(value: str, what: str) -> str:
-    """``value`` by :func:`~mh_webhook_cli.settings.clean_value`'s rule: a one-line usage
+    """``value`` by :func:`~mh_webhook_cli.core.settings.clean_value`'s rule: a one-line usage
     error naming ``what`` (the setting and where it came from), or trimmed with a warning."""
-    from mh_webhook_cli.settings import clean_value
+    from mh_webhook_cli.core.settings import clean_value
 
     try:
         cleaned, warning = clean_value(value, what)
@@ -155,9 +155,9 @@ def read_input(path: str | None, *, what: str) -> bytes:
     """The exact bytes of ``path``, or of stdin for ``-`` or when stdin is piped.
 
     Every command that reads a body, a capture or an event reads it here, bounded
-    (see :mod:`mh_webhook_cli.input_files`): a device or an endless stream is one line.
+    (see :mod:`mh_webhook_cli.files`): a device or an endless stream is one line.
     """
-    from mh_webhook_cli.input_files import read_bounded, read_file
+    from mh_webhook_cli.files import read_bounded, read_file
 
     if path is None or path == "-":
         if path is None and sys.stdin.isatty():
@@ -199,9 +199,9 @@ def api_key(flag: str | None) -> Resolved:
 
     Unset is not an error here (``mhw doctor`` reports it); :func:`magic_hour_api` requires it.
     """
-    from mh_webhook_cli.checks import origin
     from mh_webhook_cli.config_file import effective
-    from mh_webhook_cli.settings import API_KEY, Resolved
+    from mh_webhook_cli.core.settings import API_KEY, Resolved
+    from mh_webhook_cli.magichour.doctor import origin
 
     if flag is not None and not flag.strip():
         raise UsageError("--api-key is empty")
@@ -216,8 +216,8 @@ def api_key(flag: str | None) -> Resolved:
 def api_base(flag: str | None) -> str:
     """The API base URL by flag > env > config, else Magic Hour's; a usage error if malformed."""
     from mh_webhook_cli.config_file import effective
-    from mh_webhook_cli.magichour_api import DEFAULT_API_BASE
-    from mh_webhook_cli.settings import API_BASE, Source
+    from mh_webhook_cli.core.settings import API_BASE, Source
+    from mh_webhook_cli.magichour.api import DEFAULT_API_BASE
 
     resolved = effective(API_BASE, flag)
     if resolved.value is None:
@@ -229,7 +229,7 @@ def api_base(flag: str | None) -> str:
 def magic_hour_api(api_key_flag: str | None, api_base_flag: str | None) -> MagicHourApi:
     """A client for the effective key and base URL; no key is a usage error that says how
     to set one."""
-    from mh_webhook_cli.magichour_api import KEYS_URL, MagicHourApi
+    from mh_webhook_cli.magichour.api import KEYS_URL, MagicHourApi
 
     key = api_key(api_key_flag)
     if key.value is None:
@@ -292,7 +292,7 @@ def capture_store(flag: Path | None, no_store: bool) -> Path | None:
     """The capture store to write: ``--store``, else the default; None with ``--no-store``."""
     if no_store:
         return None
-    from mh_webhook_cli.store import default_store_path
+    from mh_webhook_cli.receive.store import default_store_path
 
     return flag or default_store_path()
 
@@ -307,7 +307,7 @@ def tunnel_plan(
     """Whether to open a tunnel: asked for, refused, or on because a token is known."""
     if asked is False:
         return None
-    from mh_webhook_cli.listen_session import TunnelRequest
+    from mh_webhook_cli.receive.session import TunnelRequest
     from mh_webhook_cli.tunnel import NO_AUTHTOKEN, TunnelError, authtoken_source
 
     token = authtoken_source(authtoken_flag)

@@ -19,14 +19,14 @@ from mh_webhook_cli.cli.options import (
     read_input,
     webhook_secrets,
 )
+from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.limits import MAGIC_HOUR_TIMEOUT_SECONDS
-from mh_webhook_cli.output import Format, emit_json, info, show
+from mh_webhook_cli.report.console import Format, emit_json, info, show
 
 if TYPE_CHECKING:
     import ssl
 
-    from mh_webhook_cli.sender import Delivery, LoadSummary, SendResult, Signer
+    from mh_webhook_cli.send.delivery import Delivery, LoadSummary, SendResult, Signer
 
 
 class Kind(str, Enum):
@@ -134,7 +134,7 @@ def send(
 
     Accepted means a 2xx answer, or exactly --expect-status when given.
     """
-    from mh_webhook_cli import sender
+    from mh_webhook_cli.send import delivery as sender
 
     http_url(url, "--url")
     if count is not None and (all_events or lifecycle is not None or retry):
@@ -191,8 +191,8 @@ def _events(
     """The events to send, each with its type for the report, from exactly one source."""
     from datetime import datetime, timezone
 
-    from mh_webhook_cli.events import EVENT_TYPES
-    from mh_webhook_cli.fixtures import build_fixture
+    from mh_webhook_cli.core.catalog import EVENT_TYPES
+    from mh_webhook_cli.core.fixtures import build_fixture
 
     sources = [event is not None, data is not None, all_events, lifecycle is not None]
     if sum(sources) != 1:
@@ -243,7 +243,7 @@ def _read_data(data: str) -> Any:
         raw, where = read_input(data[1:], what="event"), data[1:]
     else:
         raw, where = data.encode("utf-8", "surrogateescape"), "--data"
-    from mh_webhook_cli.events import parse_body
+    from mh_webhook_cli.core.catalog import parse_body
 
     # The listener's parser: its refusals (not UTF-8, too deep, NaN) are one-line findings.
     document, findings = parse_body(raw)
@@ -255,7 +255,7 @@ def _read_data(data: str) -> Any:
 def _apply_sets(body: Any, assignments: list[str]) -> Any:
     if not assignments:
         return body
-    from mh_webhook_cli.fixtures import OverrideError, apply_overrides
+    from mh_webhook_cli.core.fixtures import OverrideError, apply_overrides
 
     if not isinstance(body, dict):
         raise UsageError("--set needs the event to be a JSON object")
@@ -270,7 +270,7 @@ def _apply_sets(body: Any, assignments: list[str]) -> Any:
 def _signer(
     secret: list[str] | None, no_sign: bool, bad_signature: bool, timestamp_offset: int
 ) -> Signer:
-    from mh_webhook_cli.sender import Signer
+    from mh_webhook_cli.send.delivery import Signer
 
     if no_sign:
         if secret or bad_signature or timestamp_offset:
@@ -282,7 +282,7 @@ def _signer(
 
 
 def _report_retry(result: SendResult, delay: float) -> None:
-    from mh_webhook_cli.render_send import retry_line
+    from mh_webhook_cli.report.send import retry_line
 
     info(retry_line(result, delay))
 
@@ -295,8 +295,8 @@ def _report(
     When a single delivery got no answer at all, the whole story is one line (refused, DNS,
     TLS, timeout), so it goes to stderr as an error, like every other failure of mhw.
     """
-    from mh_webhook_cli.output import error
-    from mh_webhook_cli.render_send import send_json, send_line, send_text
+    from mh_webhook_cli.report.console import error
+    from mh_webhook_cli.report.send import send_json, send_line, send_text
 
     if output_format is Format.JSON:
         emit_json(send_json(result, expect_status))
@@ -319,9 +319,9 @@ def _load_test(
     output_format: Format,
 ) -> None:
     """Run the load test with a progress bar on a terminal, then print its summary."""
-    from mh_webhook_cli.output import is_terminal, stderr
-    from mh_webhook_cli.render_send import load_json, load_text
-    from mh_webhook_cli.sender import load_test
+    from mh_webhook_cli.report.console import is_terminal, stderr
+    from mh_webhook_cli.report.send import load_json, load_text
+    from mh_webhook_cli.send.delivery import load_test
 
     def run(on_progress: Callable[[], None] | None = None) -> LoadSummary:
         return load_test(

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 from mh_webhook_cli.cli.options import FormatOption, SecretOption, read_input, webhook_secrets
+from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from mh_webhook_cli.core.signing import sign as sign_body
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.output import Format, emit_json
-from mh_webhook_cli.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from mh_webhook_cli.signing import sign as sign_body
+from mh_webhook_cli.report.console import Format, emit_json
 
 
 def sign(

@@ -29,10 +29,10 @@ from mh_webhook_cli.cli.options import (
     webhook_secrets,
 )
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.output import Format
+from mh_webhook_cli.report.console import Format
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.trigger_session import AttachedListener
+    from mh_webhook_cli.magichour.trigger_session import AttachedListener
 
 
 class JobKindChoice(str, Enum):
@@ -107,8 +107,8 @@ def trigger(
     failed; 5 the job finished but no webhook arrived; 6 the webhook's signature is wrong;
     7 the job did not finish within --timeout.
     """
-    from mh_webhook_cli.trigger import TriggerPlan
-    from mh_webhook_cli.trigger_session import OwnListener, run_session
+    from mh_webhook_cli.magichour.trigger import TriggerPlan
+    from mh_webhook_cli.magichour.trigger_session import OwnListener, run_session
 
     secrets = tuple(webhook_secrets(secret))
     if download is not None and not download.is_dir():
@@ -137,7 +137,7 @@ def trigger(
     else:
         tunnel_request = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
         listener = OwnListener(host, port, capture_store(store, no_store), tunnel_request)
-    from mh_webhook_cli.listen_session import run_loop
+    from mh_webhook_cli.receive.session import run_loop
 
     session = run_session(
         api,
@@ -153,8 +153,8 @@ def trigger(
 def _running_listener(flag: Path | None) -> AttachedListener:
     """The running listener to follow: the one whose store is ``--store``, else the only one
     ``mhw listen`` announced."""
-    from mh_webhook_cli.listener_registry import running_listeners
-    from mh_webhook_cli.trigger_session import AttachedListener
+    from mh_webhook_cli.magichour.trigger_session import AttachedListener
+    from mh_webhook_cli.receive.registry import running_listeners
 
     announced = {Path(entry.store): entry for entry in running_listeners() if entry.store}
     if flag is not None:

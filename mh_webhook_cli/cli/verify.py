@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mh_webhook_cli.cli.options import FormatOption, SecretOption, read_input, webhook_secrets
-from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.output import Format, emit_json, show
-from mh_webhook_cli.signing import (
+from mh_webhook_cli.core.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
 )
-from mh_webhook_cli.signing import (
+from mh_webhook_cli.core.signing import (
     verify as verify_request,
 )
+from mh_webhook_cli.errors import ExitCode, UsageError
+from mh_webhook_cli.report.console import Format, emit_json, show
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.capture import CapturedRequest
+    from mh_webhook_cli.core.http_text import CapturedRequest
 
 
 def verify(
@@ -96,7 +96,7 @@ def verify(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Verify a request's signature; explain why it fails. Exit 0 valid, 1 invalid."""
-    from mh_webhook_cli.render import verify_json, verify_text
+    from mh_webhook_cli.report.verify import verify_json, verify_text
 
     if event is not None:
         if request is not None or body_file is not None:
@@ -126,7 +126,7 @@ def _load_request(
     Header values given as options override those in a capture, so one can ask
     "would this capture verify with that signature?".
     """
-    from mh_webhook_cli.capture import CapturedRequest, CaptureError, parse_request
+    from mh_webhook_cli.core.http_text import CapturedRequest, CaptureError, parse_request
 
     if request is not None and body_file is not None:
         raise UsageError("give --request or --body-file, not both")
@@ -149,7 +149,7 @@ def _with_overrides(
     captured: CapturedRequest, signature: str | None, timestamp: str | None
 ) -> CapturedRequest:
     """The request with the signature headers given as options in place of its own."""
-    from mh_webhook_cli.capture import CapturedRequest
+    from mh_webhook_cli.core.http_text import CapturedRequest
 
     overrides = [(SIGNATURE_HEADER, signature), (TIMESTAMP_HEADER, timestamp)]
     headers = [
@@ -162,8 +162,8 @@ def _with_overrides(
 
 
 def _stored_request(event_id: int, store_path: Path | None) -> tuple[CapturedRequest, float]:
-    from mh_webhook_cli.capture import CapturedRequest
     from mh_webhook_cli.cli.events import stored_request
+    from mh_webhook_cli.core.http_text import CapturedRequest
 
     stored = stored_request(event_id, store_path)
     captured = CapturedRequest(stored.method, stored.path, stored.headers, stored.body)

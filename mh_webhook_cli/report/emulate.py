@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mh_webhook_cli.background_writer import dropped_notice
-from mh_webhook_cli.emulator import (
+from mh_webhook_cli.core.settings import API_BASE, mask
+from mh_webhook_cli.magichour.emulator import (
     FAST_RENDER_SECONDS,
     Activity,
     ApiCall,
@@ -20,8 +20,8 @@ from mh_webhook_cli.emulator import (
     EmulatorStats,
     JobChange,
 )
-from mh_webhook_cli.output import Format, Line, Segment, emit_json, show, show_stderr
-from mh_webhook_cli.settings import API_BASE, mask
+from mh_webhook_cli.report.console import Format, Line, Segment, emit_json, show, show_stderr
+from mh_webhook_cli.report.writer import dropped_notice
 
 
 class Presenter:

@@ -1,7 +1,7 @@
 """How results look: a rich form for people and a JSON form for machines, side by side.
 
 Each result type has one ``*_text`` function (styled lines, see
-:mod:`mh_webhook_cli.output`) and one ``*_json`` function (plain data), side
+:mod:`mh_webhook_cli.report.console`) and one ``*_json`` function (plain data), side
 by side, so the two views cannot drift apart in what they say.
 """
 
@@ -14,9 +14,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from mh_webhook_cli.output import Line, columns
-from mh_webhook_cli.settings import mask
-from mh_webhook_cli.signing import Reason, VerifyResult
+from mh_webhook_cli.core.settings import mask
+from mh_webhook_cli.core.signing import Reason, VerifyResult
+from mh_webhook_cli.report.console import Line, columns
 
 
 def describe_age(seconds: float) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mh_webhook_cli.signing import Hint, Reason
+from mh_webhook_cli.core.signing import Hint, Reason
 
 MILLISECOND_SEARCH_MAX_BODY = 64 * 1024
 """Above this size we only try the exact millisecond, not all thousand of them."""

@@ -1,5 +1,5 @@
 """One run of ``mhw trigger``: a listener (ours, or a running one's store), the cost question,
-the check of :mod:`mh_webhook_cli.trigger`, and its report.
+the check of :mod:`mh_webhook_cli.magichour.trigger`, and its report.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mh_webhook_cli.errors import ExitCode, MhwError
-from mh_webhook_cli.magichour_api import ApiError, MagicHourApi, estimate_credits
-from mh_webhook_cli.output import Format, emit_json, error, info, show
-from mh_webhook_cli.trigger import (
+from mh_webhook_cli.magichour.api import ApiError, MagicHourApi, estimate_credits
+from mh_webhook_cli.magichour.trigger import (
     Arrival,
     Inbox,
     Step,
@@ -24,10 +23,11 @@ from mh_webhook_cli.trigger import (
     poll_store,
     run_trigger,
 )
+from mh_webhook_cli.report.console import Format, emit_json, error, info, show
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.listen_session import TunnelRequest
-    from mh_webhook_cli.listener import Delivery
+    from mh_webhook_cli.receive.listener import Delivery
+    from mh_webhook_cli.receive.session import TunnelRequest
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ async def run_session(
     download_to: Path | None,
     output_format: Format,
 ) -> int:
-    """The exit code of one end-to-end check (see :class:`~mh_webhook_cli.trigger.Verdict`)."""
-    from mh_webhook_cli import render_trigger
+    """The exit code of one end-to-end check (see :class:`.trigger.Verdict`)."""
+    from mh_webhook_cli.report import trigger as render_trigger
 
     def on_step(step: Step) -> None:
         if output_format is Format.TEXT:
@@ -112,9 +112,9 @@ async def run_session(
 
 
 async def _with_own_listener(run: _Run, own: OwnListener) -> TriggerResult | None:
-    from mh_webhook_cli.http_server import Limits
-    from mh_webhook_cli.listen_session import Presenter, Session
-    from mh_webhook_cli.listener import ListenConfig
+    from mh_webhook_cli.receive.http import Limits
+    from mh_webhook_cli.receive.listener import ListenConfig
+    from mh_webhook_cli.receive.session import Presenter, Session
 
     def delivered(delivery: Delivery) -> None:
         request = delivery.request

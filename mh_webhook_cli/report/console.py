@@ -9,12 +9,12 @@ Renderers describe text as :data:`Line` values, styled segments, so that the
 plain form needs no rich at all: importing rich costs more than the rest of a
 ``mhw verify`` run, and scripts that pipe mhw should not pay for it.
 
-Every segment's text is passed through :func:`~mh_webhook_cli.terminal_text.shown` here, so
+Every segment's text is passed through :func:`~mh_webhook_cli.report.escape.shown` here, so
 no renderer can let a sender's control characters reach a terminal: a :data:`Line` is always
 one line on screen. Rich draws it as :class:`rich.text.Text`, never as markup.
 
 A long-running session (``mhw listen``, ``mhw emulate``) can :func:`redirect` stdout and
-stderr to a :class:`Sink` that never blocks (:mod:`mh_webhook_cli.background_writer`), so a
+stderr to a :class:`Sink` that never blocks (:mod:`mh_webhook_cli.report.writer`), so a
 reader that stops reading cannot stop it.
 """
 
@@ -28,7 +28,7 @@ from functools import cache
 from io import StringIO
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TextIO, Union
 
-from mh_webhook_cli.terminal_text import shown
+from mh_webhook_cli.report.escape import shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -178,7 +178,7 @@ def emit_json(data: Any) -> None:
 
 def emit_json_lines(documents: Iterable[Any]) -> None:
     """Several JSON lines in one write and one flush (a listener under load emits thousands)."""
-    from mh_webhook_cli.json_text import dumps
+    from mh_webhook_cli.core.json_text import dumps
 
     _send("stdout", "".join(dumps(data) + "\n" for data in documents))
 

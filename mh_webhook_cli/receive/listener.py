@@ -25,14 +25,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.events import Finding, parse_body, validate_event
-from mh_webhook_cli.hosts import is_local, same_host
-from mh_webhook_cli.http_client import FORWARDED_HEADER, DeadlineExceeded
-from mh_webhook_cli.http_client import request as bounded_request
-from mh_webhook_cli.http_server import HOP_BY_HOP_HEADERS, Request, Response
-from mh_webhook_cli.sender import MAGIC_HOUR_TIMEOUT_SECONDS
-from mh_webhook_cli.signing import (
+from mh_webhook_cli.core.catalog import Finding, parse_body, validate_event
+from mh_webhook_cli.core.hosts import is_local, same_host
+from mh_webhook_cli.core.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -40,12 +35,17 @@ from mh_webhook_cli.signing import (
     check,
     repeats_signature_header,
 )
-from mh_webhook_cli.store import ForwardResult, NewRequest, StoreClosed
+from mh_webhook_cli.errors import UsageError
+from mh_webhook_cli.receive.http import HOP_BY_HOP_HEADERS, Request, Response
+from mh_webhook_cli.receive.store import ForwardResult, NewRequest, StoreClosed
+from mh_webhook_cli.send.client import FORWARDED_HEADER, DeadlineExceeded
+from mh_webhook_cli.send.client import request as bounded_request
+from mh_webhook_cli.send.delivery import MAGIC_HOUR_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     import httpx
 
-    from mh_webhook_cli.store import GroupCommitter, Receipt
+    from mh_webhook_cli.receive.store import GroupCommitter, Receipt
 
 VERIFIED = Reason.OK.value
 """The verification of a correctly signed request (a plain string: cheaper than the enum)."""
@@ -75,7 +75,7 @@ class ForwardRoute:
 def refuse_forwarding_loop(routes: Sequence[ForwardRoute], host: str, port: int) -> None:
     """UsageError when a route leads straight back to a listener bound to ``host``:``port``.
 
-    What can be told without a DNS lookup (see :mod:`mh_webhook_cli.hosts`): the same port,
+    What can be told without a DNS lookup (see :mod:`mh_webhook_cli.core.hosts`): the same port,
     on the bound address itself however spelled or, for a listener on a loopback or
     any-address, on ``localhost``, a loopback or an any-address. Every other way back (a
     name of this machine, a tunnel, a second listener forwarding here) is cut by
@@ -425,7 +425,7 @@ async def forward(
     """Send the exact bytes and headers received (plus ``-H`` extras) to the user's handler.
 
     ``--forward-timeout`` bounds the whole exchange, and only the stored start of the answer
-    is kept (see :func:`mh_webhook_cli.http_client.request`): a handler that answers slowly
+    is kept (see :func:`mh_webhook_cli.send.client.request`): a handler that answers slowly
     or endlessly costs this listener neither time past the timeout nor memory.
     """
     import httpx

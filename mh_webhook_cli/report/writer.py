@@ -155,7 +155,7 @@ class SessionOutput:
     """stdout and stderr of a session, each through a :class:`BackgroundWriter`."""
 
     def __init__(self, on_reader_gone: Callable[[], None]) -> None:
-        from mh_webhook_cli import output
+        from mh_webhook_cli.report import console as output
 
         # Anything Python still buffers goes first, in order, before the writers take over.
         sys.stdout.flush()
@@ -182,7 +182,7 @@ class SessionOutput:
         return self.stdout.dropped
 
     def close(self) -> None:
-        from mh_webhook_cli import output
+        from mh_webhook_cli.report import console as output
 
         self.close_stdout()
         # Drained first, then unrouted: a line written straight to stderr meanwhile would

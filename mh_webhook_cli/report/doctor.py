@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mh_webhook_cli.checks import Check, passed
-from mh_webhook_cli.output import Line, Segment, columns
+from mh_webhook_cli.magichour.doctor import Check, passed
+from mh_webhook_cli.report.console import Line, Segment, columns
 
 MARKS: dict[str, Segment] = {
     "ok": ("✓", "bold green"),

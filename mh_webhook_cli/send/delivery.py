@@ -4,7 +4,7 @@ The body is serialized once, compactly, and those exact bytes are both signed an
 handler that verifies the raw body sees precisely what was signed. Every network failure
 (refused connection, DNS, TLS, timeout) becomes a :class:`SendResult` with an ``error`` line
 rather than an exception, so a run over many requests reports each one and never a traceback.
-Every request is bounded (see :mod:`mh_webhook_cli.http_client`): ``timeout`` is the time for
+Every request is bounded (see :mod:`mh_webhook_cli.send.client`): ``timeout`` is the time for
 the whole exchange, and only :data:`RESPONSE_KEEP` bytes of an answer are kept.
 
 httpx and httptools are imported inside the functions that use them: this module is
@@ -26,11 +26,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli import __version__
-from mh_webhook_cli.http_client import READ_LIMIT, BlockingClient, DeadlineExceeded, request
 
 # Re-exported: the listener and the emulator name it as part of sending.
-from mh_webhook_cli.limits import MAGIC_HOUR_TIMEOUT_SECONDS as MAGIC_HOUR_TIMEOUT_SECONDS
-from mh_webhook_cli.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS as MAGIC_HOUR_TIMEOUT_SECONDS
+from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from mh_webhook_cli.send.client import READ_LIMIT, BlockingClient, DeadlineExceeded, request
 
 if TYPE_CHECKING:
     import httpx
@@ -51,7 +51,7 @@ def serialize(event: Any) -> bytes:
     except UnicodeEncodeError:
         # A lone surrogate (json.loads reads "\ud800" as one, so a caller's text can hold
         # it) has no UTF-8 form: json_text writes it as its JSON escape.
-        from mh_webhook_cli.json_text import dumps
+        from mh_webhook_cli.core.json_text import dumps
 
         return dumps(event).encode()
 

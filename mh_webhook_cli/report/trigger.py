@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mh_webhook_cli.output import Line, Segment
-from mh_webhook_cli.render_listen import verdict_segment
-from mh_webhook_cli.trigger import Step, TriggerPlan, TriggerResult, Verdict
+from mh_webhook_cli.magichour.trigger import Step, TriggerPlan, TriggerResult, Verdict
+from mh_webhook_cli.report.console import Line, Segment
+from mh_webhook_cli.report.listen import verdict_segment
 
 
 def step_line(step: Step) -> Line:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.listen_session import Endpoint
+    from mh_webhook_cli.receive.session import Endpoint
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
+from mh_webhook_cli.core.settings import mask
+from mh_webhook_cli.core.signing import Reason, verify
 from mh_webhook_cli.errors import ExitCode
-from mh_webhook_cli.magichour_api import ApiError, CreatedJob, JobKind, MagicHourApi
-from mh_webhook_cli.settings import mask
-from mh_webhook_cli.signing import Reason, verify
+from mh_webhook_cli.magichour.api import ApiError, CreatedJob, JobKind, MagicHourApi
 
 TERMINAL_STATUSES = ("complete", "error", "canceled")
 """Statuses after which a job changes no more."""
@@ -405,8 +405,8 @@ async def poll_store(store_path: Path, since: float, inbox: Inbox, interval: flo
     The listener commits each request before answering it, so the store sees every
     delivery that the sender saw acknowledged.
     """
-    from mh_webhook_cli.events import parse_body
-    from mh_webhook_cli.store import Store
+    from mh_webhook_cli.core.catalog import parse_body
+    from mh_webhook_cli.receive.store import Store
 
     seen: set[int] = set()
     with Store(store_path) as store:

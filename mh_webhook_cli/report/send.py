@@ -1,15 +1,15 @@
 """How ``mhw send`` results look: text and JSON renderers side by side, as in :mod:`render`.
 
-Kept apart from :mod:`mh_webhook_cli.render` so that ``mhw verify`` does not load them.
+Kept apart from :mod:`mh_webhook_cli.report.verify` so that ``mhw verify`` does not load them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mh_webhook_cli.output import Line, Segment, columns
-from mh_webhook_cli.sender import LoadSummary, SendResult
-from mh_webhook_cli.terminal_text import screen_lines
+from mh_webhook_cli.report.console import Line, Segment, columns
+from mh_webhook_cli.report.escape import screen_lines
+from mh_webhook_cli.send.delivery import LoadSummary, SendResult
 
 TEXT_BODY_LIMIT = 2048
 """A terminal shows the start of a response body; a handler's error page can be huge."""

@@ -1,6 +1,6 @@
 """How stored requests look: list lines, details, JSON, raw HTTP, JSON lines and HAR.
 
-Kept apart from :mod:`mh_webhook_cli.render` so that ``mhw events`` and the
+Kept apart from :mod:`mh_webhook_cli.report.verify` so that ``mhw events`` and the
 verification views can change independently; the same split applies here,
 each ``*_text`` has its ``*_json`` next to it so the two cannot drift apart.
 """
@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from mh_webhook_cli import __version__
-from mh_webhook_cli.capture import CapturedRequest, format_request
-from mh_webhook_cli.output import Line, Segment, columns
-from mh_webhook_cli.render import utc_iso_ms
-from mh_webhook_cli.store import ForwardResult, StoredRequest
-from mh_webhook_cli.terminal_text import screen_lines
+from mh_webhook_cli.core.http_text import CapturedRequest, format_request
+from mh_webhook_cli.receive.store import ForwardResult, StoredRequest
+from mh_webhook_cli.report.console import Line, Segment, columns
+from mh_webhook_cli.report.escape import screen_lines
+from mh_webhook_cli.report.verify import utc_iso_ms
 
 _VERDICT_STYLES = {"ok": "green", "unsigned": "yellow", "unchecked": "dim"}
 

@@ -7,7 +7,7 @@ title, and bidi overrides (the "Trojan Source" trick) reorder what is shown. :fu
 writes those characters as escapes (``\\x1b``, ``\\n``, ``\\u202e``) and keeps every other
 character, accented letters and emoji included, so one value is always one line.
 
-Applied by :mod:`mh_webhook_cli.output` to every segment it writes for people, so no
+Applied by :mod:`mh_webhook_cli.report.console` to every segment it writes for people, so no
 renderer can forget it. JSON output needs none of this: JSON escapes control characters
 itself. A backslash is kept as it is, so a sender's literal ``\\x1b`` (four characters)
 looks like an escaped ESC: harmless, and ``--format json`` or ``--raw`` tell them apart.

@@ -19,20 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mh_webhook_cli import render_listen
+from mh_webhook_cli.core.hosts import reachable_host
 from mh_webhook_cli.errors import ExitCode, MhwError
-from mh_webhook_cli.hosts import reachable_host
-from mh_webhook_cli.http_server import Limits
-from mh_webhook_cli.listener import VERIFIED, Delivery, ListenConfig, Listener, matches
+from mh_webhook_cli.receive.http import Limits
+from mh_webhook_cli.receive.listener import VERIFIED, Delivery, ListenConfig, Listener, matches
+from mh_webhook_cli.report import listen as render_listen
 
 if TYPE_CHECKING:
     import httpx
 
-    from mh_webhook_cli.http_server import Server
-    from mh_webhook_cli.store import GroupCommitter, Store
+    from mh_webhook_cli.receive.http import Server
+    from mh_webhook_cli.receive.store import GroupCommitter, Store
     from mh_webhook_cli.tunnel import Tunnel
 
-from mh_webhook_cli.output import (
+from mh_webhook_cli.report.console import (
     Format,
     Line,
     emit_json_lines,
@@ -193,7 +193,7 @@ class Session:
         """Set by :meth:`serving`."""
 
     async def run(self, timeout: float | None, ready_file: Path | None) -> int:
-        from mh_webhook_cli.background_writer import session_output
+        from mh_webhook_cli.report.writer import session_output
 
         # Signals first: a script may stop us the moment the ready file appears.
         self.stop_on_signals()
@@ -208,7 +208,7 @@ class Session:
         return ExitCode.BROKEN_PIPE if output.stdout.reader_gone else code
 
     async def _serve(self, timeout: float | None, ready_file: Path | None) -> int:
-        from mh_webhook_cli.listener_registry import register_this_listener, unregister
+        from mh_webhook_cli.receive.registry import register_this_listener, unregister
 
         async with self.serving() as endpoint:
             self._banner(endpoint.url, endpoint.public_url)
@@ -245,15 +245,15 @@ class Session:
     async def serving(self) -> AsyncIterator[Endpoint]:
         """Store, server and tunnel, open for the duration of the ``async with``; then
         stopped as :meth:`_shut_down` says, however the ``async with`` ends."""
-        from mh_webhook_cli.http_server import serve
-        from mh_webhook_cli.listener import Listener, refuse_forwarding_loop
-        from mh_webhook_cli.store import GroupCommitter, Store
+        from mh_webhook_cli.receive.http import serve
+        from mh_webhook_cli.receive.listener import Listener, refuse_forwarding_loop
+        from mh_webhook_cli.receive.store import GroupCommitter, Store
 
         store = Store(self.store_path) if self.store_path else None
         committer = GroupCommitter(store) if store else None
         client = None
         if self.config.forwards:
-            from mh_webhook_cli.http_client import small_read_client
+            from mh_webhook_cli.send.client import small_read_client
 
             client = small_read_client()
         self.listener = Listener(
@@ -437,7 +437,7 @@ class Session:
         return ", ".join(f"{p} x{self.arrived[p]} of {self.count}" for p in self.expected)
 
     def _banner(self, url: str, public_url: str | None) -> None:
-        from mh_webhook_cli.settings import mask
+        from mh_webhook_cli.core.settings import mask
 
         any_path = "" if self.config.path else " (any path)"
         lines: list[Line] = [

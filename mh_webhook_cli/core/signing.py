@@ -12,7 +12,7 @@ case) is rejected as ambiguous, since frameworks disagree on which copy counts.
 The body must be the bytes exactly as they were sent: parsing the JSON and
 serializing it again produces other bytes and therefore another signature.
 That mistake is the most common reason a handler rejects genuine events, so
-:func:`verify` can explain a mismatch (see :mod:`mh_webhook_cli.diagnosis`).
+:func:`verify` can explain a mismatch (see :mod:`mh_webhook_cli.core.diagnosis`).
 
 This module is pure: no I/O, and the clock is read only when the caller does
 not pass ``now``.
@@ -249,7 +249,7 @@ def verify(
         return VerifyResult(False, reason, received, tolerance_seconds=tolerance)
     hints: tuple[Hint, ...] = ()
     if reason is not Reason.OK and diagnose:
-        from mh_webhook_cli.diagnosis import diagnose as find_hints
+        from mh_webhook_cli.core.diagnosis import diagnose as find_hints
 
         hints = tuple(find_hints(body, received, raw_timestamp, secrets, reason))
     return VerifyResult(

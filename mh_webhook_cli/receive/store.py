@@ -37,9 +37,9 @@ from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypedDict, TypeVar
 
+from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
 from mh_webhook_cli.errors import ExitCode, MhwError
-from mh_webhook_cli.json_text import dumps, escape_lone_surrogates
-from mh_webhook_cli.store_migrations import MIGRATIONS, SCHEMA_VERSION
+from mh_webhook_cli.receive.migrations import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import asyncio
@@ -126,7 +126,7 @@ class NewRequest:
     event_type: str | None
     project_id: str | None
     verification: str
-    """A :class:`~mh_webhook_cli.signing.Reason` value, ``unsigned`` or ``unchecked``."""
+    """A :class:`~mh_webhook_cli.core.signing.Reason` value, ``unsigned`` or ``unchecked``."""
     findings: list[Finding]
     response_status: int
     """The status the listener answered with."""

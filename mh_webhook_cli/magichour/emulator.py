@@ -17,7 +17,7 @@ A job is ``queued`` for ``queue_seconds``, ``rendering`` for ``render_seconds``,
 ``complete`` or, with probability ``fail_rate``, ``error``. Each change that Magic Hour announces
 sends its event (``{kind}.started``, ``.completed``, ``.errored``) to every webhook URL; the
 event's payload is the very dict that ``GET /v1/{kind}-projects/{id}`` returns from then on,
-built by :func:`mh_webhook_cli.fixtures.project_payload` so it matches the shipped spec. Like
+built by :func:`mh_webhook_cli.core.fixtures.project_payload` so it matches the shipped spec. Like
 Magic Hour, ``image.started`` is skipped for fast jobs (a render under one second).
 
 Deliveries behave like a Developer Hub registration: compact JSON, both signature headers, a 2xx
@@ -56,14 +56,14 @@ from datetime import datetime, timezone
 from functools import cache
 from typing import TYPE_CHECKING, Any, Union
 
+from mh_webhook_cli.core.catalog import ProjectStatus
+from mh_webhook_cli.core.fixtures import ERROR_CODES, cuid, project_payload
 from mh_webhook_cli.errors import MhwError
-from mh_webhook_cli.events import ProjectStatus
-from mh_webhook_cli.fixtures import ERROR_CODES, cuid, project_payload
-from mh_webhook_cli.http_client import READ_LIMIT
-from mh_webhook_cli.http_server import Request, Response, Server, serve
-from mh_webhook_cli.listener import matches
-from mh_webhook_cli.magichour_api import estimate_credits
-from mh_webhook_cli.sender import (
+from mh_webhook_cli.magichour.api import estimate_credits
+from mh_webhook_cli.receive.http import Request, Response, Server, serve
+from mh_webhook_cli.receive.listener import matches
+from mh_webhook_cli.send.client import READ_LIMIT
+from mh_webhook_cli.send.delivery import (
     MAGIC_HOUR_TIMEOUT_SECONDS,
     RETRY_BASE_DELAY_SECONDS,
     Delivery,
@@ -321,7 +321,7 @@ class Emulator:
 
         OSError when the address cannot be bound.
         """
-        from mh_webhook_cli.hosts import reachable_host
+        from mh_webhook_cli.core.hosts import reachable_host
 
         if self.config.webhook_urls:
             import httpx

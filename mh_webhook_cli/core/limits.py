@@ -1,7 +1,7 @@
 """Default bounds of mhw's servers and clients, and of the CLI options that change them.
 
 One definition for both: the command modules take their option defaults from here, and
-importing :mod:`~mh_webhook_cli.http_server` (httptools) or :mod:`~mh_webhook_cli.sender`
+importing :mod:`~mh_webhook_cli.receive.http` (httptools) or :mod:`~mh_webhook_cli.send.delivery`
 (asyncio, ssl) for a number would cost every ``mhw listen --help`` or ``mhw events list``
 tens of milliseconds (``python -X importtime``; ``bench/startup.py``).
 """

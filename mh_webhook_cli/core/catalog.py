@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mh_webhook_cli.json_text import loads_if_exact
+from mh_webhook_cli.core.json_text import loads_if_exact
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -170,7 +170,7 @@ def load_event_schemas() -> Mapping[str, Mapping[str, Any]]:
     # and most commands never need the spec.
     import importlib.resources
 
-    spec_file = importlib.resources.files("mh_webhook_cli") / "spec" / "webhooks.openapi.json"
+    spec_file = importlib.resources.files("mh_webhook_cli.core") / "spec" / "webhooks.openapi.json"
     spec = json.loads(spec_file.read_text(encoding="utf-8"))
     return types.MappingProxyType(
         {

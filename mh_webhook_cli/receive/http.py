@@ -46,7 +46,7 @@ from typing import Union, cast
 
 import httptools
 
-from mh_webhook_cli.limits import (
+from mh_webhook_cli.core.limits import (
     IDLE_TIMEOUT_DEFAULT,
     MAX_BODY_DEFAULT,
     MAX_CONNECTIONS_DEFAULT,

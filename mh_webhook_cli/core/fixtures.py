@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from mh_webhook_cli.events import EVENT_TYPES, ProjectStatus, json_type_name
+from mh_webhook_cli.core.catalog import EVENT_TYPES, ProjectStatus, json_type_name
 
 DOWNLOAD_LIFETIME = timedelta(hours=24)
 """How long Magic Hour's download URLs stay valid, per the docs."""

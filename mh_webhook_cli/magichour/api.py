@@ -28,11 +28,11 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from mh_webhook_cli.core.settings import mask
 from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
-from mh_webhook_cli.http_client import READ_LIMIT, Answer, BodySink, DeadlineExceeded
-from mh_webhook_cli.http_client import request as bounded_request
-from mh_webhook_cli.sender import USER_AGENT, describe_failure
-from mh_webhook_cli.settings import mask
+from mh_webhook_cli.send.client import READ_LIMIT, Answer, BodySink, DeadlineExceeded
+from mh_webhook_cli.send.client import request as bounded_request
+from mh_webhook_cli.send.delivery import USER_AGENT, describe_failure
 
 DEFAULT_API_BASE = "https://api.magichour.ai"
 DEFAULT_IMAGE_TOOL = "general"

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from mh_webhook_cli.errors import MhwError
-from mh_webhook_cli.settings import (
+from mh_webhook_cli.core.settings import (
     API_KEY,
     WEBHOOK_SECRET,
     Resolved,
@@ -25,6 +24,7 @@ from mh_webhook_cli.settings import (
     clean_value,
     mask,
 )
+from mh_webhook_cli.errors import MhwError
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -74,7 +74,7 @@ def origin(resolved: Resolved) -> str:
 
 async def check_api_key(key: Resolved, base_url: str) -> Check:
     """The key works: Magic Hour answers ``GET /v1/account`` with it."""
-    from mh_webhook_cli.magichour_api import DEFAULT_API_BASE, KEYS_URL, ApiError, MagicHourApi
+    from mh_webhook_cli.magichour.api import DEFAULT_API_BASE, KEYS_URL, ApiError, MagicHourApi
 
     if key.value is None:
         return Check(
@@ -158,7 +158,7 @@ def check_ngrok_authtoken() -> list[Check]:
 
 def check_listeners() -> list[Check]:
     """Each running ``mhw listen`` accepts connections on its port."""
-    from mh_webhook_cli.listener_registry import running_listeners
+    from mh_webhook_cli.receive.registry import running_listeners
 
     listeners = running_listeners()
     if not listeners:

@@ -170,7 +170,7 @@ def mask(secret: str) -> str:
     match = _KNOWN_PREFIX.match(secret)
     prefix = match.group(1) if match and len(secret) - len(match.group(1)) >= 16 else ""
     # Imported here: json_text brings orjson, 4 ms of start-up for commands that never mask.
-    from mh_webhook_cli.json_text import escape_lone_surrogates
+    from mh_webhook_cli.core.json_text import escape_lone_surrogates
 
     # An undecodable byte (a lone surrogate, from surrogateescape) must not break the output.
     return f"{prefix}…{escape_lone_surrogates(secret[-4:])}"
