@@ -32,7 +32,8 @@ from typing import Any, cast
 import h11
 import httptools
 
-from mh_webhook_cli.receive.http import HttpProtocol, Limits, Request, Response
+from mh_webhook_cli.core.request import Request
+from mh_webhook_cli.receive.http import HttpProtocol, Limits, Response
 
 BODY = (
     b'{"type":"video.completed","payload":{"id":"clx7uu86w0a5qp55yxz315r6r","name":"Example Name",'

@@ -16,7 +16,7 @@ from typing import Any
 
 from mh_webhook_cli.core.settings import Resolved, Setting, resolve
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.files import read_file
+from mh_webhook_cli.files import read_file, write_private
 
 CONFIG_ENV = "MHW_CONFIG"
 MAGIC_HOUR_CLI_CONFIG_ENV = "MAGIC_HOUR_CONFIG"
@@ -72,21 +72,9 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
 
 def save_config(data: Mapping[str, Any], path: Path | None = None) -> Path:
     """Write the config atomically with mode 0600 (it may hold secrets)."""
-    import tempfile
-
     path = path or config_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".tmp")
-    try:
-        # mkstemp creates the file 0600 already; fchmod makes it explicit and umask-proof.
-        os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(dict(data), handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_private(path, json.dumps(dict(data), indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -129,3 +129,27 @@ def _size(count: int) -> str:
         if count >= size and count % size == 0:
             return f"{count // size} {unit}"
     return f"{count} bytes"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically, readable by its owner only (0600).
+
+    Every file mhw writes for itself may name secrets, the local store or a port (the config,
+    the listener registry, ``--ready-file``), and each has a reader that polls it: written to
+    a fresh temporary name in the same directory and renamed, a reader never sees half a
+    file, and a leftover temporary (or one someone else planted) is never reused.
+    """
+    import tempfile
+
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}-", suffix=".tmp"
+    )
+    try:
+        # mkstemp creates the file 0600 already; fchmod makes it explicit and umask-proof.
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -26,12 +26,12 @@ from http_corpus import CASES, H11_DISAGREES
 from test_listen import Listening, Start, start_listener
 
 from conftest import wait_for
+from mh_webhook_cli.core.request import Request
 from mh_webhook_cli.receive.http import (
     LINGER_SECONDS,
     Handler,
     HttpProtocol,
     Limits,
-    Request,
     Response,
     _Connections,
     serve,

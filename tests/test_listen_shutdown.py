@@ -24,8 +24,9 @@ from test_listen import start_listener as start_listener
 from test_store_hostile import hold_write_lock, refused_within
 
 from conftest import SECRET, wait_for
+from mh_webhook_cli.core.request import Request
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.receive.http import Limits, Request, Response, serve
+from mh_webhook_cli.receive.http import Limits, Response, serve
 from mh_webhook_cli.receive.listener import ForwardRoute, ListenConfig, Listener
 from mh_webhook_cli.receive.session import Presenter, Session
 from mh_webhook_cli.report.console import Format

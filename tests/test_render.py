@@ -29,7 +29,7 @@ def _drawn_with_links(urls: list[str]) -> str:
     from rich.console import Console
     from rich.text import Text
 
-    from mh_webhook_cli.receive.http import Request
+    from mh_webhook_cli.core.request import Request
     from mh_webhook_cli.receive.listener import Delivery
     from mh_webhook_cli.report.listen import payload_lines
 
@@ -70,7 +70,7 @@ def test_a_download_url_is_a_link_only_when_it_is_a_plain_http_url() -> None:
 )
 def test_verbose_shows_a_bounded_part_of_a_huge_payload(body: bytes) -> None:
     """``-v`` draws on the listener's loop: a megabyte must not take it seconds to draw."""
-    from mh_webhook_cli.receive.http import Request
+    from mh_webhook_cli.core.request import Request
     from mh_webhook_cli.receive.listener import ListenConfig, Listener
     from mh_webhook_cli.report.listen import payload_lines
 

@@ -29,8 +29,8 @@ from test_listen import Start, event_body, signed_headers, start_listener  # noq
 
 from conftest import SECRET, Mhw, wait_for
 from mh_webhook_cli.core.json_text import dumps
+from mh_webhook_cli.core.request import Request
 from mh_webhook_cli.magichour.emulator import ApiCall
-from mh_webhook_cli.receive.http import Request
 from mh_webhook_cli.receive.listener import ListenConfig, Listener
 from mh_webhook_cli.receive.store import NewRequest, Store
 from mh_webhook_cli.report import console as output

@@ -128,8 +128,9 @@ def emulate(
     every --webhook-url, retrying failures after 1 s, 2 s, 4 s … Point clients at it with
     MAGIC_HOUR_API_BASE=http://127.0.0.1:8788. Ctrl-C stops it (exit 0) with a summary.
     """
+    from mh_webhook_cli.event_loop import run_loop
     from mh_webhook_cli.magichour.emulator import Emulator, EmulatorConfig
-    from mh_webhook_cli.receive.session import run_loop, write_ready_file
+    from mh_webhook_cli.receive.session import write_ready_file
     from mh_webhook_cli.report.emulate import Presenter
 
     urls = tuple(http_url(url, "--webhook-url") for url in webhook_url or [])

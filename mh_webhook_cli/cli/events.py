@@ -248,8 +248,8 @@ def replay_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Send a captured request again: the exact bytes and headers, or re-signed with --resign."""
+    from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS
     from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-    from mh_webhook_cli.receive.http import HOP_BY_HOP_HEADERS
     from mh_webhook_cli.report.send import send_json, send_text
     from mh_webhook_cli.send.client import FORWARDED_HEADER
     from mh_webhook_cli.send.delivery import (

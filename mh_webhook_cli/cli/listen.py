@@ -180,7 +180,8 @@ def listen(
     )
     expected = patterns(expect)
     store_path = capture_store(store, no_store)
-    from mh_webhook_cli.receive.session import Presenter, Session, run_loop
+    from mh_webhook_cli.event_loop import run_loop
+    from mh_webhook_cli.receive.session import Presenter, Session
 
     plan = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
     presenter = Presenter(output_format, verbose)

@@ -137,7 +137,7 @@ def trigger(
     else:
         tunnel_request = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
         listener = OwnListener(host, port, capture_store(store, no_store), tunnel_request)
-    from mh_webhook_cli.receive.session import run_loop
+    from mh_webhook_cli.event_loop import run_loop
 
     session = run_session(
         api,

@@ -52,43 +52,12 @@ from mh_webhook_cli.core.limits import (
     MAX_CONNECTIONS_DEFAULT,
     READ_TIMEOUT_DEFAULT,
 )
+from mh_webhook_cli.core.request import Request
 
 MAX_HEAD = 32 * 1024
 """Request line and headers together; larger gets 431 (nginx's default is 8-32 KiB)."""
 LINGER_SECONDS = 2.0
 """How long a refused request's connection keeps reading before it closes (see _refuse)."""
-
-HOP_BY_HOP_HEADERS = frozenset(
-    {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
-)
-"""Headers about one connection, not the message: never copied when re-sending a request."""
-
-
-@dataclass(slots=True)
-class Request:
-    """One request as received: the body is the exact bytes, de-chunked if it was chunked.
-
-    Treat it as read-only. It is not frozen only because a frozen dataclass's
-    ``__init__`` costs a microsecond more, and a listener builds thousands a second.
-    """
-
-    method: str
-    target: str
-    headers: list[tuple[str, str]]
-    """In the order received, repeated headers kept."""
-    body: bytes
-    client: str
-    by_name: dict[str, str]
-    """Lower-cased names to values (a repeated header gives its last, as everywhere in mhw):
-    the parser builds it anyway, and a listener looks headers up several times a request."""
-    http_version: str = "1.1"
-
-    def header(self, name: str) -> str | None:
-        return self.by_name.get(name.lower())
-
-    @property
-    def path(self) -> str:
-        return self.target.split("?", 1)[0]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from mh_webhook_cli.core.catalog import Finding, parse_body, validate_event
 from mh_webhook_cli.core.hosts import is_local, same_host
+from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS, Request
 from mh_webhook_cli.core.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
@@ -36,7 +37,7 @@ from mh_webhook_cli.core.signing import (
     repeats_signature_header,
 )
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.receive.http import HOP_BY_HOP_HEADERS, Request, Response
+from mh_webhook_cli.receive.http import Response
 from mh_webhook_cli.receive.store import ForwardResult, NewRequest, StoreClosed
 from mh_webhook_cli.send.client import FORWARDED_HEADER, DeadlineExceeded
 from mh_webhook_cli.send.client import request as bounded_request

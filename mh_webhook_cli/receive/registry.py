@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mh_webhook_cli.files import write_private
+
 if TYPE_CHECKING:
     from mh_webhook_cli.receive.session import Endpoint
 
@@ -51,12 +53,8 @@ def register(entry: RunningListener, directory: Path | None = None) -> Path:
     directory = directory or registry_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / f"{entry.pid}.json"
-    temporary = directory / f".{entry.pid}.json.tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(asdict(entry), handle)
     # Readers must never see half a file: they would take it for a stale one and delete it.
-    os.replace(temporary, path)
+    write_private(path, json.dumps(asdict(entry)))
     return path
 
 

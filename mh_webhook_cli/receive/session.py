@@ -14,13 +14,14 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli.core.hosts import reachable_host
 from mh_webhook_cli.errors import ExitCode, MhwError
+from mh_webhook_cli.files import write_private
 from mh_webhook_cli.receive.http import Limits
 from mh_webhook_cli.receive.listener import VERIFIED, Delivery, ListenConfig, Listener, matches
 from mh_webhook_cli.report import listen as render_listen
@@ -46,15 +47,6 @@ ANSWER_GRACE_SECONDS = 0.5
 """At shutdown, how long the answers under way may take: a commit takes milliseconds. Those
 still waiting then (for another process's write lock) are answered 503, and their senders
 retry; Ctrl-C must end a session within 2 s."""
-
-
-def run_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run on uvloop where it is installed (the faster loop), else on asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
 
 
 @dataclass(frozen=True)
@@ -498,13 +490,7 @@ class Session:
 def write_ready_file(path: Path, data: dict[str, Any]) -> None:
     """Tell a waiting script that a server accepts connections: ``data`` and our pid, as JSON.
 
-    Written to a temporary name and renamed, so a script polling for the file never reads
-    half of it. Private (0600) like the listener registry: it names the local store and port.
+    Private (0600) and atomic (:func:`~mh_webhook_cli.files.write_private`): it names the
+    local store and port, and a script polls for it.
     """
-    temporary = path.with_name(path.name + ".tmp")
-    with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()  # a leftover could belong to someone else, with their mode
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(json.dumps({**data, "pid": os.getpid()}) + "\n")
-    os.replace(temporary, path)
+    write_private(path, json.dumps({**data, "pid": os.getpid()}) + "\n")
