@@ -1,10 +1,12 @@
-"""Start-up time of ``mhw`` against a bare two-command typer app, alternated in one run.
+"""Start-up time of every ``mhw`` command against a bare one-command typer app, in one run.
 
 Every command pays for Python, typer and rich; mhw must not add much on top
 (target: at most 1.2x the bare app). The bare app is the anchor: the same
-interpreter, the same typer version, two trivial commands.
+interpreter, the same typer version, one trivial command. Each command is timed
+twice: its ``--help`` (against the bare app's ``--help``) and a run that does
+its job offline (against the bare command's run).
 
-    python bench/startup.py [--runs 30]
+    python bench/startup.py [--runs 30] [--only NAME ...]
 
 Prints one line per case with the medians and their ratio, and exits 1 when
 a ratio is over the target.
@@ -38,12 +40,6 @@ def verify(body_file: str, signature: str = "", timestamp: str = "", secret: str
     print("valid" if signature else "invalid")
 
 
-@app.command()
-def sign(body_file: str) -> None:
-    """Sign a body."""
-    print("signed")
-
-
 app(prog_name="bare")
 '''
 
@@ -59,7 +55,9 @@ def timed(command: list[str], env: dict[str, str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
-    runs = parser.parse_args().runs
+    parser.add_argument("--only", nargs="*", default=None, help="case names to run")
+    arguments = parser.parse_args()
+    runs = arguments.runs
 
     work = Path(tempfile.mkdtemp(prefix="mhw-bench-"))
     bare = work / "bare.py"
@@ -67,21 +65,58 @@ def main() -> int:
     body = work / "body.json"
     body.write_bytes(b'{"type":"video.started","payload":{"id":"clx7uu86w0a5qp55yxz315r6r"}}')
     secret = "mhw_live_0123456789abcdef0123456789abcdef"
-    env = {**os.environ, "MHW_CONFIG": str(work / "config.json"), "COLUMNS": "100"}
+    env = {
+        **os.environ,
+        "MHW_CONFIG": str(work / "config.json"),
+        "MAGIC_HOUR_CONFIG": str(work / "magic-hour.json"),
+        "XDG_STATE_HOME": str(work / "state"),
+        "XDG_DATA_HOME": str(work / "data"),
+        "COLUMNS": "100",
+    }
+    for name in ("MAGIC_HOUR_API_KEY", "MAGIC_HOUR_WEBHOOK_SECRET", "NGROK_AUTHTOKEN"):
+        env.pop(name, None)
     python = sys.executable
     mhw = [python, "-m", "mh_webhook_cli"]
     valid = hmac.new(secret.encode(), b"1." + body.read_bytes(), hashlib.sha256).hexdigest()
     verify = [*mhw, "verify", "-b", str(body), "--timestamp", "1", "--tolerance", "0", "-s", secret]
-    bare_verify = [python, str(bare), "verify", str(body), "--secret", secret, "--signature"]
-    cases = {
-        "--help": ([*mhw, "--help"], [python, str(bare), "--help"]),
-        # A valid signature: the start-up cost of a verify run, held to the target.
-        "verify": ([*verify, "--signature", valid], [*bare_verify, valid]),
-        # A mismatch adds the diagnosis (a few hundred HMACs): reported, not held to it.
-        "verify, mismatch": ([*verify, "--signature", "0" * 64], [*bare_verify, "0" * 64]),
+    bare_help = [python, str(bare), "--help"]
+    bare_run = [python, str(bare), str(body), "--secret", secret, "--signature", valid]
+    store = str(work / "empty.db")
+    runs_offline = {
+        # A valid signature: the start-up cost of a verify run.
+        "verify": [*verify, "--signature", valid],
+        "sign": [*mhw, "sign", "-b", str(body), "-s", secret, "--timestamp", "1"],
+        "fixtures show": [*mhw, "fixtures", "show", "video.completed"],
+        "fixtures list": [*mhw, "fixtures", "list"],
+        "config list": [*mhw, "config", "list"],
+        "events list": [*mhw, "events", "list", "--store", store],
     }
+    helps = [
+        [],
+        ["listen"],
+        ["send"],
+        ["verify"],
+        ["sign"],
+        ["trigger"],
+        ["emulate"],
+        ["doctor"],
+        ["events"],
+        ["events", "list"],
+        ["events", "replay"],
+        ["fixtures"],
+        ["config"],
+    ]
+    cases: dict[str, tuple[list[str], list[str], bool]] = {}
+    for words in helps:
+        cases[" ".join([*words, "--help"])] = ([*mhw, *words, "--help"], bare_help, True)
+    for name, command in runs_offline.items():
+        cases[name] = (command, bare_run, True)
+    # A mismatch adds the diagnosis (a few hundred HMACs): reported, not held to the target.
+    cases["verify, mismatch"] = ([*verify, "--signature", "0" * 64], bare_run, False)
+    if arguments.only:
+        cases = {name: case for name, case in cases.items() if name in arguments.only}
     failed = False
-    for name, (ours, anchor) in cases.items():
+    for name, (ours, anchor, held) in cases.items():
         timed(ours, env), timed(anchor, env)  # warm the file cache and .pyc files
         ours_times, anchor_times = [], []
         for _ in range(runs):
@@ -90,11 +125,13 @@ def main() -> int:
         ours_median = statistics.median(ours_times)
         anchor_median = statistics.median(anchor_times)
         ratio = ours_median / anchor_median
-        failed |= ratio > TARGET_RATIO and name != "verify, mismatch"
+        over = held and ratio > TARGET_RATIO
+        failed |= over
         print(
-            f"{name:16} mhw {ours_median * 1000:6.1f} ms  bare typer {anchor_median * 1000:6.1f} ms"
-            f"   ratio {ratio:.2f}x (target <= {TARGET_RATIO}x, {runs} runs each, alternated)"
+            f"{name:22} mhw {ours_median * 1000:6.1f} ms  bare typer {anchor_median * 1000:6.1f} ms"
+            f"  ratio {ratio:.2f}x{'  OVER' if over else ''}"
         )
+    print(f"target <= {TARGET_RATIO}x; {runs} runs each, alternated; medians")
     return 1 if failed else 0
 
 
