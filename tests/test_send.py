@@ -746,3 +746,29 @@ def test_a_lone_surrogate_in_an_event_is_sent_as_its_json_escape() -> None:
     body = serialize({"type": "image.completed", "payload": {"name": "a\ud800"}})
     assert body == b'{"type":"image.completed","payload":{"name":"a\\ud800"}}'
     assert json.loads(body)["payload"]["name"] == "a\ud800"
+
+
+# Choosing the events, as a library
+
+
+def test_a_selection_builds_the_events_without_a_command_line() -> None:
+    from mh_webhook_cli.errors import UsageError
+    from mh_webhook_cli.send.selection import EventSelection
+
+    [(started, first), (errored, last)] = EventSelection(
+        lifecycle="audio", fail=True, error_code="invalid_voice", assignments=("payload.name=x",)
+    ).events()
+    assert (started, errored) == ("audio.started", "audio.errored")
+    assert first["payload"]["id"] == last["payload"]["id"]
+    assert first["payload"]["name"] == last["payload"]["name"] == "x"
+    assert last["payload"]["error"]["code"] == "invalid_voice"
+
+    def unreadable() -> tuple[bytes, str]:
+        raise AssertionError("the document is read only once the options are known to fit")
+
+    with pytest.raises(UsageError, match="exactly one of EVENT, --data"):
+        EventSelection(event="video.started", data=unreadable).events()
+    [(name, document)] = EventSelection(data=lambda: (b'{"type":"x.y"}', "stdin")).events()
+    assert (name, document) == ("x.y", {"type": "x.y"})
+    with pytest.raises(UsageError, match=r"^stdin is not JSON \("):
+        EventSelection(data=lambda: (b"{", "stdin")).events()
