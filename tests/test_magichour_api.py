@@ -232,11 +232,11 @@ def test_a_timeout_on_get_is_retried(api: FakeApi) -> None:
 
 
 def test_connection_refused_names_the_base_url() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    with pytest.raises(ApiError) as caught:
+    # Bound, never listening, held through the test: every connection is refused, and no
+    # other process can take the port meanwhile.
+    with socket.socket() as holder, pytest.raises(ApiError) as caught:
+        holder.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{holder.getsockname()[1]}"
         asyncio.run(_account(base))
     text = str(caught.value)
     assert f"cannot reach the Magic Hour API at {base}" in text and "refused" in text

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.server
-import itertools
 import json
 import re
 import shutil
@@ -29,6 +28,7 @@ from conftest import SECRET, Mhw
 from mh_webhook_cli import __version__
 from mh_webhook_cli.send.delivery import Delivery, SendResult, Signer, make_client, send_with_retry
 from mh_webhook_cli.send.delivery import tls_context as make_tls
+from mh_webhook_cli.send.retry import MAGIC_HOUR_RETRY_SECONDS, Backoff
 
 NINE = [
     f"{kind}.{action}"
@@ -124,12 +124,13 @@ def handler() -> Iterator[Handler]:
 
 
 @pytest.fixture
-def closed_port() -> int:
-    """A port nothing listens on: bound, then released."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+def closed_port() -> Iterator[int]:
+    """A port nothing listens on: bound and never listening, so the kernel refuses every
+    connection, and held for the whole test, so that nothing else can take it meanwhile."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port: int = holder.getsockname()[1]
+        yield port
 
 
 @pytest.fixture
@@ -474,44 +475,80 @@ def test_long_bodies_are_truncated_in_text_and_say_so(mhw: Mhw, handler: Handler
 # Retries
 
 
+class SteppedClock:
+    """Time that passes only when the code under test sleeps: retries without waiting."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.now = 0.0
+        self.handler = handler
+        self.slept: list[tuple[float, int]] = []
+        """Each wait, with how many requests the handler had received when it began."""
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append((seconds, len(self.handler.received)))
+        self.now += seconds
+
+
 def test_retry_schedule_doubles_and_resigns_the_same_bytes(handler: Handler) -> None:
     handler.answer = lambda n: (500, b"", []) if n <= 3 else accept(n)
     delivery = Delivery(handler.url, b'{"type":"video.started"}', "video.started")
     retried: list[tuple[int, float]] = []
+    clock = SteppedClock(handler)
     with make_client(make_tls(False, None)) as client:
         result = send_with_retry(
             client,
             delivery,
             Signer(SECRET),
             5.0,
-            base_delay=0.2,
+            schedule=Backoff(first=0.2),
             on_retry=lambda failed, delay: retried.append((failed.attempts, delay)),
+            sleep=clock.sleep,
+            clock=clock,
         )
     assert result.status == 200 and result.attempts == 4
     assert retried == [(1, 0.2), (2, 0.4), (3, 0.8)]
-    times = [request.at for request in handler.received]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert len(gaps) == 3
-    for gap, delay in zip(gaps, (0.2, 0.4, 0.8), strict=True):
-        assert delay <= gap < delay * 1.5, gaps
+    # Each wait comes after an attempt was answered and before the next one was sent.
+    assert clock.slept == [(0.2, 1), (0.4, 2), (0.8, 3)]
+    assert len(handler.received) == 4
     assert {request.body for request in handler.received} == {delivery.body}
     assert all(request.signature_valid() for request in handler.received)
 
 
 def test_retry_gives_up_at_the_time_limit(handler: Handler) -> None:
     handler.answer = lambda _: (503, b"", [])
+    clock = SteppedClock(handler)
     with make_client(make_tls(False, None)) as client:
         result: SendResult = send_with_retry(
             client,
             Delivery(handler.url, b"{}"),
             Signer(SECRET),
             5.0,
-            base_delay=0.05,
-            max_retry_seconds=0.5,
+            schedule=Backoff(first=0.05, limit=0.5),
+            sleep=clock.sleep,
+            clock=clock,
         )
     # Retries start at 0.05, 0.15, 0.35 s; the next would start at 0.75 s, past the limit.
     assert result.status == 503 and result.attempts == 4
+    assert [wait for wait, _ in clock.slept] == [0.05, 0.1, 0.2]
     assert len(handler.received) == 4
+
+
+def test_the_backoff_is_magic_hours_schedule() -> None:
+    """1 s, 2 s, 4 s ... and no retry that would start more than 24 hours after the first."""
+    schedule = Backoff()
+    waits: list[float] = []
+    elapsed = 0.0
+    while (wait := schedule.wait_after(len(waits) + 1, elapsed)) is not None:
+        waits.append(wait)
+        elapsed += wait
+    assert waits == [2.0**n for n in range(16)]
+    assert elapsed <= MAGIC_HOUR_RETRY_SECONDS == 24 * 3600 < elapsed + 2.0**16
+    # The API client's form: the same doubling, each wait capped, a number of attempts.
+    capped = Backoff(first=1.0, cap=3.0, attempts=4)
+    assert [capped.wait_after(n, 0.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 3.0, None]
 
 
 def test_retry_from_the_cli_reports_each_attempt(mhw: Mhw, handler: Handler) -> None:
@@ -609,8 +646,8 @@ def test_retry_attempts_are_bounded_too() -> None:
     with raw_server(trickle()) as server, make_client(make_tls(False, None)) as client:
         started = time.monotonic()
         result = send_with_retry(
-            client, Delivery(server.url, b"{}"), Signer(SECRET), 0.5, base_delay=0.05,
-            max_retry_seconds=1.5,
+            client, Delivery(server.url, b"{}"), Signer(SECRET), 0.5,
+            schedule=Backoff(first=0.05, limit=1.5),
         )  # fmt: skip
         elapsed = time.monotonic() - started
     assert result.status is None and result.attempts >= 2
@@ -709,3 +746,29 @@ def test_a_lone_surrogate_in_an_event_is_sent_as_its_json_escape() -> None:
     body = serialize({"type": "image.completed", "payload": {"name": "a\ud800"}})
     assert body == b'{"type":"image.completed","payload":{"name":"a\\ud800"}}'
     assert json.loads(body)["payload"]["name"] == "a\ud800"
+
+
+# Choosing the events, as a library
+
+
+def test_a_selection_builds_the_events_without_a_command_line() -> None:
+    from mh_webhook_cli.errors import UsageError
+    from mh_webhook_cli.send.selection import EventSelection
+
+    [(started, first), (errored, last)] = EventSelection(
+        lifecycle="audio", fail=True, error_code="invalid_voice", assignments=("payload.name=x",)
+    ).events()
+    assert (started, errored) == ("audio.started", "audio.errored")
+    assert first["payload"]["id"] == last["payload"]["id"]
+    assert first["payload"]["name"] == last["payload"]["name"] == "x"
+    assert last["payload"]["error"]["code"] == "invalid_voice"
+
+    def unreadable() -> tuple[bytes, str]:
+        raise AssertionError("the document is read only once the options are known to fit")
+
+    with pytest.raises(UsageError, match="exactly one of EVENT, --data"):
+        EventSelection(event="video.started", data=unreadable).events()
+    [(name, document)] = EventSelection(data=lambda: (b'{"type":"x.y"}', "stdin")).events()
+    assert (name, document) == ("x.y", {"type": "x.y"})
+    with pytest.raises(UsageError, match=r"^stdin is not JSON \("):
+        EventSelection(data=lambda: (b"{", "stdin")).events()

@@ -131,7 +131,7 @@ def emulate(
     from mh_webhook_cli.event_loop import run_loop
     from mh_webhook_cli.magichour.emulator import Emulator, EmulatorConfig
     from mh_webhook_cli.receive.session import write_ready_file
-    from mh_webhook_cli.report.emulate import Presenter
+    from mh_webhook_cli.report.emulate import emulate_reporter
 
     urls = tuple(http_url(url, "--webhook-url") for url in webhook_url or [])
     # Only a registration signs: without a webhook URL, a configured secret is not needed.
@@ -159,11 +159,11 @@ def emulate(
         )
     except ValueError as failure:
         raise UsageError(str(failure)) from None
-    presenter = Presenter(output_format, config)
-    emulator = Emulator(config, on_event=presenter.activity)
+    reporter = emulate_reporter(output_format, config)
+    emulator = Emulator(config, on_event=reporter.activity)
 
     def ready(url: str) -> None:
-        presenter.ready(url)
+        reporter.ready(url)
         if ready_file is not None:
             write_ready_file(ready_file, {"url": url, "port": emulator.port})
 
@@ -181,8 +181,8 @@ def emulate(
 
         with session_output(reader_gone) as output:
             code = await emulator.run_until_stopped(host, port, ready)
-            presenter.summary_json(emulator.stats)
-            presenter.summary(emulator.stats, output.close_stdout())
+            reporter.finish(emulator.stats)
+            reporter.summary(emulator.stats, output.close_stdout())
         return ExitCode.BROKEN_PIPE if output.stdout.reader_gone else code
 
     raise typer.Exit(run_loop(emulating()))

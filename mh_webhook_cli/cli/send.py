@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,12 +19,10 @@ from mh_webhook_cli.cli.options import (
 )
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.report.console import Format, emit_json, info, show
+from mh_webhook_cli.report.console import Format
 
 if TYPE_CHECKING:
-    import ssl
-
-    from mh_webhook_cli.send.delivery import Delivery, LoadSummary, SendResult, Signer
+    from mh_webhook_cli.send.delivery import Signer
 
 
 class Kind(str, Enum):
@@ -134,15 +130,27 @@ def send(
 
     Accepted means a 2xx answer, or exactly --expect-status when given.
     """
+    from mh_webhook_cli.report.send import send_reporter
     from mh_webhook_cli.send import delivery as sender
+    from mh_webhook_cli.send.retry import Backoff
+    from mh_webhook_cli.send.selection import EventSelection
 
     http_url(url, "--url")
     if count is not None and (all_events or lifecycle is not None or retry):
         raise UsageError(
             "--count sends one event type; it does not combine with --all, --lifecycle or --retry"
         )
-    events = _events(event, data, all_events, lifecycle, fail, project_id, error_code)
-    events = [(name, _apply_sets(body, assignments or [])) for name, body in events]
+    selection = EventSelection(
+        event=event,
+        data=None if data is None else lambda: _read_data(data),
+        all_events=all_events,
+        lifecycle=None if lifecycle is None else lifecycle.value,
+        fail=fail,
+        project_id=project_id,
+        error_code=error_code,
+        assignments=tuple(assignments or ()),
+    )
+    events = selection.events()
     extra = extra_headers(headers)
     signer = _signer(secret, no_sign, bad_signature, timestamp_offset)
     try:
@@ -152,13 +160,20 @@ def send(
     deliveries = [
         sender.Delivery(url, sender.serialize(body), name, tuple(extra)) for name, body in events
     ]
+    reporter = send_reporter(output_format)
 
     if count is not None:
-        _load_test(
-            deliveries[0], signer, count, concurrency, timeout, tls, expect_status, output_format
-        )
+        from mh_webhook_cli.send.load import LoadTest, run_load_test
+
+        test = LoadTest(deliveries[0], signer, count, concurrency, timeout, tls, expect_status)
+        with reporter.progress(count, deliveries[0].event or "event") as on_progress:
+            summary = run_load_test(test, on_progress)
+        reporter.load(summary)
+        if summary.failed:
+            raise typer.Exit(ExitCode.FAILED)
         return
-    results: list[SendResult] = []
+    schedule = Backoff(limit=max_retry_time)
+    accepted = True
     with sender.make_client(tls) as client:
         for delivery in deliveries:
             if retry:
@@ -167,104 +182,26 @@ def send(
                     delivery,
                     signer,
                     timeout,
-                    max_retry_seconds=max_retry_time,
+                    schedule=schedule,
                     expect_status=expect_status,
-                    on_retry=_report_retry,
+                    on_retry=reporter.retry,
                 )
             else:
                 result = sender.send_once(client, delivery, signer, timeout)
-            results.append(result)
-            _report(result, expect_status, output_format, single=len(deliveries) == 1)
-    if not all(result.ok(expect_status) for result in results):
+            accepted = accepted and result.ok(expect_status)
+            reporter.result(result, expect_status, single=len(deliveries) == 1)
+    if not accepted:
         raise typer.Exit(ExitCode.FAILED)
 
 
-def _events(
-    event: str | None,
-    data: str | None,
-    all_events: bool,
-    lifecycle: Kind | None,
-    fail: bool,
-    project_id: str | None,
-    error_code: str | None,
-) -> list[tuple[str | None, Any]]:
-    """The events to send, each with its type for the report, from exactly one source."""
-    from datetime import datetime, timezone
-
-    from mh_webhook_cli.core.catalog import EVENT_TYPES
-    from mh_webhook_cli.core.fixtures import build_fixture
-
-    sources = [event is not None, data is not None, all_events, lifecycle is not None]
-    if sum(sources) != 1:
-        raise UsageError("give exactly one of EVENT, --data, --all or --lifecycle")
-    if fail and lifecycle is None:
-        raise UsageError("--fail applies only to --lifecycle")
-    if lifecycle is not None and error_code is not None and not fail:
-        raise UsageError("--error-code shapes the errored event: add --fail to --lifecycle")
-    if data is not None:
-        if project_id is not None or error_code is not None:
-            raise UsageError("--id and --error-code shape fixtures; with --data use --set")
-        body = _read_data(data)
-        name = body.get("type") if isinstance(body, dict) else None
-        return [(name if isinstance(name, str) else None, body)]
-
-    now = datetime.now(timezone.utc)
-    if event is not None:
-        names = [event]
-    elif all_events:
-        names = list(EVENT_TYPES)
-    else:
-        assert lifecycle is not None
-        names = [
-            f"{lifecycle.value}.started",
-            f"{lifecycle.value}.{'errored' if fail else 'completed'}",
-        ]
-    if event is not None and event not in EVENT_TYPES:
-        raise UsageError(f"unknown event {event!r}; choose one of {', '.join(EVENT_TYPES)}")
-    events: list[tuple[str | None, Any]] = []
-    for name in names:
-        code = error_code if name.endswith(".errored") or not (all_events or lifecycle) else None
-        try:
-            fixture = build_fixture(name, now=now, project_id=project_id, error_code=code)
-        except ValueError as failure:
-            raise UsageError(str(failure)) from None
-        if lifecycle is not None:
-            # Every event of a lifecycle is about one project, so they share its id.
-            project_id = fixture["payload"]["id"]
-        events.append((name, fixture))
-    return events
-
-
-def _read_data(data: str) -> Any:
-    """The event given with --data: ``@file``, ``-`` for stdin, or the JSON itself."""
+def _read_data(data: str) -> tuple[bytes, str]:
+    """The bytes given with --data (``@file``, ``-`` for stdin, or the JSON itself) and
+    where they came from."""
     if data == "-":
-        raw, where = read_input("-", what="event"), "stdin"
-    elif data.startswith("@"):
-        raw, where = read_input(data[1:], what="event"), data[1:]
-    else:
-        raw, where = data.encode("utf-8", "surrogateescape"), "--data"
-    from mh_webhook_cli.core.catalog import parse_body
-
-    # The listener's parser: its refusals (not UTF-8, too deep, NaN) are one-line findings.
-    document, findings = parse_body(raw)
-    if findings:
-        raise UsageError(f"{where} is not JSON ({findings[0].message})")
-    return document
-
-
-def _apply_sets(body: Any, assignments: list[str]) -> Any:
-    if not assignments:
-        return body
-    from mh_webhook_cli.core.fixtures import OverrideError, apply_overrides
-
-    if not isinstance(body, dict):
-        raise UsageError("--set needs the event to be a JSON object")
-    try:
-        return apply_overrides(body, assignments)
-    except OverrideError as failure:
-        raise UsageError(str(failure)) from None
-    except RecursionError:  # its copy of the event recurses once per level of nesting
-        raise UsageError("--set cannot change an event nested this deeply") from None
+        return read_input("-", what="event"), "stdin"
+    if data.startswith("@"):
+        return read_input(data[1:], what="event"), data[1:]
+    return data.encode("utf-8", "surrogateescape"), "--data"
 
 
 def _signer(
@@ -279,73 +216,3 @@ def _signer(
             )
         return Signer(None)
     return Signer(webhook_secrets(secret)[0], timestamp_offset, bad_signature)
-
-
-def _report_retry(result: SendResult, delay: float) -> None:
-    from mh_webhook_cli.report.send import retry_line
-
-    info(retry_line(result, delay))
-
-
-def _report(
-    result: SendResult, expect_status: int | None, output_format: Format, *, single: bool
-) -> None:
-    """Print one delivery's result.
-
-    When a single delivery got no answer at all, the whole story is one line (refused, DNS,
-    TLS, timeout), so it goes to stderr as an error, like every other failure of mhw.
-    """
-    from mh_webhook_cli.report.console import error
-    from mh_webhook_cli.report.send import send_json, send_line, send_text
-
-    if output_format is Format.JSON:
-        emit_json(send_json(result, expect_status))
-    elif not single:
-        show([send_line(result, expect_status)])
-    elif result.error is None:
-        show(send_text(result, expect_status))
-    if single and result.error is not None:
-        error(f"{result.url}: {result.error}")
-
-
-def _load_test(
-    delivery: Delivery,
-    signer: Signer,
-    count: int,
-    concurrency: int,
-    timeout: float,
-    tls: ssl.SSLContext,
-    expect_status: int | None,
-    output_format: Format,
-) -> None:
-    """Run the load test with a progress bar on a terminal, then print its summary."""
-    from mh_webhook_cli.report.console import is_terminal, stderr
-    from mh_webhook_cli.report.send import load_json, load_text
-    from mh_webhook_cli.send.delivery import load_test
-
-    def run(on_progress: Callable[[], None] | None = None) -> LoadSummary:
-        return load_test(
-            delivery,
-            signer,
-            count=count,
-            concurrency=concurrency,
-            timeout=timeout,
-            tls=tls,
-            expect_status=expect_status,
-            on_progress=on_progress,
-        )
-
-    if is_terminal(sys.stderr):
-        from rich.progress import Progress
-
-        with Progress(console=stderr(), transient=True) as progress:
-            task = progress.add_task(f"sending {delivery.event or 'event'}", total=count)
-            summary = run(lambda: progress.advance(task))
-    else:
-        summary = run()
-    if output_format is Format.JSON:
-        emit_json(load_json(summary))
-    else:
-        show(load_text(summary))
-    if summary.failed:
-        raise typer.Exit(ExitCode.FAILED)

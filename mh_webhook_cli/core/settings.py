@@ -174,3 +174,9 @@ def mask(secret: str) -> str:
 
     # An undecodable byte (a lone surrogate, from surrogateescape) must not break the output.
     return f"{prefix}…{escape_lone_surrogates(secret[-4:])}"
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with every copy of ``secret`` masked (see :func:`mask`): for messages that
+    may echo a key or token back (an error from a server, an agent's log line)."""
+    return text.replace(secret, mask(secret)) if secret else text

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -28,11 +29,18 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
-from mh_webhook_cli.core.settings import mask
+from mh_webhook_cli.core.settings import mask, redact
 from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
-from mh_webhook_cli.send.client import READ_LIMIT, Answer, BodySink, DeadlineExceeded
+from mh_webhook_cli.send.client import (
+    READ_LIMIT,
+    USER_AGENT,
+    Answer,
+    BodySink,
+    DeadlineExceeded,
+    describe_failure,
+)
 from mh_webhook_cli.send.client import request as bounded_request
-from mh_webhook_cli.send.delivery import USER_AGENT, describe_failure
+from mh_webhook_cli.send.retry import Backoff
 
 DEFAULT_API_BASE = "https://api.magichour.ai"
 DEFAULT_IMAGE_TOOL = "general"
@@ -122,9 +130,10 @@ class MagicHourApi:
     """A client for one API key and base URL; use it as ``async with MagicHourApi(...) as api``.
 
     ``timeout`` bounds each API request as a whole (connect, send, the entire answer).
-    ``backoff`` is the first wait between retries, doubled each time; tests shrink it.
-    ``max_retry_wait`` bounds every wait: a server asking for longer fails at once,
-    since waiting less than it asked would only be refused again.
+    ``backoff`` is the first wait between retries, doubled each time (Magic Hour's own
+    schedule, :class:`~mh_webhook_cli.send.retry.Backoff`), for ``retries`` retries at most;
+    tests shrink it. ``max_retry_wait`` bounds every wait: a server asking for longer fails
+    at once, since waiting less than it asked would only be refused again.
 
     Downloads are different: a real output may be a large video on a slow link, so one
     is streamed to its file with ``timeout`` as the longest silence between two reads,
@@ -148,9 +157,10 @@ class MagicHourApi:
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.retries = retries
         self.max_retry_wait = max_retry_wait
-        self.backoff = backoff
+        self.schedule = Backoff(
+            first=backoff, limit=math.inf, cap=max_retry_wait, attempts=retries + 1
+        )
         self.download_limit = download_limit
         self.download_deadline = download_deadline
         # The key goes with API requests only (see _request): download links are other hosts.
@@ -330,17 +340,19 @@ class MagicHourApi:
                 )
             except (httpx.TransportError, DeadlineExceeded) as failure:
                 transient = not isinstance(failure, httpx.ConnectError)
-                if idempotent and transient and attempt <= self.retries:
-                    await asyncio.sleep(self._backoff(attempt))
+                wait = self.schedule.wait_after(attempt, 0.0)
+                if idempotent and transient and wait is not None:
+                    await asyncio.sleep(wait)
                     continue
                 raise self._network_error(failure, method, what, attempt) from None
             status = answer.status
+            wait = self.schedule.wait_after(attempt, 0.0)
             # 429: refused, so safe to repeat; 5xx: maybe done, so only if repeating is harmless.
-            if (status == 429 or (status >= 500 and idempotent)) and attempt <= self.retries:
+            if (status == 429 or (status >= 500 and idempotent)) and wait is not None:
                 asked = retry_after_seconds(answer.header("retry-after"))
                 if asked is not None and asked > self.max_retry_wait:
                     raise self._status_error(answer, method, what, attempt, missing, asked)
-                await asyncio.sleep(self._backoff(attempt) if asked is None else asked)
+                await asyncio.sleep(wait if asked is None else asked)
                 continue
             if not 200 <= status < 300:
                 raise self._status_error(answer, method, what, attempt, missing)
@@ -351,9 +363,6 @@ class MagicHourApi:
                     status=status,
                 )
             return self._decode(answer, method, path, what)
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.backoff * 2 ** (attempt - 1), self.max_retry_wait))
 
     def _decode(self, answer: Answer, method: str, path: str, what: str) -> Any:
         try:
@@ -445,7 +454,7 @@ class MagicHourApi:
         if isinstance(failure, httpx.TimeoutException):
             phase = "connecting" if isinstance(failure, httpx.ConnectTimeout) else "for an answer"
             return f"timed out after {self.timeout:g} s {phase}"
-        return _redact(describe_failure(failure, self.timeout, tls_fix=TLS_FIX), self.api_key)
+        return redact(describe_failure(failure, self.timeout, tls_fix=TLS_FIX), self.api_key)
 
 
 def _created(kind: JobKind, answer: Any) -> CreatedJob:
@@ -493,10 +502,6 @@ def _one_line(text: str, limit: int = 200) -> str:
     """``text`` on one line, cut at ``limit`` characters: messages must stay one line."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, mask(secret)) if secret else text
 
 
 def _without_query(url: str) -> str:

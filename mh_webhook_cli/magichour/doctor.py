@@ -45,6 +45,33 @@ class Check:
     fix: str | None = None
 
 
+def run_checks(
+    api: Callable[[], tuple[Resolved, str]], secret_flag: list[str] | None
+) -> list[Check]:
+    """Every check, in the order ``mhw doctor`` shows them.
+
+    ``api`` resolves the API key and base URL (it may raise :class:`MhwError` for a bad
+    setting, which fails that check alone); ``secret_flag`` holds the ``--secret`` values.
+    """
+    import asyncio
+
+    from mh_webhook_cli.config_file import effective
+
+    def api_key_checks() -> list[Check]:
+        key, base = api()
+        return [asyncio.run(check_api_key(key, base))]
+
+    return [
+        *guarded(API_KEY.key, api_key_checks),
+        *guarded(
+            WEBHOOK_SECRET.key,
+            lambda: check_webhook_secrets(effective(WEBHOOK_SECRET), secret_flag),
+        ),
+        *guarded("ngrok_authtoken", check_ngrok_authtoken),
+        *guarded("listener", check_listeners),
+    ]
+
+
 def passed(checks: list[Check]) -> bool:
     """Warnings pass: only a failure makes ``mhw doctor`` exit 1."""
     return all(check.status != "fail" for check in checks)

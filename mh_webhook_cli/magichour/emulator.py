@@ -45,7 +45,6 @@ import json
 import os
 import random
 import re
-import signal
 import struct
 import time
 import zlib
@@ -58,20 +57,16 @@ from typing import TYPE_CHECKING, Any, Union
 
 from mh_webhook_cli.core.catalog import ProjectStatus
 from mh_webhook_cli.core.fixtures import ERROR_CODES, cuid, project_payload
+from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.core.request import Request
 from mh_webhook_cli.errors import MhwError
+from mh_webhook_cli.event_loop import stop_on_signals
 from mh_webhook_cli.magichour.api import estimate_credits
 from mh_webhook_cli.receive.http import Response, Server, serve
 from mh_webhook_cli.receive.listener import matches
 from mh_webhook_cli.send.client import READ_LIMIT
-from mh_webhook_cli.send.delivery import (
-    MAGIC_HOUR_TIMEOUT_SECONDS,
-    RETRY_BASE_DELAY_SECONDS,
-    Delivery,
-    Signer,
-    deliver,
-    serialize,
-)
+from mh_webhook_cli.send.delivery import Delivery, Signer, deliver, serialize
+from mh_webhook_cli.send.retry import MAGIC_HOUR_RETRY_SECONDS, Backoff
 
 if TYPE_CHECKING:
     import ssl
@@ -81,8 +76,6 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 8788
 """Next to ``mhw listen``'s 8787, so both run side by side."""
 DEFAULT_CREDITS = 1_000_000
-MAX_RETRY_SECONDS = 24 * 60 * 60
-"""Magic Hour keeps retrying a failed delivery for a day."""
 FAST_RENDER_SECONDS = 1.0
 """Image renders shorter than this send no ``image.started``, as Magic Hour's fast modes do."""
 DEFAULT_DELIVERY_CONCURRENCY = 16
@@ -136,7 +129,7 @@ class EmulatorConfig:
     speed: float = 1.0
     """Divides every retry delay and the 24 h limit: 100 makes 1 s, 2 s, 4 s 10, 20, 40 ms."""
     delivery_timeout: float = MAGIC_HOUR_TIMEOUT_SECONDS
-    max_retry_seconds: float = MAX_RETRY_SECONDS
+    max_retry_seconds: float = MAGIC_HOUR_RETRY_SECONDS
     """How long, in Magic Hour's time (before ``speed``), a failing delivery is retried."""
     delivery_concurrency: int = DEFAULT_DELIVERY_CONCURRENCY
     """Attempts in flight to each webhook URL at most; the others wait their turn."""
@@ -268,8 +261,6 @@ class _Outgoing:
     delivery: Delivery
     project_id: str
     attempt: int = 1
-    delay: float = RETRY_BASE_DELAY_SECONDS
-    """Before the retry that follows a failure of this attempt, in Magic Hour's time."""
     began: float | None = None
     """The loop time of the first attempt: the retry limit counts from there."""
     retry: asyncio.TimerHandle | None = None
@@ -301,6 +292,7 @@ class Emulator:
         # Not for secrets: ids and failures that a seed makes repeatable.
         self._random = random.Random(config.seed)  # noqa: S311
         self._signer = Signer(config.secret)
+        self._backoff = Backoff(limit=config.max_retry_seconds)
         self._projects: dict[str, _Project] = {}
         self._api_key = None if config.api_key is None else _key_bytes(config.api_key)
         self._jobs: set[asyncio.Task[None]] = set()
@@ -363,10 +355,8 @@ class Emulator:
         Returns the exit code (0): stopping is how an emulator is meant to end.
         """
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         # Before starting: a script may stop us the moment it learns we are ready.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        stop_on_signals(stop.set)
         try:
             url = await self.start(host, port)
         except OSError as failure:
@@ -657,7 +647,8 @@ class Emulator:
         ok = status is not None and 200 <= status < 300
         # In Magic Hour's time, as the schedule is: real seconds times the speed.
         elapsed = (loop.time() - outgoing.began) * speed
-        retry = not ok and elapsed + outgoing.delay <= self.config.max_retry_seconds
+        wait = None if ok else self._backoff.wait_after(outgoing.attempt, elapsed)
+        retry = wait is not None
         result = DeliveryAttempt(
             at=time.time(),
             event_type=outgoing.delivery.event or "",
@@ -668,13 +659,12 @@ class Emulator:
             error=error,
             latency_ms=latency_ms,
             timestamp=timestamp,
-            retry_in=outgoing.delay / speed if retry else None,
+            retry_in=None if wait is None else wait / speed,
             gave_up=not ok and not retry,
         )
-        if retry:
+        if wait is not None:
             # A timer, not a sleeping task: waiting retries cost nothing and hold no sender.
-            outgoing.retry = loop.call_later(outgoing.delay / speed, self._retry_due, outgoing)
-            outgoing.delay *= 2
+            outgoing.retry = loop.call_later(wait / speed, self._retry_due, outgoing)
             outgoing.attempt += 1
         else:
             self._outgoing.discard(outgoing)

@@ -5,7 +5,6 @@ the check of :mod:`mh_webhook_cli.magichour.trigger`, and its report.
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mh_webhook_cli.errors import ExitCode, MhwError
+from mh_webhook_cli.event_loop import stop_on_signals
 from mh_webhook_cli.magichour.api import ApiError, MagicHourApi, estimate_credits
 from mh_webhook_cli.magichour.trigger import (
     Arrival,
@@ -156,9 +156,7 @@ async def _attached(run: _Run, listener: AttachedListener) -> TriggerResult | No
     where = f" at {listener.webhook_url}" if listener.webhook_url else ""
     info(f"watching the store of the running listener{where}: {listener.store}")
     interrupted = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, interrupted.set)
+    stop_on_signals(interrupted.set)
     poller = asyncio.ensure_future(poll_store(listener.store, time.time() - 1, run.inbox))
     try:
         return await run.until(listener.webhook_url or "the running listener", interrupted.wait())

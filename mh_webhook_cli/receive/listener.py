@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from mh_webhook_cli.core.catalog import Finding, parse_body, validate_event
 from mh_webhook_cli.core.hosts import is_local, same_host
+from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS, Request
 from mh_webhook_cli.core.signing import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -41,7 +42,6 @@ from mh_webhook_cli.receive.http import Response
 from mh_webhook_cli.receive.store import ForwardResult, NewRequest, StoreClosed
 from mh_webhook_cli.send.client import FORWARDED_HEADER, DeadlineExceeded
 from mh_webhook_cli.send.client import request as bounded_request
-from mh_webhook_cli.send.delivery import MAGIC_HOUR_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     import httpx

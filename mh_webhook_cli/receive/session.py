@@ -11,7 +11,6 @@ import contextlib
 import errno
 import json
 import os
-import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli.core.hosts import reachable_host
 from mh_webhook_cli.errors import ExitCode, MhwError
+from mh_webhook_cli.event_loop import stop_on_signals
 from mh_webhook_cli.files import write_private
 from mh_webhook_cli.receive.http import Limits
 from mh_webhook_cli.receive.listener import VERIFIED, Delivery, ListenConfig, Listener, matches
@@ -225,9 +225,7 @@ class Session:
 
     def stop_on_signals(self) -> None:
         """Ctrl-C and SIGTERM end the session cleanly (see :meth:`stop`)."""
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, self._stop.set)
+        stop_on_signals(self._stop.set)
 
     async def stopped(self) -> None:
         """Until Ctrl-C or SIGTERM."""

@@ -1,11 +1,11 @@
-"""How ``mhw doctor`` results look: text and JSON side by side, as in :mod:`render`."""
+"""How ``mhw doctor`` results look: a reporter per format, over text and JSON renderers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mh_webhook_cli.magichour.doctor import Check, passed
-from mh_webhook_cli.report.console import Line, Segment, columns
+from mh_webhook_cli.report.console import Format, Line, Segment, columns, emit_json, show
 
 MARKS: dict[str, Segment] = {
     "ok": ("✓", "bold green"),
@@ -41,3 +41,11 @@ def doctor_text(checks: list[Check]) -> list[Line]:
     else:
         lines.append([("✓ ", "bold green"), ("all good", "bold")])
     return lines
+
+
+def show_checks(checks: list[Check], output_format: Format) -> None:
+    """The checks on stdout, as ``--format`` asks: the doctor's one report."""
+    if output_format is Format.JSON:
+        emit_json(doctor_json(checks))
+    else:
+        show(doctor_text(checks))

@@ -24,40 +24,56 @@ from mh_webhook_cli.report.console import Format, Line, Segment, emit_json, show
 from mh_webhook_cli.report.writer import dropped_notice
 
 
-class Presenter:
-    """Shows the emulator's activity as it happens, in the chosen format."""
+class EmulateReporter:
+    """Shows the emulator's activity as it happens, for people: one line each on stdout.
 
-    def __init__(self, output_format: Format, config: EmulatorConfig) -> None:
-        self.output_format = output_format
+    The banner and the summary go to stderr in either format.
+    """
+
+    def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
 
     def activity(self, activity: Activity) -> None:
-        if self.output_format is Format.JSON:
-            emit_json(activity_json(activity))
-        else:
-            show([activity_line(activity, show_url=len(self.config.webhook_urls) > 1)])
+        show([activity_line(activity, show_url=len(self.config.webhook_urls) > 1)])
 
     def ready(self, url: str) -> None:
         show_stderr(banner_lines(url, self.config))
-        if self.output_format is Format.JSON:
-            emit_json(
-                {
-                    "kind": "status",
-                    "state": "ready",
-                    "url": url,
-                    "env": {API_BASE.env: url},
-                    "webhook_urls": list(self.config.webhook_urls),
-                }
-            )
 
-    def summary_json(self, stats: EmulatorStats) -> None:
-        """With ``--format json``, the last line on stdout."""
-        if self.output_format is Format.JSON:
-            emit_json({"kind": "summary", **vars(stats)})
+    def finish(self, stats: EmulatorStats) -> None:
+        """The last of stdout, before it is closed: nothing more for people."""
 
     def summary(self, stats: EmulatorStats, dropped: int) -> None:
         """For people, on stderr, once stdout is done with (``dropped``: lines it lost)."""
         show_stderr(summary_lines(stats, dropped))
+
+
+class JsonEmulateReporter(EmulateReporter):
+    """``--format json``: one object per line on stdout, a ``status`` line once ready and a
+    ``summary`` line last."""
+
+    def activity(self, activity: Activity) -> None:
+        emit_json(activity_json(activity))
+
+    def ready(self, url: str) -> None:
+        super().ready(url)
+        emit_json(
+            {
+                "kind": "status",
+                "state": "ready",
+                "url": url,
+                "env": {API_BASE.env: url},
+                "webhook_urls": list(self.config.webhook_urls),
+            }
+        )
+
+    def finish(self, stats: EmulatorStats) -> None:
+        emit_json({"kind": "summary", **vars(stats)})
+
+
+def emulate_reporter(output_format: Format, config: EmulatorConfig) -> EmulateReporter:
+    if output_format is Format.JSON:
+        return JsonEmulateReporter(config)
+    return EmulateReporter(config)
 
 
 def _clock(at: float) -> str:

@@ -1,15 +1,88 @@
-"""How ``mhw send`` results look: text and JSON renderers side by side, as in :mod:`render`.
+"""How ``mhw send`` results look: a reporter per format, over text and JSON renderers.
 
-Kept apart from :mod:`mh_webhook_cli.report.verify` so that ``mhw verify`` does not load them.
+The command hands each result to the reporter :func:`send_reporter` picks for ``--format``;
+nothing outside this module decides between text and JSON for ``mhw send``. Kept apart from
+:mod:`mh_webhook_cli.report.verify` so that ``mhw verify`` does not load it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from mh_webhook_cli.report.console import Line, Segment, columns
+from mh_webhook_cli.report.console import (
+    Format,
+    Line,
+    Segment,
+    columns,
+    emit_json,
+    error,
+    info,
+    is_terminal,
+    show,
+)
 from mh_webhook_cli.report.escape import screen_lines
-from mh_webhook_cli.send.delivery import LoadSummary, SendResult
+from mh_webhook_cli.send.delivery import SendResult
+from mh_webhook_cli.send.load import LoadSummary
+
+
+class SendReporter:
+    """``mhw send`` for people: a delivery in full when it is the only one, else one line each.
+
+    Retries and the load test's progress go to stderr, in either format.
+    """
+
+    def result(self, result: SendResult, expect_status: int | None, *, single: bool) -> None:
+        """One delivery's result. When a single delivery got no answer at all, the whole
+        story is one line (refused, DNS, TLS, timeout), so it goes to stderr as an error,
+        like every other failure of mhw."""
+        if not single:
+            show([send_line(result, expect_status)])
+        elif result.error is None:
+            show(send_text(result, expect_status))
+        self._no_answer(result, single)
+
+    def _no_answer(self, result: SendResult, single: bool) -> None:
+        if single and result.error is not None:
+            error(f"{result.url}: {result.error}")
+
+    def retry(self, result: SendResult, wait: float) -> None:
+        info(retry_line(result, wait))
+
+    @contextlib.contextmanager
+    def progress(self, total: int, what: str) -> Iterator[Callable[[], None] | None]:
+        """A callback that advances a progress bar on a terminal's stderr; None elsewhere."""
+        if not is_terminal(sys.stderr):
+            yield None
+            return
+        from rich.progress import Progress
+
+        from mh_webhook_cli.report.console import stderr
+
+        with Progress(console=stderr(), transient=True) as bar:
+            task = bar.add_task(f"sending {what}", total=total)
+            yield lambda: bar.advance(task)
+
+    def load(self, summary: LoadSummary) -> None:
+        show(load_text(summary))
+
+
+class JsonSendReporter(SendReporter):
+    """``--format json``: one object per delivery, or the load test's summary, on stdout."""
+
+    def result(self, result: SendResult, expect_status: int | None, *, single: bool) -> None:
+        emit_json(send_json(result, expect_status))
+        self._no_answer(result, single)
+
+    def load(self, summary: LoadSummary) -> None:
+        emit_json(load_json(summary))
+
+
+def send_reporter(output_format: Format) -> SendReporter:
+    return JsonSendReporter() if output_format is Format.JSON else SendReporter()
+
 
 TEXT_BODY_LIMIT = 2048
 """A terminal shows the start of a response body; a handler's error page can be huge."""

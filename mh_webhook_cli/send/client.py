@@ -25,11 +25,16 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mh_webhook_cli import __version__
+from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
+
 if TYPE_CHECKING:
     import ssl
 
     import httpx
 
+USER_AGENT = f"mhw/{__version__}"
+"""Every request mhw makes says what sent it: deliveries, forwards and API calls alike."""
 READ_LIMIT = 1024 * 1024
 """Body bytes read (kept or not) before giving up on an answer and closing its connection."""
 FORWARDED_HEADER = "mhw-forwarded"
@@ -147,6 +152,48 @@ async def request(
         return await asyncio.wait_for(exchange(), deadline)
     except asyncio.TimeoutError:
         raise DeadlineExceeded(deadline, phase[0]) from None
+
+
+def describe_failure(
+    failure: BaseException, timeout: float, *, tls_fix: str = "see --cacert, --insecure"
+) -> str:
+    """One line naming what went wrong on the network, in the words a developer would search.
+
+    ``tls_fix`` is what to do about a rejected certificate, which depends on the command.
+    """
+    import socket
+    import ssl
+
+    import httpx
+
+    if isinstance(failure, (httpx.TimeoutException, asyncio.TimeoutError, TimeoutError)):
+        phases: dict[type[BaseException], str] = {
+            httpx.ConnectTimeout: " connecting",
+            httpx.ReadTimeout: " waiting for the response",
+            httpx.WriteTimeout: " sending the request",
+        }
+        phase = phases.get(type(failure), "")
+        if isinstance(failure, DeadlineExceeded):
+            phase = f" {failure.phase}"
+        return (
+            f"timed out after {timeout:g} s{phase} "
+            f"(Magic Hour gives a handler {MAGIC_HOUR_TIMEOUT_SECONDS:g} s)"
+        )
+    cause: BaseException | None = failure
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate rejected: {cause.verify_message} ({tls_fix})"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed: {cause.reason or cause} (is the server speaking HTTPS?)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused: nothing is listening at that address and port"
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host name: {cause.strerror}"
+        if isinstance(cause, asyncio.IncompleteReadError):
+            return "the server closed the connection before answering"
+        cause = cause.__cause__ or cause.__context__
+    text = str(failure).strip().splitlines()
+    return f"{type(failure).__name__}: {text[0]}" if text else type(failure).__name__
 
 
 def _pairs(headers: Headers) -> list[tuple[bytes, bytes]]:
