@@ -364,11 +364,17 @@ def test_api_contract_through_the_cli(
 
     image = call("GET", f"/v1/image-projects/{created['id']}").json()
     assert image["image_count"] == 2 and image["credits_charged"] == 10
-    [download] = image["downloads"]
-    assert download["url"] == f"{emulating.url}/downloads/{created['id']}/output.png"
-    png = httpx.get(download["url"])  # no key: download links are signed URLs
-    made.append((f"GET /downloads/{created['id']}/output.png", png.status_code))
-    assert png.headers["content-type"] == "image/png" and png.content.startswith(PNG_SIGNATURE)
+    # One file per image, each with its own name: the SDKs save a download under its URL's
+    # last segment, so two outputs under one name would leave one file.
+    outputs = [f"/downloads/{created['id']}/output-{number}.png" for number in (1, 2)]
+    assert [download["url"] for download in image["downloads"]] == [
+        f"{emulating.url}{output}" for output in outputs
+    ]
+    for output in outputs:
+        png = httpx.get(f"{emulating.url}{output}")  # no key: download links are signed URLs
+        made.append((f"GET {output}", png.status_code))
+        assert png.headers["content-type"] == "image/png"
+        assert png.content.startswith(PNG_SIGNATURE)
 
     wait_for(lambda: hooks.of("audio.completed"), what="audio.completed")
     # The image rendered in 0.3 s: too fast for an image.started.

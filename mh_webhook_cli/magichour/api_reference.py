@@ -24,7 +24,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 TIERS = ("free", "creator", "pro", "business")
 """Account tiers, cheapest first (``V1AccountListResponse.tier``)."""
@@ -151,6 +150,8 @@ def voice_credits(text: str) -> int:
 @cache
 def voice_names() -> frozenset[str]:
     """The ``style.voice_name`` enum (voices.json, one name per line, from the SDK)."""
+    from importlib import resources  # costs more at start-up than the rest of this module
+
     text = resources.files(__package__).joinpath("voices.json").read_text(encoding="utf-8")
     return frozenset(json.loads(text))
 
@@ -178,7 +179,13 @@ VIDEO_CREDITS_PER_5_SECONDS: Mapping[str, int] = {
 }
 VIDEO_FPS: Mapping[str, int] = {"360p": 24, "480p": 24, "720p": 30, "1080p": 30, "4k": 30}
 """The Node SDK: 480p renders at 24 fps, 720p and 1080p at 30."""
-VIDEO_HEIGHTS: Mapping[str, int] = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080, "4k": 2160}
+VIDEO_HEIGHTS: Mapping[str, int] = {
+    "360p": 360,
+    "480p": 480,
+    "720p": 720,
+    "1080p": 1080,
+    "4k": 2160,
+}
 MAX_VIDEO_REFERENCES = 10
 
 
@@ -210,17 +217,13 @@ VIDEO_MODELS: Mapping[str, VideoModel] = {
     "kling-3.0": VideoModel(("720p", "1080p", "4k"), _ALL_RATIOS, _seconds(3, 15), audio=True),
     "ltx-2.5": VideoModel(("480p", "720p", "1080p"), _ALL_RATIOS, _seconds(1, 60), audio=True),
     "minimax-h3": VideoModel(("480p", "720p", "1080p"), _ALL_RATIOS, _seconds(1, 30), audio=True),
-    "seedance-1.5": VideoModel(
-        ("480p", "720p", "1080p"), _ALL_RATIOS, _seconds(4, 12), audio=True
-    ),
+    "seedance-1.5": VideoModel(("480p", "720p", "1080p"), _ALL_RATIOS, _seconds(4, 12), audio=True),
     "seedance-2.0": VideoModel(
         ("480p", "720p", "1080p", "4k"), _ALL_RATIOS, _seconds(4, 15), audio=True
     ),
     "seedance-2.0-fast": VideoModel(("480p", "720p"), _ALL_RATIOS, _seconds(4, 15), audio=True),
     "seedance-2.0-mini": VideoModel(("480p", "720p"), _ALL_RATIOS, _seconds(4, 15), audio=True),
-    "seedance-2.5": VideoModel(
-        ("480p", "720p", "1080p"), _ALL_RATIOS, _seconds(4, 30), audio=True
-    ),
+    "seedance-2.5": VideoModel(("480p", "720p", "1080p"), _ALL_RATIOS, _seconds(4, 30), audio=True),
     "veo3.1": VideoModel(("720p", "1080p"), _WIDE_TALL, _VEO_SECONDS, audio=True),
     "veo3.1-lite": VideoModel(("720p", "1080p"), _WIDE_TALL, _VEO_SECONDS, audio=True),
     "wan-2.2": VideoModel(
