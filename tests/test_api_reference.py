@@ -100,9 +100,10 @@ def test_voice_names_limit_and_price_are_the_sdks() -> None:
     style = params.V1AiVoiceGeneratorCreateBodyStyle
     assert literal_values(style, "voice_name") == ref.voice_names()
     assert len(ref.voice_names()) > 1000
-    limit = re.search(r"character limit is (\d+) characters", field_doc(
-        params.v1_ai_voice_generator_create_body_style, "prompt"
-    ))
+    limit = re.search(
+        r"character limit is (\d+) characters",
+        field_doc(params.v1_ai_voice_generator_create_body_style, "prompt"),
+    )
     assert limit and int(limit.group(1)) == ref.MAX_VOICE_PROMPT
     # The generated create() (the API's own text) states the price mhw charges.
     create = inspect.getsource(voice_client.AiVoiceGeneratorClient.create)
