@@ -922,6 +922,7 @@ def test_unreachable_url_is_retried_and_reported(
         (["--webhook-url", "http://127.0.0.1:9/webhook"], "no webhook secret"),
         (["--error-code", "oops"], "unknown error code 'oops'; choose one of no_source_face"),
         (["--fail-rate", "1.5"], "--fail-rate"),
+        (["--tier", "gold"], "unknown tier 'gold'; choose one of free, creator, pro, business"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(mhw: Mhw, args: list[str], message: str) -> None:
