@@ -1,4 +1,4 @@
-"""A local Magic Hour: the API subset mhw uses, jobs that progress, signed webhooks with retries.
+"""A local Magic Hour: the API's most used routes, jobs that progress, signed webhooks with retries.
 
 ``mhw emulate`` runs it as a server, and tests (mhw's and ``mhw trigger``'s) start it in-process::
 
@@ -7,10 +7,14 @@
     ...
     await emulator.close()
 
-The API honours the same contract as the real one (see ``magichour_api``): ``Authorization:
-Bearer KEY`` on every ``/v1`` route (401 without one, or with another than ``api_key`` when it is
-set), 422 with ``{"code": "invalid_request", "message": "style.prompt is required"}`` for a bad
-body, ``{"message"}`` alone for 401, 402, 404 and 405, as the real API mixes both shapes. Credits
+The routes are the official SDKs' (``magic-hour`` on PyPI and npm): ``GET /v1/account``, ``POST
+/v1/ai-image-generator``, ``/v1/ai-voice-generator``, ``/v1/text-to-video`` and
+``/v1/image-to-video``, ``GET`` and ``DELETE /v1/{video,image,audio}-projects/{id}`` (204, then
+404). Every value is checked against the SDK's enums and the chosen model's rules, kept in
+:mod:`mh_webhook_cli.magichour.api_reference`, which also prices each job by model, tier and
+duration. ``Authorization: Bearer KEY`` is required on every ``/v1`` route; errors have the
+SDKs' schemas: 401 ``{"message": "Unauthorized"}``, 404 ``{"message": "Not Found"}``, 422 (a bad
+body; ``code`` is ``invalid_request``) and 402 ``{"message": ...}`` saying what is wrong. Credits
 are charged when a job is created and refunded when it errors (its ``credits_charged`` drops to 0).
 
 A job is ``queued`` for ``queue_seconds``, ``rendering`` for ``render_seconds``, then
@@ -32,8 +36,9 @@ attempts in order (``started`` is answered, or fails, before ``completed`` is se
 come when they come. A handler's answer is read only up to ``MAX_ANSWER_BYTES``, and only
 counted, never kept.
 
-Download URLs point at the emulator itself (``/downloads/<id>/output.png``, ``.mp3`` for
-audio, tiny valid files, no key needed), so a client can fetch outputs offline.
+Download URLs point at the emulator itself (``/downloads/<id>/output.png``; ``output-1.png`` ...
+``output-N.png`` for N images, as SDKs save each under its URL's last segment; ``.mp3`` for audio,
+``.mp4`` for video: tiny valid files, no key needed), so a client can fetch outputs offline.
 """
 
 from __future__ import annotations
