@@ -63,7 +63,7 @@ def test_image_enums_are_the_sdks() -> None:
     assert literal_values(body, "aspect_ratio") == set(ref.IMAGE_ASPECT_RATIOS)
     assert literal_values(body, "orientation") == set(ref.IMAGE_ORIENTATIONS)
     assert literal_values(body, "resolution") == set(ref.IMAGE_RESOLUTIONS)
-    assert literal_values(body, "model") == set(ref.image_model_values())
+    assert literal_values(body, "model") == set(ref.IMAGE_MODEL_VALUES)
     assert literal_values(style, "tool") == set(ref.IMAGE_TOOLS)
     assert literal_values(style, "quality_mode") == set(ref.IMAGE_QUALITY_MODES)
 
@@ -119,7 +119,7 @@ def test_voice_names_limit_and_price_are_the_sdks() -> None:
     ],
 )
 def test_video_enums_are_the_sdks(body: Any, style: Any) -> None:
-    assert literal_values(body, "model") == set(ref.video_model_values())
+    assert literal_values(body, "model") == set(ref.VIDEO_MODEL_VALUES)
     assert literal_values(body, "resolution") == set(ref.VIDEO_RESOLUTIONS)
     assert literal_values(style, "quality_mode") == set(ref.VIDEO_QUALITY_MODES)
     if body is params.V1TextToVideoCreateBody:  # image-to-video's frame is the image's

@@ -459,6 +459,16 @@ IMAGE_VIDEO = {"end_seconds": 5, "assets": {"image_file_path": "https://example.
         ),
         ("/v1/ai-image-generator", {**IMAGE, "model": 3}, "model must be one of default, "),
         (
+            "/v1/ai-image-generator",
+            {**IMAGE, "style": {"prompt": "x", "quality_mode": ["pro"]}},
+            "style.quality_mode must be one of standard, pro",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "style": {"prompt": "x", "quality_mode": {"a": 1}}},
+            "style.quality_mode must be one of quick, studio",
+        ),
+        (
             "/v1/ai-voice-generator",
             {"style": {"prompt": "hi", "voice_name": "Nobody At All"}},
             "style.voice_name must be one of the API's 1,264 voices",

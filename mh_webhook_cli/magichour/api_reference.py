@@ -123,9 +123,8 @@ DEPRECATED_IMAGE_MODELS: Mapping[str, str] = {"seedream": "seedream-v4"}
 """Values the enum still has, and the model each now means."""
 
 
-def image_model_values() -> tuple[str, ...]:
-    """Every value ``model`` may take, as the SDK's enum lists them."""
-    return (*IMAGE_MODELS, *DEPRECATED_IMAGE_MODELS)
+IMAGE_MODEL_VALUES = (*IMAGE_MODELS, *DEPRECATED_IMAGE_MODELS)
+"""Every value ``model`` may take, as the SDK's enum lists them."""
 
 
 def image_credits(model: str, image_count: int) -> int:
@@ -250,9 +249,8 @@ LEGACY_VIDEO_MODELS = (
 (any resolution, aspect ratio and duration). A ``-audio`` suffix means ``audio: true``."""
 
 
-def video_model_values() -> tuple[str, ...]:
-    """Every value ``model`` may take, as the SDK's enum lists them."""
-    return ("default", *VIDEO_MODELS, *LEGACY_VIDEO_MODELS)
+VIDEO_MODEL_VALUES = ("default", *VIDEO_MODELS, *LEGACY_VIDEO_MODELS)
+"""Every value ``model`` may take, as the SDK's enum lists them."""
 
 
 def video_credits(resolution: str, end_seconds: float) -> int:

@@ -55,7 +55,7 @@ import struct
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
@@ -776,16 +776,14 @@ def _image_job(body: dict[str, Any], tier: str) -> _NewJob:
         raise _Invalid("image_count is required")
     if not _is_int(image_count):
         raise _Invalid(f"image_count must be {_counts(ref.IMAGE_MODELS['default'].image_counts)}")
-    model = _choice(body, "model", ref.image_model_values())
+    model = _choice(body, "model", ref.IMAGE_MODEL_VALUES)
     _choice(body, "aspect_ratio", ref.IMAGE_ASPECT_RATIOS)
     _choice(body, "orientation", ref.IMAGE_ORIENTATIONS)
     resolution = _choice(body, "resolution", ref.IMAGE_RESOLUTIONS)
     style = _object(body, "style")
     _non_empty_string(style, "style.prompt")
     _choice(style, "tool", ref.IMAGE_TOOLS, "style.tool")
-    quality_mode = _choice(
-        style, "quality_mode", tuple(ref.IMAGE_QUALITY_MODES), "style.quality_mode"
-    )
+    quality_mode = _choice(style, "quality_mode", ref.IMAGE_QUALITY_MODES, "style.quality_mode")
     name = _optional_string(body, "name", "name")
     # model wins over the deprecated quality_mode; a deprecated model means its successor.
     chosen = model or (ref.IMAGE_QUALITY_MODES[quality_mode] if quality_mode else "default")
@@ -836,7 +834,7 @@ def _video_job(body: dict[str, Any], paid: bool, *, from_image: bool) -> _NewJob
         or not 0 < end_seconds <= 3600
     ):
         raise _Invalid("end_seconds must be a number of seconds above 0")
-    model = _choice(body, "model", ref.video_model_values())
+    model = _choice(body, "model", ref.VIDEO_MODEL_VALUES)
     resolution = _choice(body, "resolution", ref.VIDEO_RESOLUTIONS)
     audio = body.get("audio")
     if audio is not None and not isinstance(audio, bool):
@@ -868,9 +866,7 @@ def _video_job(body: dict[str, Any], paid: bool, *, from_image: bool) -> _NewJob
         ):
             raise _Invalid(f"references must be a list of at most {ref.MAX_VIDEO_REFERENCES}")
         legacy = None
-    quality_mode = _choice(
-        style, "quality_mode", tuple(ref.VIDEO_QUALITY_MODES), "style.quality_mode"
-    )
+    quality_mode = _choice(style, "quality_mode", ref.VIDEO_QUALITY_MODES, "style.quality_mode")
     chosen = ref.DEFAULT_VIDEO_MODEL[paid] if model in (None, "default") else model
     rules = ref.VIDEO_MODELS.get(chosen)
     requested = resolution or (quality_mode and ref.VIDEO_QUALITY_MODES[quality_mode]) or legacy
@@ -925,11 +921,12 @@ def _optional_string(container: dict[str, Any], path: str, key: str) -> str | No
 
 
 def _choice(
-    container: dict[str, Any], key: str, values: tuple[str, ...], path: str | None = None
+    container: dict[str, Any], key: str, values: Collection[str], path: str | None = None
 ) -> str | None:
     """An optional enum field: one of ``values`` (the SDK's list) or absent (null)."""
     value = container.get(key)
-    if value is not None and value not in values:
+    # A string first: a list or an object is no member, and no key of a mapping to look up.
+    if value is not None and (not isinstance(value, str) or value not in values):
         raise _Invalid(f"{path or key} must be one of {', '.join(values)}")
     return value
 
