@@ -101,6 +101,8 @@ MAX_ANSWER_BYTES = READ_LIMIT
 """What a delivery reads of a handler's answer, a chunk at a time and thrown away, before it
 closes on it as failed: an answer is a status and a few bytes, a framework's debug page a few
 hundred KiB; one that goes on past this is a broken handler (or one trying to tie us up)."""
+MAX_VIDEO_SECONDS = 3600
+"""For the legacy video models, which document no durations: an hour bounds what a typo costs."""
 EMULATED_KINDS = ("image", "audio", "video")
 """The kinds of project the emulator creates (and so the kinds of event it sends)."""
 
@@ -831,9 +833,11 @@ def _video_job(body: dict[str, Any], paid: bool, *, from_image: bool) -> _NewJob
     if (
         not isinstance(end_seconds, (int, float))
         or isinstance(end_seconds, bool)
-        or not 0 < end_seconds <= 3600
+        or not 0 < end_seconds <= MAX_VIDEO_SECONDS
     ):
-        raise _Invalid("end_seconds must be a number of seconds above 0")
+        raise _Invalid(
+            f"end_seconds must be a number of seconds above 0, {MAX_VIDEO_SECONDS} at most"
+        )
     model = _choice(body, "model", ref.VIDEO_MODEL_VALUES)
     resolution = _choice(body, "resolution", ref.VIDEO_RESOLUTIONS)
     audio = body.get("audio")
