@@ -364,11 +364,17 @@ def test_api_contract_through_the_cli(
 
     image = call("GET", f"/v1/image-projects/{created['id']}").json()
     assert image["image_count"] == 2 and image["credits_charged"] == 10
-    [download] = image["downloads"]
-    assert download["url"] == f"{emulating.url}/downloads/{created['id']}/output.png"
-    png = httpx.get(download["url"])  # no key: download links are signed URLs
-    made.append((f"GET /downloads/{created['id']}/output.png", png.status_code))
-    assert png.headers["content-type"] == "image/png" and png.content.startswith(PNG_SIGNATURE)
+    # One file per image, each with its own name: the SDKs save a download under its URL's
+    # last segment, so two outputs under one name would leave one file.
+    outputs = [f"/downloads/{created['id']}/output-{number}.png" for number in (1, 2)]
+    assert [download["url"] for download in image["downloads"]] == [
+        f"{emulating.url}{output}" for output in outputs
+    ]
+    for output in outputs:
+        png = httpx.get(f"{emulating.url}{output}")  # no key: download links are signed URLs
+        made.append((f"GET {output}", png.status_code))
+        assert png.headers["content-type"] == "image/png"
+        assert png.content.startswith(PNG_SIGNATURE)
 
     wait_for(lambda: hooks.of("audio.completed"), what="audio.completed")
     # The image rendered in 0.3 s: too fast for an image.started.
@@ -411,6 +417,273 @@ def test_api_contract_through_the_cli(
     assert "emulated 2 job(s): 2 complete, 0 errored" in stderr
     for secret in (SECRET, API_KEY):
         assert secret not in emulating.stdout() + stderr
+
+
+TEXT_VIDEO = {"end_seconds": 5, "style": {"prompt": "A corgi surfing at sunset"}}
+IMAGE_VIDEO = {"end_seconds": 5, "assets": {"image_file_path": "https://example.com/a.png"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        # Each value the real API's enums lack (the SDK's lists: magichour/api_reference.py).
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "aspect_ratio": "4:3"},
+            "aspect_ratio must be one of 1:1, 16:9, 9:16",
+        ),
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "style": {"prompt": "x", "tool": "not-a-tool"}},
+            "style.tool must be one of ai-anime-generator, ",
+        ),
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "orientation": "diagonal"},
+            "orientation must be one of landscape, portrait, square",
+        ),
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "model": "gpt-9"},
+            "model must be one of default, flux-2-klein, ",
+        ),
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "resolution": "8k"},
+            "resolution must be one of 640px, 1k, 2k, 4k, auto",
+        ),
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "style": {"prompt": "x", "quality_mode": "ultra"}},
+            "style.quality_mode must be one of standard, pro",
+        ),
+        ("/v1/ai-image-generator", {**IMAGE, "model": 3}, "model must be one of default, "),
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "style": {"prompt": "x", "quality_mode": ["pro"]}},
+            "style.quality_mode must be one of standard, pro",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "style": {"prompt": "x", "quality_mode": {"a": 1}}},
+            "style.quality_mode must be one of quick, studio",
+        ),
+        (
+            "/v1/ai-voice-generator",
+            {"style": {"prompt": "hi", "voice_name": "Nobody At All"}},
+            "style.voice_name must be one of the API's 1,264 voices",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "model": "gpt-9"},
+            "model must be one of default, gemini-omni-1.1, ",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "resolution": "8k"},
+            "resolution must be one of 360p, 480p, 720p, 1080p, 4k",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "aspect_ratio": "4:3"},
+            "aspect_ratio must be one of 16:9, 1:1, 9:16",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "style": {"prompt": "x", "quality_mode": "ultra"}},
+            "style.quality_mode must be one of quick, studio",
+        ),
+        (
+            "/v1/image-to-video",
+            {**IMAGE_VIDEO, "style": {"quality_mode": "ultra"}},
+            "style.quality_mode must be one of quick, studio",
+        ),
+        # The model's own rules, within the enums.
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "image_count": 4, "model": "flux-2-klein"},
+            "image_count must be 1 with model flux-2-klein",
+        ),
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "image_count": 2, "model": "nano-banana-pro"},
+            "image_count must be one of 1, 4, 9, 16 with model nano-banana-pro",
+        ),
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "model": "gpt-image-2"},
+            "model gpt-image-2 is for the creator, pro, business tiers; this account is free",
+        ),
+        (
+            "/v1/ai-image-generator",
+            {**IMAGE, "style": {"prompt": "x", "quality_mode": "pro"}},
+            "model seedream-v4 is for the creator",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "end_seconds": 61},
+            "end_seconds must be an integer from 1 to 60 with model ltx-2.5",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "model": "veo3.1", "end_seconds": 5},
+            "end_seconds must be one of 4, 6, 8, 16",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "model": "kling-2.6", "resolution": "480p"},
+            "resolution must be one of 720p, 1080p with model kling-2.6",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "model": "veo3.1", "end_seconds": 8, "aspect_ratio": "1:1"},
+            "aspect_ratio must be one of 16:9, 9:16 with model veo3.1",
+        ),
+        (
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "model": "wan-2.2", "audio": True},
+            "model wan-2.2 makes no audio",
+        ),
+        ("/v1/text-to-video", {"end_seconds": 5}, "style is required"),
+        ("/v1/text-to-video", {**TEXT_VIDEO, "end_seconds": True}, "end_seconds must be a number"),
+        ("/v1/image-to-video", {"end_seconds": 5}, "assets is required"),
+        (
+            "/v1/image-to-video",
+            {"end_seconds": 5, "assets": {}},
+            "assets.image_file_path is required",
+        ),
+        ("/v1/image-to-video", {"assets": {"image_file_path": "a.png"}}, "end_seconds is required"),
+    ],
+)
+def test_values_the_real_api_refuses_are_422(
+    emulator: Callable[..., Running], path: str, body: dict[str, Any], message: str
+) -> None:
+    running = emulator()
+    answer = running.client.post(path, json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["message"].startswith(message), answer.json()
+    assert running.emulator.stats.jobs == 0 and running.emulator.credits == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("tier", "path", "body", "credits"),
+    [
+        ("free", "/v1/ai-image-generator", IMAGE, 5),
+        (
+            "free",
+            "/v1/ai-image-generator",
+            {**IMAGE, "image_count": 3, "model": "qwen-image-2.1"},
+            30,
+        ),
+        (
+            "free",
+            "/v1/ai-image-generator",
+            {**IMAGE, "style": {"prompt": "x", "quality_mode": "standard"}},
+            5,
+        ),
+        ("creator", "/v1/ai-image-generator", {**IMAGE, "model": "gpt-image-2"}, 50),
+        (
+            "creator",
+            "/v1/ai-image-generator",
+            {**IMAGE, "image_count": 16, "model": "nano-banana-pro"},
+            2400,
+        ),
+        ("pro", "/v1/ai-image-generator", {**IMAGE, "model": "seedream", "image_count": 2}, 80),
+        (
+            "business",
+            "/v1/ai-image-generator",
+            {**IMAGE, "style": {"prompt": "x", "quality_mode": "pro"}},
+            40,
+        ),
+        ("free", "/v1/ai-voice-generator", voice("x" * 31), 4),
+        # Video: 480p 120, 720p 300, 1080p 600 credits per 5 seconds; defaults by tier.
+        ("free", "/v1/text-to-video", TEXT_VIDEO, 120),
+        ("creator", "/v1/text-to-video", TEXT_VIDEO, 300),
+        (
+            "free",
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "style": {"prompt": "x", "quality_mode": "studio"}},
+            600,
+        ),
+        ("free", "/v1/text-to-video", {**TEXT_VIDEO, "model": "kling-3.0"}, 300),
+        (
+            "pro",
+            "/v1/text-to-video",
+            {**TEXT_VIDEO, "end_seconds": 15, "resolution": "1080p"},
+            1800,
+        ),
+        ("free", "/v1/image-to-video", {**IMAGE_VIDEO, "style": {"high_quality": True}}, 600),
+        ("free", "/v1/image-to-video", {**IMAGE_VIDEO, "end_seconds": 2, "model": "sora-2"}, 48),
+    ],
+)
+def test_costs_follow_the_model_and_the_tier(
+    emulator: Callable[..., Running], tier: str, path: str, body: dict[str, Any], credits: int
+) -> None:
+    running = emulator(tier=tier)
+    answer = running.client.post(path, json=body)
+    assert answer.status_code == 200, answer.text
+    created = answer.json()
+    assert created["credits_charged"] == credits
+    assert running.emulator.credits == 1_000_000 - credits
+    assert running.client.get("/v1/account").json()["tier"] == tier
+    if path == "/v1/ai-image-generator":
+        assert created["frame_cost"] == credits
+    elif "video" in path:
+        assert created["estimated_frame_cost"] == credits
+
+
+def test_delete_removes_a_project_and_stops_its_job(emulator: Callable[..., Running]) -> None:
+    running = emulator(queue_seconds=0.02, render_seconds=30)
+    image = running.create("/v1/ai-image-generator", IMAGE)
+    video = running.create("/v1/text-to-video", TEXT_VIDEO)
+    wrong_kind = running.client.delete(f"/v1/audio-projects/{image}")
+    assert (wrong_kind.status_code, wrong_kind.json()) == (404, {"message": "Not Found"})
+    for kind, project_id in (("image", image), ("video", video)):
+        deleted = running.client.delete(f"/v1/{kind}-projects/{project_id}")
+        assert (deleted.status_code, deleted.content) == (204, b"")
+        for method in ("GET", "DELETE"):
+            gone = running.client.request(method, f"/v1/{kind}-projects/{project_id}")
+            assert (gone.status_code, gone.json()) == (404, {"message": "Not Found"})
+    # Their jobs were stopped mid-render: nothing more happens to them.
+    wait_for(lambda: not running.emulator._jobs, what="the jobs to stop")
+    assert running.emulator.stats.completed == 0
+    anonymous = httpx.delete(f"{running.url}/v1/image-projects/{image}")
+    assert (anonymous.status_code, anonymous.json()) == (401, {"message": "Unauthorized"})
+    put = running.client.put(f"/v1/image-projects/{image}")
+    assert put.status_code == 405 and put.headers["allow"] == "GET, DELETE"
+
+
+def test_video_jobs_send_video_events_end_to_end(
+    emulator: Callable[..., Running], receiver: Callable[..., Receiver]
+) -> None:
+    hooks = receiver()
+    running = emulator(webhook_urls=(hooks.url,), render_seconds=0.1, tier="creator")
+    made = running.create(
+        "/v1/text-to-video", {**TEXT_VIDEO, "resolution": "1080p", "aspect_ratio": "9:16"}
+    )
+    [completed] = wait_for(lambda: hooks.of("video.completed"), what="video.completed")
+    assert [request.type for request in hooks.received] == ["video.started", "video.completed"]
+    for request in hooks.received:
+        assert_genuine(request)
+    project = running.client.get(f"/v1/video-projects/{made}").json()
+    assert completed.event["payload"] == project
+    assert (project["type"], project["width"], project["height"]) == ("TEXT_TO_VIDEO", 1080, 1920)
+    assert (project["end_seconds"], project["fps"], project["credits_charged"]) == (5, 30, 600)
+    [download] = project["downloads"]
+    assert download == project["download"]
+    assert download["url"] == f"{running.url}/downloads/{made}/output.mp4"
+    mp4 = httpx.get(download["url"])
+    assert mp4.headers["content-type"] == "video/mp4" and mp4.content[4:8] == b"ftyp"
+
+    failing_hooks = receiver()
+    failing = emulator(webhook_urls=(failing_hooks.url,), fail_rate=1, error_code="file_too_large")
+    failed = failing.create("/v1/image-to-video", IMAGE_VIDEO)
+    [errored] = wait_for(lambda: failing_hooks.of("video.errored"), what="video.errored")
+    assert_genuine(errored)
+    payload = errored.event["payload"]
+    assert payload["id"] == failed and payload["type"] == "IMAGE_TO_VIDEO"
+    assert payload["credits_charged"] == 0 and payload["error"]["code"] == "file_too_large"
+    assert failing.emulator.credits == 1_000_000  # refunded
 
 
 # --- webhooks --------------------------------------------------------------------------------
@@ -659,6 +932,7 @@ def test_unreachable_url_is_retried_and_reported(
         (["--webhook-url", "http://127.0.0.1:9/webhook"], "no webhook secret"),
         (["--error-code", "oops"], "unknown error code 'oops'; choose one of no_source_face"),
         (["--fail-rate", "1.5"], "--fail-rate"),
+        (["--tier", "gold"], "unknown tier 'gold'; choose one of free, creator, pro, business"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(mhw: Mhw, args: list[str], message: str) -> None:

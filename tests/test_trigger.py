@@ -265,3 +265,23 @@ def test_cost_question_on_a_terminal(isolated_env: dict[str, str], start: Start)
     assert "ai-image-generator" not in emulator.stdout()  # nothing was created
     code, said = _ask_on_a_terminal(isolated_env, base, port, b"y")
     assert code == ExitCode.OK, said
+
+
+def test_video_jobs_are_checked_end_to_end(mhw: Mhw, start: Start, tmp_path: Path) -> None:
+    port = free_port()
+    base = emulate(start, port)
+    downloads = tmp_path / "out"
+    downloads.mkdir()
+    result = mhw(
+        *("trigger", "video", "--yes", "--secret", SECRET, "--api-key", API_KEY),
+        *("--api-base", base, "--port", str(port), "--no-tunnel", "--poll-interval", "0.1"),
+        *("--download", str(downloads), "--format", "json"),
+    )
+    assert result.code == ExitCode.OK, result.stderr
+    # The cheapest clip the API documents: ltx-2.5, 480p, 1 s at 120 credits per 5 s.
+    assert "a real video job costs about 24 credit(s)" in result.stderr
+    summary = json.loads(result.stdout)
+    webhooks = [step["what"] for step in summary["timeline"] if step["source"] == "webhook"]
+    assert webhooks == ["video.started", "video.completed"]
+    (saved,) = downloads.iterdir()
+    assert saved.suffix == ".mp4" and saved.read_bytes()[4:8] == b"ftyp"

@@ -53,6 +53,13 @@ def emulate(
     credits: Annotated[
         int, typer.Option(help="Credits on the account; a job that needs more gets 402.", min=0)
     ] = 1_000_000,
+    tier: Annotated[
+        str,
+        typer.Option(
+            help="The account's plan (free, creator, pro, business): paid models such as "
+            "gpt-image-2 need creator or above, and video defaults follow it.",
+        ),
+    ] = "free",
     queue_seconds: Annotated[float, typer.Option(help="Seconds a job stays queued.", min=0)] = 0.5,
     render_seconds: Annotated[
         float,
@@ -122,8 +129,9 @@ def emulate(
 ) -> None:
     """Run a local Magic Hour API that delivers signed webhooks, with Magic Hour's retries.
 
-    Serves GET /v1/account, POST /v1/ai-image-generator and /v1/ai-voice-generator, and
-    GET /v1/{image,audio,video}-projects/ID, with the real API's validation and errors. Jobs
+    Serves GET /v1/account, POST /v1/ai-image-generator, /v1/ai-voice-generator,
+    /v1/text-to-video and /v1/image-to-video, GET and DELETE /v1/{image,audio,video}-projects/ID,
+    with the real API's enums, model prices and errors (from the official SDK). Jobs
     go queued → rendering → complete (or error with --fail-rate) and send their events to
     every --webhook-url, retrying failures after 1 s, 2 s, 4 s … Point clients at it with
     MAGIC_HOUR_API_BASE=http://127.0.0.1:8788. Ctrl-C stops it (exit 0) with a summary.
@@ -144,6 +152,7 @@ def emulate(
         config = EmulatorConfig(
             api_key=api_key,
             credits=credits,
+            tier=tier,
             queue_seconds=queue_seconds,
             render_seconds=render_seconds,
             fail_rate=fail_rate,

@@ -38,11 +38,13 @@ if TYPE_CHECKING:
 class JobKindChoice(str, Enum):
     image = "image"
     audio = "audio"
+    video = "video"
 
 
 DEFAULT_PROMPTS = {
     "image": "A small red cube on a white table, studio light",
     "audio": "Hello from mhw.",
+    "video": "A paper boat drifting on a calm pond",
 }
 """Short on purpose: an audio job costs a credit per ten characters."""
 
@@ -53,7 +55,9 @@ def trigger(
     ],
     prompt: Annotated[
         str | None,
-        typer.Option(help="Image prompt, or the words to speak (audio).", show_default=False),
+        typer.Option(
+            help="Image or video prompt, or the words to speak (audio).", show_default=False
+        ),
     ] = None,
     voice: Annotated[
         str | None, typer.Option(help="Voice for an audio job.", show_default=False)

@@ -31,6 +31,7 @@ import httpx
 
 from mh_webhook_cli.core.settings import mask, redact
 from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
+from mh_webhook_cli.magichour import api_reference
 from mh_webhook_cli.send.client import (
     READ_LIMIT,
     USER_AGENT,
@@ -47,10 +48,12 @@ DEFAULT_IMAGE_TOOL = "general"
 """The API's own default art style; mhw names it so that the request says what it asks for."""
 DEFAULT_VOICE = "Elon Musk"
 """The voice of Magic Hour's own examples."""
-IMAGE_CREDITS = 5
+IMAGE_CREDITS = api_reference.IMAGE_MODELS["default"].credits_per_image
 """Credits one AI image costs."""
-AUDIO_CHARACTERS_PER_CREDIT = 10
+AUDIO_CHARACTERS_PER_CREDIT = api_reference.VOICE_CHARACTERS_PER_CREDIT
 """The voice generator costs 0.1 credit per character, rounded up."""
+VIDEO_MODEL, VIDEO_RESOLUTION, VIDEO_SECONDS = "ltx-2.5", "480p", 1
+"""The cheapest text-to-video the API documents: the shortest clip of its lowest resolution."""
 KEYS_URL = "https://magichour.ai/developer?tab=api-key"
 DASHBOARD_HINT = "it may have started: check your Magic Hour dashboard before retrying"
 TLS_FIX = "behind a proxy? point SSL_CERT_FILE at its CA bundle"
@@ -60,7 +63,7 @@ DOWNLOAD_DEADLINE_SECONDS = 30 * 60.0
 """The time a download may take: a large video over a slow link, but not forever."""
 MAX_REDIRECTS = 10
 
-JobKind = Literal["image", "audio"]
+JobKind = Literal["image", "audio", "video"]
 ProjectKind = Literal["video", "image", "audio"]
 
 
@@ -102,6 +105,8 @@ def estimate_credits(kind: JobKind, text: str, image_count: int = 1) -> int:
     """
     if kind == "image":
         return IMAGE_CREDITS * image_count
+    if kind == "video":
+        return api_reference.video_credits(VIDEO_RESOLUTION, VIDEO_SECONDS)
     return -(-len(text) // AUDIO_CHARACTERS_PER_CREDIT)
 
 
@@ -218,6 +223,20 @@ class MagicHourApi:
             body["name"] = name
         answer = await self._request("POST", "/v1/ai-voice-generator", "start an audio job", body)
         return _created("audio", answer)
+
+    async def create_video(self, prompt: str, *, name: str | None = None) -> CreatedJob:
+        """Start the cheapest text-to-video (see :func:`estimate_credits`); not retried once
+        it may have landed."""
+        body: dict[str, Any] = {
+            "end_seconds": VIDEO_SECONDS,
+            "model": VIDEO_MODEL,
+            "resolution": VIDEO_RESOLUTION,
+            "style": {"prompt": prompt},
+        }
+        if name is not None:
+            body["name"] = name
+        answer = await self._request("POST", "/v1/text-to-video", "start a video job", body)
+        return _created("video", answer)
 
     async def project(self, kind: ProjectKind, project_id: str) -> dict[str, Any]:
         """A project as ``GET /v1/{kind}-projects/{id}`` returns it: the same dict as a

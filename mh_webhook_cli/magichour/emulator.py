@@ -1,4 +1,4 @@
-"""A local Magic Hour: the API subset mhw uses, jobs that progress, signed webhooks with retries.
+"""A local Magic Hour: the API's most used routes, jobs that progress, signed webhooks with retries.
 
 ``mhw emulate`` runs it as a server, and tests (mhw's and ``mhw trigger``'s) start it in-process::
 
@@ -7,10 +7,14 @@
     ...
     await emulator.close()
 
-The API honours the same contract as the real one (see ``magichour_api``): ``Authorization:
-Bearer KEY`` on every ``/v1`` route (401 without one, or with another than ``api_key`` when it is
-set), 422 with ``{"code": "invalid_request", "message": "style.prompt is required"}`` for a bad
-body, ``{"message"}`` alone for 401, 402, 404 and 405, as the real API mixes both shapes. Credits
+The routes are the official SDKs' (``magic-hour`` on PyPI and npm): ``GET /v1/account``, ``POST
+/v1/ai-image-generator``, ``/v1/ai-voice-generator``, ``/v1/text-to-video`` and
+``/v1/image-to-video``, ``GET`` and ``DELETE /v1/{video,image,audio}-projects/{id}`` (204, then
+404). Every value is checked against the SDK's enums and the chosen model's rules, kept in
+:mod:`mh_webhook_cli.magichour.api_reference`, which also prices each job by model, tier and
+duration. ``Authorization: Bearer KEY`` is required on every ``/v1`` route; errors have the
+SDKs' schemas: 401 ``{"message": "Unauthorized"}``, 404 ``{"message": "Not Found"}``, 422 (a bad
+body; ``code`` is ``invalid_request``) and 402 ``{"message": ...}`` saying what is wrong. Credits
 are charged when a job is created and refunded when it errors (its ``credits_charged`` drops to 0).
 
 A job is ``queued`` for ``queue_seconds``, ``rendering`` for ``render_seconds``, then
@@ -32,8 +36,9 @@ attempts in order (``started`` is answered, or fails, before ``completed`` is se
 come when they come. A handler's answer is read only up to ``MAX_ANSWER_BYTES``, and only
 counted, never kept.
 
-Download URLs point at the emulator itself (``/downloads/<id>/output.png``, ``.mp3`` for
-audio, tiny valid files, no key needed), so a client can fetch outputs offline.
+Download URLs point at the emulator itself (``/downloads/<id>/output.png``; ``output-1.png`` ...
+``output-N.png`` for N images, as SDKs save each under its URL's last segment; ``.mp3`` for audio,
+``.mp4`` for video: tiny valid files, no key needed), so a client can fetch outputs offline.
 """
 
 from __future__ import annotations
@@ -49,19 +54,19 @@ import struct
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
 from typing import TYPE_CHECKING, Any, Union
 
 from mh_webhook_cli.core.catalog import ProjectStatus
-from mh_webhook_cli.core.fixtures import ERROR_CODES, cuid, project_payload
+from mh_webhook_cli.core.fixtures import ERROR_CODES, VideoClip, cuid, project_payload
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.core.request import Request
 from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.event_loop import stop_on_signals
-from mh_webhook_cli.magichour.api import estimate_credits
+from mh_webhook_cli.magichour import api_reference as ref
 from mh_webhook_cli.receive.http import Response, Server, serve
 from mh_webhook_cli.receive.listener import matches
 from mh_webhook_cli.send.client import READ_LIMIT
@@ -89,19 +94,30 @@ MAX_ANSWER_BYTES = READ_LIMIT
 """What a delivery reads of a handler's answer, a chunk at a time and thrown away, before it
 closes on it as failed: an answer is a status and a few bytes, a framework's debug page a few
 hundred KiB; one that goes on past this is a broken handler (or one trying to tie us up)."""
-MAX_IMAGES = 4
-MAX_VOICE_PROMPT = 1000
-ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "4:5", "5:4", "2:3", "3:2", "21:9")
-EMULATED_KINDS = ("image", "audio")
-"""The kinds of project the emulator can create; ``video-projects`` exists but is always 404."""
+MAX_VIDEO_SECONDS = 3600
+"""For the legacy video models, which document no durations: an hour bounds what a typo costs."""
+EMULATED_KINDS = ("image", "audio", "video")
+"""The kinds of project the emulator creates (and so the kinds of event it sends)."""
 
-_PROJECT_TYPES = {"image": "AI_IMAGE", "audio": "VOICE_GENERATOR"}
-_DEFAULT_NAMES = {"image": "Ai Image", "audio": "Voice Generator"}
-_OUTPUTS = {"image": ("png", "image/png"), "audio": ("mp3", "audio/mpeg")}
+_CREATE_ROUTES = {
+    # path: (kind, project type, default name)
+    "/v1/ai-image-generator": ("image", "AI_IMAGE", "Ai Image"),
+    "/v1/ai-voice-generator": ("audio", "VOICE_GENERATOR", "Voice Generator"),
+    "/v1/text-to-video": ("video", "TEXT_TO_VIDEO", "Text To Video"),
+    "/v1/image-to-video": ("video", "IMAGE_TO_VIDEO", "Image To Video"),
+}
+_OUTPUTS = {
+    "video": ("mp4", "video/mp4"),
+    "image": ("png", "image/png"),
+    "audio": ("mp3", "audio/mpeg"),
+}
 _EVENT_ACTIONS = {"rendering": "started", "complete": "completed", "error": "errored"}
 """The statuses Magic Hour announces, and the action their event is named after."""
+_ORIENTATION_RATIOS = {"landscape": "16:9", "portrait": "9:16", "square": "1:1"}
 _PROJECT_PATH = re.compile(r"/v1/(video|image|audio)-projects/([^/]+)")
-_DOWNLOAD_PATH = re.compile(r"/downloads/([^/]+)/output\.([a-z0-9]+)")
+_DOWNLOAD_PATH = re.compile(r"/downloads/([^/]+)/output(?:-([1-9][0-9]?))?\.([a-z0-9]+)")
+"""``output.png`` when a project has one output, ``output-1.png`` ... when it has several:
+the SDKs save each download under its URL's last segment, so N outputs need N names."""
 _BEARER = re.compile(r"Bearer[ \t]+(\S+)[ \t]*", re.IGNORECASE)
 _JSON_HEADERS = (("content-type", "application/json"),)
 
@@ -112,6 +128,8 @@ class EmulatorConfig:
 
     api_key: str | None = None
     """The only key accepted; None accepts any non-empty bearer key."""
+    tier: str = "free"
+    """The account's plan: some models are for paid tiers only, and video defaults depend on it."""
     credits: int = DEFAULT_CREDITS
     queue_seconds: float = 0.5
     render_seconds: float = 2.0
@@ -143,6 +161,8 @@ class EmulatorConfig:
             raise ValueError(f"the speed must be above 0, not {self.speed:g}")
         if self.credits < 0:
             raise ValueError(f"credits cannot be negative ({self.credits})")
+        if self.tier not in ref.TIERS:
+            raise ValueError(f"unknown tier {self.tier!r}; choose one of {', '.join(ref.TIERS)}")
         if min(self.queue_seconds, self.render_seconds) < 0:
             raise ValueError("job durations cannot be negative")
         if self.delivery_timeout <= 0 or self.max_retry_seconds < 0:
@@ -245,13 +265,17 @@ class EmulatorStats:
 @dataclass
 class _Project:
     kind: str
+    project_type: str
     id: str
     name: str
     created_at: datetime
     cost: int
-    image_count: int
+    outputs: int
+    """Files the project renders: ``image_count`` for images, else one."""
+    clip: VideoClip | None
     fails: bool
     payload: dict[str, Any] = field(default_factory=dict)
+    job: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False)
@@ -273,6 +297,18 @@ class _Outgoing:
 
 class _Invalid(Exception):
     """A request body the API refuses with 422; the message names the field."""
+
+
+@dataclass(frozen=True)
+class _NewJob:
+    """A valid request to create a job: what it costs and what it will render."""
+
+    name: str | None
+    cost: int
+    extra: Mapping[str, int]
+    """What the create answer adds to ``id`` and ``credits_charged``."""
+    outputs: int = 1
+    clip: VideoClip | None = None
 
 
 class Emulator:
@@ -398,33 +434,36 @@ class Emulator:
         routes: dict[str, Callable[[Request], Response]]
         if path == "/v1/account":
             routes = {"GET": self._account}
-        elif path == "/v1/ai-image-generator":
-            routes = {"POST": self._create_image}
-        elif path == "/v1/ai-voice-generator":
-            routes = {"POST": self._create_voice}
+        elif path in _CREATE_ROUTES:
+            routes = {"POST": lambda request: self._create(path, request)}
         elif match := _PROJECT_PATH.fullmatch(path):
             kind, project_id = match.groups()
-            routes = {"GET": lambda _: self._get_project(kind, project_id)}
+            routes = {
+                "GET": lambda _: self._get_project(kind, project_id),
+                "DELETE": lambda _: self._delete_project(kind, project_id),
+            }
         elif match := _DOWNLOAD_PATH.fullmatch(path):
-            project_id, extension = match.groups()
+            project_id, number, extension = match.groups()
             if method == "GET":
-                return self._download(project_id, extension)
+                return self._download(project_id, int(number or 0), extension)
             return _method_not_allowed(("GET",))
         else:
-            return _error(404, f"no such route: {method} {path}")
+            return _not_found()
         if method not in routes:
             return _method_not_allowed(tuple(routes))
         refusal = self._authorize(request)
         return refusal if refusal is not None else routes[method](request)
 
     def _authorize(self, request: Request) -> Response | None:
+        """401 ``{"message": "Unauthorized"}``, as the SDKs' error schemas have it, without a
+        bearer key or with another than ``api_key``."""
         match = _BEARER.fullmatch(request.header("authorization") or "")
         if match is None:
-            return _error(401, "missing API key: send the header 'Authorization: Bearer <key>'")
+            return _error(401, ref.ERROR_MESSAGES[401])
         # Constant time: how long a refusal takes says nothing about how much of a key was right.
         key = _key_bytes(match.group(1))
         if self._api_key is not None and not hmac.compare_digest(key, self._api_key):
-            return _error(401, "invalid API key")
+            return _error(401, ref.ERROR_MESSAGES[401])
         return None
 
     def _account(self, _: Request) -> Response:
@@ -434,69 +473,40 @@ class Emulator:
                 "id": self._account_id,
                 "email": "developer@example.com",
                 "credits": self.credits,
-                "tier": "free",
+                "tier": self.config.tier,
                 "subscription": None,
             },
         )
 
-    def _create_image(self, request: Request) -> Response:
+    def _create(self, path: str, request: Request) -> Response:
+        kind, project_type, default_name = _CREATE_ROUTES[path]
+        paid = self.config.tier != "free"
         try:
             body = _object_body(request)
-            image_count = body.get("image_count")
-            if image_count is None:
-                raise _Invalid("image_count is required")
-            if not _is_int(image_count) or not 1 <= image_count <= MAX_IMAGES:
-                raise _Invalid(f"image_count must be an integer from 1 to {MAX_IMAGES}")
-            aspect_ratio = body.get("aspect_ratio")
-            if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
-                raise _Invalid(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}")
-            style = _style(body)
-            _non_empty_string(style, "prompt")
-            _optional_string(style, "style.tool", "tool")
-            name = _optional_string(body, "name", "name")
+            if kind == "image":
+                job = _image_job(body, self.config.tier)
+            elif kind == "audio":
+                job = _voice_job(body)
+            else:
+                job = _video_job(body, paid, from_image=project_type == "IMAGE_TO_VIDEO")
         except _Invalid as invalid:
             return _error(422, str(invalid), code="invalid_request")
-        cost = estimate_credits("image", "", image_count)
-        return self._create("image", name, cost, image_count, extra={"frame_cost": cost})
-
-    def _create_voice(self, request: Request) -> Response:
-        try:
-            body = _object_body(request)
-            style = _style(body)
-            prompt = _non_empty_string(style, "prompt")
-            if len(prompt) > MAX_VOICE_PROMPT:
-                raise _Invalid(
-                    f"style.prompt must be at most {MAX_VOICE_PROMPT} characters "
-                    f"(it has {len(prompt)})"
-                )
-            _non_empty_string(style, "voice_name")
-            name = _optional_string(body, "name", "name")
-        except _Invalid as invalid:
-            return _error(422, str(invalid), code="invalid_request")
-        # Integers: ceil(0.1 * 30) is 4 in floating point.
-        return self._create("audio", name, estimate_credits("audio", prompt))
-
-    def _create(
-        self,
-        kind: str,
-        name: str | None,
-        cost: int,
-        image_count: int = 1,
-        extra: Mapping[str, int] | None = None,
-    ) -> Response:
-        if cost > self.credits:
+        if job.cost > self.credits:
             return _error(
-                402, f"not enough credits: this job costs {cost}, the account has {self.credits}"
+                402,
+                f"not enough credits: this job costs {job.cost}, the account has {self.credits}",
             )
-        self.credits -= cost
+        self.credits -= job.cost
         now = datetime.now(timezone.utc)
         project = _Project(
             kind=kind,
+            project_type=project_type,
             id=self._new_id(now),
-            name=name or f"{_DEFAULT_NAMES[kind]} - {now:%Y-%m-%d %H:%M:%S}",
+            name=job.name or f"{default_name} - {now:%Y-%m-%d %H:%M:%S}",
             created_at=now,
-            cost=cost,
-            image_count=image_count,
+            cost=job.cost,
+            outputs=job.outputs,
+            clip=job.clip,
             # Drawn now, with the id, so that a seed decides the same jobs fail every run.
             fails=self._random.random() < self.config.fail_rate,
         )
@@ -504,26 +514,40 @@ class Emulator:
         self.stats.jobs += 1
         self._advance(project, "queued")
         task = asyncio.get_running_loop().create_task(self._run_job(project))
+        project.job = task
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
-        return _json(200, {"id": project.id, "credits_charged": cost, **(extra or {})})
+        return _json(200, {"id": project.id, "credits_charged": job.cost, **job.extra})
 
     def _get_project(self, kind: str, project_id: str) -> Response:
         project = self._projects.get(project_id)
         if project is None or project.kind != kind:
-            return _error(404, f"no {kind} project with id {project_id!r}")
+            return _not_found()
         return _json(200, project.payload)
 
-    def _download(self, project_id: str, extension: str) -> Response:
+    def _delete_project(self, kind: str, project_id: str) -> Response:
+        """204, and the project is gone: its job stops, later reads and downloads are 404."""
+        project = self._projects.get(project_id)
+        if project is None or project.kind != kind:
+            return _not_found()
+        del self._projects[project_id]
+        if project.job is not None:
+            project.job.cancel()
+        return Response(204, b"", ())
+
+    def _download(self, project_id: str, number: int, extension: str) -> Response:
         project = self._projects.get(project_id)
         if (
             project is None
             or project.payload["status"] != "complete"
             or _OUTPUTS[project.kind][0] != extension
+            # output.png for one output, output-1.png ... output-N.png for N
+            or (number == 0) != (project.outputs == 1)
+            or number > project.outputs
         ):
-            return _error(404, "no such file")
+            return _not_found()
         content_type = _OUTPUTS[project.kind][1]
-        data = _tiny_png() if project.kind == "image" else _tiny_mp3()
+        data = {"image": _tiny_png, "audio": _tiny_mp3, "video": _tiny_mp4}[project.kind]()
         return Response(200, data, (("content-type", content_type),))
 
     def _new_id(self, now: datetime) -> str:
@@ -546,23 +570,19 @@ class Emulator:
         elif status == "complete":
             self.stats.completed += 1
         error_code = self.config.error_code_for(project.kind) if failed else None
-        extension = _OUTPUTS[project.kind][0]
         project.payload = project_payload(
             project.kind,
             project_id=project.id,
-            project_type=_PROJECT_TYPES[project.kind],
+            project_type=project.project_type,
             name=project.name,
             status=status,
             created_at=project.created_at,
             now=datetime.now(timezone.utc),
             credits_charged=0 if failed else project.cost,
             error_code=error_code,
-            download_urls=(
-                [f"{self.base_url}/downloads/{project.id}/output.{extension}"]
-                if status == "complete"
-                else ()
-            ),
-            image_count=project.image_count,
+            download_urls=self._download_urls(project) if status == "complete" else (),
+            image_count=project.outputs,
+            clip=project.clip,
         )
         action = _EVENT_ACTIONS.get(status)
         event_type = f"{project.kind}.{action}" if action else None
@@ -584,6 +604,13 @@ class Emulator:
             body = serialize({"type": event_type, "payload": project.payload})
             for url in self.config.webhook_urls:
                 self._send(Delivery(url, body, event_type), project.id)
+
+    def _download_urls(self, project: _Project) -> list[str]:
+        base = f"{self.base_url}/downloads/{project.id}/output"
+        extension = _OUTPUTS[project.kind][0]
+        if project.outputs == 1:
+            return [f"{base}.{extension}"]
+        return [f"{base}-{number}.{extension}" for number in range(1, project.outputs + 1)]
 
     # deliveries
 
@@ -734,21 +761,148 @@ def _object_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _style(body: dict[str, Any]) -> dict[str, Any]:
-    style = body.get("style")
-    if style is None:
-        raise _Invalid("style is required")
-    if not isinstance(style, dict):
-        raise _Invalid("style must be an object")
-    return style
+def _image_job(body: dict[str, Any], tier: str) -> _NewJob:
+    """POST /v1/ai-image-generator: the SDK's enums, then the chosen model's rules."""
+    image_count = body.get("image_count")
+    if image_count is None:
+        raise _Invalid("image_count is required")
+    if not _is_int(image_count):
+        raise _Invalid(f"image_count must be {_counts(ref.IMAGE_MODELS['default'].image_counts)}")
+    model = _choice(body, "model", ref.IMAGE_MODEL_VALUES)
+    _choice(body, "aspect_ratio", ref.IMAGE_ASPECT_RATIOS)
+    _choice(body, "orientation", ref.IMAGE_ORIENTATIONS)
+    resolution = _choice(body, "resolution", ref.IMAGE_RESOLUTIONS)
+    style = _object(body, "style")
+    _non_empty_string(style, "style.prompt")
+    _choice(style, "tool", ref.IMAGE_TOOLS, "style.tool")
+    quality_mode = _choice(style, "quality_mode", ref.IMAGE_QUALITY_MODES, "style.quality_mode")
+    name = _optional_string(body, "name", "name")
+    # model wins over the deprecated quality_mode; a deprecated model means its successor.
+    chosen = model or (ref.IMAGE_QUALITY_MODES[quality_mode] if quality_mode else "default")
+    rules = ref.IMAGE_MODELS[ref.DEPRECATED_IMAGE_MODELS.get(chosen, chosen)]
+    with_model = f" with model {chosen}" if chosen != "default" else ""
+    if image_count not in rules.image_counts:
+        raise _Invalid(f"image_count must be {_counts(rules.image_counts)}{with_model}")
+    if resolution not in (None, "auto") and resolution not in rules.resolutions:
+        raise _Invalid(f"resolution must be one of {', '.join(rules.resolutions)}{with_model}")
+    if tier not in rules.tiers:
+        raise _Invalid(
+            f"model {chosen} is for the {', '.join(rules.tiers)} tiers; this account is {tier}"
+        )
+    cost = ref.image_credits(chosen, image_count)
+    return _NewJob(name, cost, {"frame_cost": cost}, outputs=image_count)
 
 
-def _non_empty_string(style: dict[str, Any], key: str) -> str:
-    value = style.get(key)
+def _voice_job(body: dict[str, Any]) -> _NewJob:
+    """POST /v1/ai-voice-generator: a prompt within the limit and a voice the API lists."""
+    style = _object(body, "style")
+    prompt = _non_empty_string(style, "style.prompt")
+    if len(prompt) > ref.MAX_VOICE_PROMPT:
+        raise _Invalid(
+            f"style.prompt must be at most {ref.MAX_VOICE_PROMPT} characters (it has {len(prompt)})"
+        )
+    voice = _non_empty_string(style, "style.voice_name")
+    if voice not in ref.voice_names():
+        raise _Invalid(
+            f"style.voice_name must be one of the API's {len(ref.voice_names()):,} voices "
+            "(such as Elon Musk; the SDKs list them all)"
+        )
+    name = _optional_string(body, "name", "name")
+    return _NewJob(name, ref.voice_credits(prompt), {})
+
+
+def _video_job(body: dict[str, Any], paid: bool, *, from_image: bool) -> _NewJob:
+    """POST /v1/text-to-video or /v1/image-to-video: the SDK's enums, then the model's rules.
+
+    What the request leaves out is what the docs say it defaults to on this tier: the model
+    (``default``), the resolution (or what a deprecated quality setting stands for).
+    """
+    end_seconds = body.get("end_seconds")
+    if end_seconds is None:
+        raise _Invalid("end_seconds is required")
+    if (
+        not isinstance(end_seconds, (int, float))
+        or isinstance(end_seconds, bool)
+        or not 0 < end_seconds <= MAX_VIDEO_SECONDS
+    ):
+        raise _Invalid(
+            f"end_seconds must be a number of seconds above 0, {MAX_VIDEO_SECONDS} at most"
+        )
+    model = _choice(body, "model", ref.VIDEO_MODEL_VALUES)
+    resolution = _choice(body, "resolution", ref.VIDEO_RESOLUTIONS)
+    audio = body.get("audio")
+    if audio is not None and not isinstance(audio, bool):
+        raise _Invalid("audio must be true or false")
+    name = _optional_string(body, "name", "name")
+    aspect_ratio = None
+    if from_image:
+        assets = _object(body, "assets")
+        _non_empty_string(assets, "assets.image_file_path")
+        _optional_string(assets, "assets.end_image_file_path", "end_image_file_path")
+        style = _object(body, "style", required=False)
+        _optional_string(style, "style.prompt", "prompt")
+        high_quality = style.get("high_quality")
+        if high_quality is not None and not isinstance(high_quality, bool):
+            raise _Invalid("style.high_quality must be true or false")
+        legacy = None if high_quality is None else ref.HIGH_QUALITY_RESOLUTIONS[high_quality]
+        for key in ("width", "height"):  # deprecated, ignored
+            if body.get(key) is not None and not _is_int(body[key]):
+                raise _Invalid(f"{key} must be an integer")
+    else:
+        aspect_ratio = _choice(body, "aspect_ratio", ref.VIDEO_ASPECT_RATIOS)
+        orientation = _choice(body, "orientation", ref.VIDEO_ORIENTATIONS)
+        aspect_ratio = aspect_ratio or (orientation and _ORIENTATION_RATIOS[orientation])
+        style = _object(body, "style")
+        _non_empty_string(style, "style.prompt")
+        references = body.get("references")
+        if references is not None and (
+            not isinstance(references, list) or len(references) > ref.MAX_VIDEO_REFERENCES
+        ):
+            raise _Invalid(f"references must be a list of at most {ref.MAX_VIDEO_REFERENCES}")
+        legacy = None
+    quality_mode = _choice(style, "quality_mode", ref.VIDEO_QUALITY_MODES, "style.quality_mode")
+    chosen = ref.DEFAULT_VIDEO_MODEL[paid] if model in (None, "default") else model
+    rules = ref.VIDEO_MODELS.get(chosen)
+    requested = resolution or (quality_mode and ref.VIDEO_QUALITY_MODES[quality_mode]) or legacy
+    resolution = requested or ref.DEFAULT_VIDEO_RESOLUTION[paid]
+    if rules is not None:
+        if requested is None and resolution not in rules.resolutions:
+            resolution = rules.resolutions[0]  # the tier's default is not this model's
+        if resolution not in rules.resolutions:
+            raise _Invalid(
+                f"resolution must be one of {', '.join(rules.resolutions)} with model {chosen}"
+            )
+        if end_seconds not in rules.durations:
+            raise _Invalid(f"end_seconds must be {_counts(rules.durations)} with model {chosen}")
+        if aspect_ratio is not None and aspect_ratio not in rules.aspect_ratios:
+            raise _Invalid(
+                f"aspect_ratio must be one of {', '.join(rules.aspect_ratios)} with model {chosen}"
+            )
+        if audio and not rules.audio:
+            raise _Invalid(f"model {chosen} makes no audio: leave audio out or false")
+    width, height = ref.video_size(resolution, aspect_ratio or "16:9")
+    cost = ref.video_credits(resolution, end_seconds)
+    clip = VideoClip(width, height, end_seconds, ref.VIDEO_FPS[resolution])
+    return _NewJob(name, cost, {"estimated_frame_cost": cost}, clip=clip)
+
+
+def _object(container: dict[str, Any], key: str, *, required: bool = True) -> dict[str, Any]:
+    value = container.get(key)
     if value is None:
-        raise _Invalid(f"style.{key} is required")
+        if required:
+            raise _Invalid(f"{key} is required")
+        return {}
+    if not isinstance(value, dict):
+        raise _Invalid(f"{key} must be an object")
+    return value
+
+
+def _non_empty_string(container: dict[str, Any], path: str) -> str:
+    value = container.get(path.rpartition(".")[2])
+    if value is None:
+        raise _Invalid(f"{path} is required")
     if not isinstance(value, str) or not value.strip():
-        raise _Invalid(f"style.{key} must be a non-empty string")
+        raise _Invalid(f"{path} must be a non-empty string")
     return value
 
 
@@ -758,6 +912,26 @@ def _optional_string(container: dict[str, Any], path: str, key: str) -> str | No
     if value is not None and not isinstance(value, str):
         raise _Invalid(f"{path} must be a string")
     return value
+
+
+def _choice(
+    container: dict[str, Any], key: str, values: Collection[str], path: str | None = None
+) -> str | None:
+    """An optional enum field: one of ``values`` (the SDK's list) or absent (null)."""
+    value = container.get(key)
+    # A string first: a list or an object is no member, and no key of a mapping to look up.
+    if value is not None and (not isinstance(value, str) or value not in values):
+        raise _Invalid(f"{path or key} must be one of {', '.join(values)}")
+    return value
+
+
+def _counts(allowed: tuple[int, ...]) -> str:
+    """``1``, ``an integer from 1 to 4`` or ``one of 1, 4, 9, 16``: how a message says it."""
+    if len(allowed) == 1:
+        return str(allowed[0])
+    if allowed == tuple(range(allowed[0], allowed[-1] + 1)):
+        return f"an integer from {allowed[0]} to {allowed[-1]}"
+    return "one of " + ", ".join(map(str, allowed))
 
 
 def _is_int(value: object) -> bool:
@@ -773,6 +947,11 @@ def _json(status: int, data: Any) -> Response:
 
 def _error(status: int, message: str, *, code: str | None = None) -> Response:
     return _json(status, {"code": code, "message": message} if code else {"message": message})
+
+
+def _not_found() -> Response:
+    """404 ``{"message": "Not Found"}``, as the SDKs' error schemas have it."""
+    return _error(404, ref.ERROR_MESSAGES[404])
 
 
 def _method_not_allowed(allowed: tuple[str, ...]) -> Response:
@@ -803,3 +982,28 @@ def _tiny_mp3() -> bytes:
     """
     frame = b"\xff\xfb\x90\xc4" + bytes(417 - 4)
     return frame * 10
+
+
+@cache
+def _tiny_mp4() -> bytes:
+    """An MP4 with no tracks: a file type box and a movie header of zero length.
+
+    Players and ``ffprobe`` open it as an empty movie; a client that only saves it gets a file
+    of the right type without the emulator shipping a real clip.
+    """
+
+    def box(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(data)) + kind + data
+
+    file_type = box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2mp41")
+    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    header = (
+        bytes(4)  # version 0, no flags
+        + struct.pack(">IIII", 0, 0, 1000, 0)  # created, modified, timescale, duration
+        + struct.pack(">IH", 0x10000, 0x100)  # rate 1.0, volume 1.0
+        + bytes(10)
+        + identity
+        + bytes(24)
+        + struct.pack(">I", 1)  # next track id
+    )
+    return file_type + box(b"moov", box(b"mvhd", header))

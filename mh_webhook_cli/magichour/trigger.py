@@ -97,7 +97,7 @@ class TriggerPlan:
 
     kind: JobKind
     text: str
-    """The image prompt, or the words to speak."""
+    """The image or video prompt, or the words to speak."""
     secrets: tuple[str, ...]
     voice: str | None = None
     expect_error: bool = False
@@ -255,6 +255,8 @@ async def run_trigger(
 async def _create(api: MagicHourApi, plan: TriggerPlan) -> CreatedJob:
     if plan.kind == "image":
         return await api.create_image(plan.text)
+    if plan.kind == "video":
+        return await api.create_video(plan.text)
     if plan.voice is not None:
         return await api.create_audio(plan.text, voice=plan.voice)
     return await api.create_audio(plan.text)

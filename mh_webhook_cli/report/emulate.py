@@ -231,14 +231,14 @@ def banner_lines(url: str, config: EmulatorConfig) -> list[Line]:
         )
     failing = (
         f", {config.fail_rate:.0%} fail ({config.error_code_for('image')}, "
-        f"{config.error_code_for('audio')})"
+        f"{config.error_code_for('audio')}, {config.error_code_for('video')})"
         if config.fail_rate
         else ""
     )
     lines += [
         f"  jobs     queued {_seconds(config.queue_seconds)}, "
         f"rendering {_seconds(config.render_seconds)}{failing}",
-        f"  credits  {config.credits:,}",
+        f"  credits  {config.credits:,} ({config.tier} tier)",
         [("  Ctrl-C to stop", "dim")],
     ]
     return lines
