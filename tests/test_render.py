@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mh_webhook_cli.report.verify import utc_iso_ms
+from mh_webhook_cli.core.times import utc_iso_ms
 
 
 @given(st.floats(min_value=-1_000_000_000, max_value=4_102_444_800, allow_nan=False))

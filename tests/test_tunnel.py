@@ -28,12 +28,12 @@ import pytest
 from conftest import wait_for
 from mh_webhook_cli.config_file import save_config
 from mh_webhook_cli.core.settings import mask
+from mh_webhook_cli.errors import TunnelError
 from mh_webhook_cli.tunnel import (
     DOMAIN_FIX,
     INSTALL_FIX,
     NO_AUTHTOKEN,
     AuthToken,
-    TunnelError,
     authtoken_source,
     open_tunnel,
 )
@@ -238,7 +238,8 @@ def test_a_named_agent_that_does_not_exist_is_not_downloaded(
 
 DOWNLOAD_SCRIPT = """
 import sys
-from mh_webhook_cli.tunnel import TunnelError, open_tunnel
+from mh_webhook_cli.errors import TunnelError
+from mh_webhook_cli.tunnel import open_tunnel
 
 def log(level, line):
     print(f"log {level}: {line}", file=sys.stderr)

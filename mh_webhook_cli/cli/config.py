@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 
 from mh_webhook_cli.cli.options import FormatOption, command_group
-from mh_webhook_cli.config_file import config_path, effective, load_config, save_config
-from mh_webhook_cli.core.settings import SETTINGS, Resolved, Setting, clean_value, mask
+from mh_webhook_cli.config_file import config_path, effective, set_value, unset_value
+from mh_webhook_cli.core.settings import SETTINGS, Setting, mask
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.report.console import Format, columns, emit_json, info, show, warn
+from mh_webhook_cli.report.config import show_setting, show_settings
+from mh_webhook_cli.report.console import Format, info, warn
 
 app = command_group()
 
@@ -36,16 +37,6 @@ def _setting(key: str) -> Setting:
         raise UsageError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}") from None
 
 
-def _as_json(resolved: Resolved) -> dict[str, object]:
-    return {
-        "key": resolved.setting.key,
-        "value": resolved.display or None,
-        "source": resolved.source.value,
-        "env": resolved.setting.env,
-        "secret": resolved.setting.secret,
-    }
-
-
 @app.command("path")
 def path_command() -> None:
     """Print the config file's path (set MHW_CONFIG to use another)."""
@@ -55,31 +46,14 @@ def path_command() -> None:
 @app.command("list")
 def list_command(output_format: FormatOption = Format.TEXT) -> None:
     """List every setting: its value (secrets masked) and where it comes from."""
-    resolved = [effective(setting) for setting in SETTINGS.values()]
-    if output_format is Format.JSON:
-        emit_json([_as_json(item) for item in resolved])
-        return
-    header = [(title, "bold") for title in ("setting", "value", "from", "env variable")]
-    rows = [
-        [
-            (item.setting.key, ""),
-            (item.display, "") if item.value else ("unset", "dim"),
-            (item.source.value, ""),
-            (item.setting.env, "dim"),
-        ]
-        for item in resolved
-    ]
-    show(columns([header, *rows]))
+    show_settings([effective(setting) for setting in SETTINGS.values()], output_format)
 
 
 @app.command("get")
 def get_command(key: KeyArgument, output_format: FormatOption = Format.TEXT) -> None:
     """Print one setting's effective value (secrets masked). Exit 1 if unset."""
     resolved = effective(_setting(key))
-    if output_format is Format.JSON:
-        emit_json(_as_json(resolved))
-    elif resolved.value is not None:
-        print(resolved.display)
+    show_setting(resolved, output_format)
     if resolved.value is None:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -103,17 +77,7 @@ def set_command(
             value = typer.prompt(setting.description, hide_input=setting.secret)
         else:
             value = _piped_line(setting)
-    if not value.strip():
-        raise UsageError(f"empty value for {setting.key}; use 'mhw config unset {setting.key}'")
-    try:  # the rule every command applies when it reads the value back
-        value, trimmed = clean_value(value, f"value given for {setting.key}")
-    except ValueError as failure:
-        raise UsageError(f"{failure}; nothing saved") from None
-    if trimmed:
-        warn(trimmed)
-    config = load_config()
-    config[setting.key] = value
-    path = save_config(config)
+    value, path = set_value(setting, value, warn=warn)
     shown = mask(value) if setting.secret else value
     info(f"Saved {setting.key} = {shown} in {path}")
     if os.environ.get(setting.env):
@@ -137,9 +101,8 @@ def _piped_line(setting: Setting) -> str:
 def unset_command(key: KeyArgument) -> None:
     """Remove a setting from the config file."""
     setting = _setting(key)
-    config = load_config()
-    if config.pop(setting.key, None) is None:
+    path = unset_value(setting)
+    if path is None:
         info(f"{setting.key} was not set in {config_path()}")
-        return
-    path = save_config(config)
-    info(f"Removed {setting.key} from {path}")
+    else:
+        info(f"Removed {setting.key} from {path}")

@@ -255,7 +255,8 @@ def _read_data(data: str) -> Any:
 def _apply_sets(body: Any, assignments: list[str]) -> Any:
     if not assignments:
         return body
-    from mh_webhook_cli.core.fixtures import OverrideError, apply_overrides
+    from mh_webhook_cli.core.fixtures import apply_overrides
+    from mh_webhook_cli.errors import OverrideError
 
     if not isinstance(body, dict):
         raise UsageError("--set needs the event to be a JSON object")

@@ -13,7 +13,8 @@ from mh_webhook_cli.cli.options import FormatOption, SecretOption, read_input, w
 from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from mh_webhook_cli.core.signing import sign as sign_body
 from mh_webhook_cli.errors import UsageError
-from mh_webhook_cli.report.console import Format, emit_json
+from mh_webhook_cli.report.console import Format
+from mh_webhook_cli.report.sign import show_signature
 
 
 def sign(
@@ -50,17 +51,8 @@ def sign(
     body = read_input(source, what="body")
     at = int(time.time()) if timestamp is None else timestamp
     signature = sign_body(webhook_secrets(secret)[0], at, body)
-
-    if output_format is Format.JSON:
-        result: dict[str, object] = {"signature": signature, "timestamp": at}
-        if curl:
-            result["curl"] = _curl_command(curl, signature, at, body, source)
-        emit_json(result)
-    elif curl:
-        print(_curl_command(curl, signature, at, body, source))
-    else:
-        print(f"{SIGNATURE_HEADER}: {signature}")
-        print(f"{TIMESTAMP_HEADER}: {at}")
+    command = _curl_command(curl, signature, at, body, source) if curl else None
+    show_signature(signature, at, command, output_format)
 
 
 def _curl_command(url: str, signature: str, timestamp: int, body: bytes, source: str | None) -> str:

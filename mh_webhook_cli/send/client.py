@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mh_webhook_cli.errors import DeadlineExceeded
+
 if TYPE_CHECKING:
     import ssl
 
@@ -40,15 +42,6 @@ or to themselves through a tunnel, cannot loop."""
 T = TypeVar("T")
 Headers = Mapping[str, str] | Sequence[tuple[str, str]]
 BodySink = Callable[[bytes], object]
-
-
-class DeadlineExceeded(TimeoutError):
-    """The whole exchange took longer than its deadline; ``phase`` says where it stood."""
-
-    def __init__(self, seconds: float, phase: str) -> None:
-        super().__init__(f"timed out after {seconds:g} s {phase}")
-        self.seconds = seconds
-        self.phase = phase
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from mh_webhook_cli import __version__
 # Re-exported: the listener and the emulator name it as part of sending.
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS as MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from mh_webhook_cli.send.client import READ_LIMIT, BlockingClient, DeadlineExceeded, request
+from mh_webhook_cli.errors import DeadlineExceeded
+from mh_webhook_cli.send.client import READ_LIMIT, BlockingClient, request
 
 if TYPE_CHECKING:
     import httpx
