@@ -183,6 +183,16 @@ StoreOption = Annotated[
     Path | None,
     typer.Option(help="Capture store file; by default $MHW_STORE or one in mhw's data dir."),
 ]
+StoreToReadOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        metavar="PATH",
+        help="Capture store to read; by default $MHW_STORE or events.sqlite3 in mhw's data dir.",
+        show_default=False,
+    ),
+]
+"""``--store`` of the commands that read what ``mhw listen`` captured (events, verify -e)."""
 NoStoreOption = Annotated[bool, typer.Option("--no-store", help="Keep nothing on disk.")]
 TunnelOption = Annotated[
     bool | None,

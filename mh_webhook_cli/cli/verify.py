@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, SecretOption, read_input, webhook_secrets
+from mh_webhook_cli.cli.options import (
+    FormatOption,
+    SecretOption,
+    StoreToReadOption,
+    read_input,
+    webhook_secrets,
+)
 from mh_webhook_cli.core.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
@@ -67,10 +73,7 @@ def verify(
             show_default=False,
         ),
     ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(help="Capture store for --event; by default $MHW_STORE or mhw's data dir."),
-    ] = None,
+    store: StoreToReadOption = None,
     secret: SecretOption = None,
     tolerance: Annotated[
         int,
