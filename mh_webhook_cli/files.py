@@ -110,6 +110,16 @@ def read_input(path: str | None, *, what: str) -> bytes:
         raise UsageError(f"cannot read {what} {path}: {failure.strerror}") from None
 
 
+def read_piped_line(what: str, limit: int) -> str:
+    """The first line on stdin, without its line ending, reading at most ``limit`` bytes.
+
+    Read as bytes and decoded as argv is (``surrogateescape``), so that bytes that are not
+    UTF-8 reach the same check as a bad argument does, not a traceback here.
+    """
+    piped = read_bounded(sys.stdin.buffer, what=what, limit=limit)
+    return piped.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "surrogateescape")
+
+
 def read_bounded(handle: BinaryIO, *, what: str, limit: int | None = None) -> bytes:
     """All of ``handle``'s bytes, or a one-line usage error when they would exceed ``limit``.
 

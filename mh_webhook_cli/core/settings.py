@@ -76,6 +76,15 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+def setting_named(key: str) -> Setting:
+    """The setting ``key`` names (``api-key`` and ``API_KEY`` too), or a one-line
+    :class:`~mh_webhook_cli.errors.InvalidValue` listing the known ones."""
+    try:
+        return SETTINGS[key.replace("-", "_").lower()]
+    except KeyError:
+        raise InvalidValue(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}") from None
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A setting's effective value and where it came from."""
