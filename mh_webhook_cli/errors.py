@@ -1,8 +1,30 @@
-"""Exit codes and the errors that map to them.
+"""Every error mhw raises, and the exit code each one means.
 
-Every command documents its exit codes in terms of :class:`ExitCode`; the CLI
-entry point turns a :class:`MhwError` into one line on stderr and its code,
-never a traceback.
+The library raises these directly; the CLI entry point (:func:`mh_webhook_cli.cli.main`)
+is the one place that turns one into a line on stderr and its exit code, never a
+traceback. A class's code is its ``exit_code``; a subclass inherits it::
+
+    Exception
+    ├── MhwError ·························· exit 1: a runtime failure the user can fix
+    │   ├── UsageError ···················· exit 2: the command line or an input is wrong
+    │   │   └── InvalidValue (+ ValueError)   a value given to mhw is not valid
+    │   │       ├── CaptureError              raw HTTP text that is not a request
+    │   │       └── OverrideError             a --set PATH=VALUE that cannot be applied
+    │   ├── StoreError ···················· exit 1: the capture store cannot be opened,
+    │   │   │                                read or written (a full disk is not bad input)
+    │   │   └── StoreClosed                   not stored: the store is closing, mhw stops
+    │   ├── TunnelError ··················· exit 1: the ngrok tunnel could not open
+    │   └── ApiError ······················ exit 3: the Magic Hour API refused or failed
+    └── TimeoutError
+        └── DeadlineExceeded                 an exchange outlived its total deadline; the
+                                             sender turns it into a result, never an exit
+
+:class:`InvalidValue` is also a :class:`ValueError`, so that a library caller who passes a
+bad value catches what Python code expects, while the CLI shows it as a usage error.
+Mistakes in how the library itself is called (no secret at all, a naive datetime) stay
+plain ``ValueError``/``TypeError``: no user input can cause them.
+
+``mhw trigger`` ends with codes 4 to 7 from its verdict, not from an exception.
 """
 
 from __future__ import annotations
@@ -14,7 +36,8 @@ class ExitCode(IntEnum):
     OK = 0
     """The command did what was asked and every check passed."""
     FAILED = 1
-    """A check failed: invalid signature, schema findings, a handler that did not answer 2xx."""
+    """A check failed (invalid signature, schema findings, a handler that did not answer 2xx),
+    or something at run time did (the store's disk, the tunnel)."""
     USAGE = 2
     """Bad input: a wrong option, an unreadable file, a malformed request or config."""
     API_ERROR = 3
@@ -42,3 +65,59 @@ class UsageError(MhwError):
     """The command line or an input file is wrong."""
 
     exit_code = ExitCode.USAGE
+
+
+class InvalidValue(UsageError, ValueError):
+    """A value given to mhw (a setting, an option, a file's content) is not valid."""
+
+
+class CaptureError(InvalidValue):
+    """The bytes are not an HTTP request we can take a body from."""
+
+
+class OverrideError(InvalidValue):
+    """A ``--set`` assignment that cannot be applied; the message says why, on one line."""
+
+
+class StoreError(MhwError):
+    """The capture store cannot be opened, read or written; the message names the file."""
+
+
+class StoreClosed(StoreError):
+    """Not stored because the store is closing: mhw is stopping. The listener answers 503,
+    and the sender delivers the request again later."""
+
+
+class TunnelError(MhwError):
+    """The tunnel could not open; the message is one line that says how to fix it."""
+
+
+class ApiError(MhwError):
+    """The Magic Hour API refused a request or could not be reached; one line says what to do."""
+
+    exit_code = ExitCode.API_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        api_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status, or None when no answer came."""
+        self.code = code
+        """The API's error code, when its answer had one."""
+        self.api_message = api_message
+        """The API's own words, when its answer had any."""
+
+
+class DeadlineExceeded(TimeoutError):
+    """The whole exchange took longer than its deadline; ``phase`` says where it stood."""
+
+    def __init__(self, seconds: float, phase: str) -> None:
+        super().__init__(f"timed out after {seconds:g} s {phase}")
+        self.seconds = seconds
+        self.phase = phase

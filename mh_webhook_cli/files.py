@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import select
 import stat
+import sys
 from pathlib import Path
 from typing import BinaryIO
 
@@ -87,6 +88,36 @@ def read_file(
     finally:
         if descriptor >= 0:
             os.close(descriptor)
+
+
+def read_input(path: str | None, *, what: str) -> bytes:
+    """The exact bytes of ``path``, or of stdin for ``-`` or when stdin is piped.
+
+    Every command that reads a body, a capture or an event reads it here, bounded: a
+    device or an endless stream is one line. ``what`` names the input in errors
+    (``"body"``); no input at all (a terminal on stdin, or nothing piped) is a usage error.
+    """
+    if path is None or path == "-":
+        if path is None and sys.stdin.isatty():
+            raise UsageError(f"no {what}: give a file, or pipe it on stdin")
+        data = read_bounded(sys.stdin.buffer, what=f"the {what} on stdin")
+        if path is None and not data:
+            raise UsageError(f"no {what}: stdin was empty")
+        return data
+    try:
+        return read_file(Path(path).expanduser(), f"{what} {path}")
+    except FileNotFoundError as failure:
+        raise UsageError(f"cannot read {what} {path}: {failure.strerror}") from None
+
+
+def read_piped_line(what: str, limit: int) -> str:
+    """The first line on stdin, without its line ending, reading at most ``limit`` bytes.
+
+    Read as bytes and decoded as argv is (``surrogateescape``), so that bytes that are not
+    UTF-8 reach the same check as a bad argument does, not a traceback here.
+    """
+    piped = read_bounded(sys.stdin.buffer, what=what, limit=limit)
+    return piped.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "surrogateescape")
 
 
 def read_bounded(handle: BinaryIO, *, what: str, limit: int | None = None) -> bytes:

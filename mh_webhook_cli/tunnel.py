@@ -38,8 +38,8 @@ from typing import Any
 
 from mh_webhook_cli.config_file import MAX_CONFIG_BYTES, effective
 from mh_webhook_cli.core.hosts import reachable_host
-from mh_webhook_cli.core.settings import NGROK_AUTHTOKEN, mask
-from mh_webhook_cli.errors import MhwError
+from mh_webhook_cli.core.settings import NGROK_AUTHTOKEN, mask, redact
+from mh_webhook_cli.errors import MhwError, TunnelError
 from mh_webhook_cli.files import read_file
 
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
@@ -84,8 +84,37 @@ StateCallback = Callable[[str, str], None]
 """``(state, detail)``: ``reconnecting`` (detail: why), ``connected``, ``stopped``."""
 
 
-class TunnelError(MhwError):
-    """The tunnel could not open; the message is one line that says how to fix it."""
+@dataclass(frozen=True)
+class TunnelRequest:
+    """A public URL to open through ngrok once the listener is bound."""
+
+    authtoken: str
+    required: bool
+    """Asked for with --tunnel: a failure stops mhw. Otherwise a failure only warns."""
+    domain: str | None = None
+    region: str | None = None
+    ngrok_path: str | None = None
+
+
+def plan_tunnel(
+    asked: bool | None,
+    authtoken_flag: str | None,
+    domain: str | None,
+    region: str | None,
+    ngrok_path: str | None,
+) -> TunnelRequest | None:
+    """The tunnel to open: asked for (``--tunnel``), refused (``--no-tunnel``), or on by
+    default because an authtoken is known. None when there is none to open; asked for
+    (or a ``--domain`` given) without a token is a :class:`~mh_webhook_cli.errors.TunnelError`.
+    """
+    if asked is False:
+        return None
+    token = authtoken_source(authtoken_flag)
+    if token.value is None:
+        if asked or domain:
+            raise TunnelError(NO_AUTHTOKEN)
+        return None
+    return TunnelRequest(token.value, bool(asked or domain), domain, region, ngrok_path)
 
 
 @dataclass(frozen=True)
@@ -272,7 +301,7 @@ class _AgentLog:
     def __call__(self, log: Any) -> None:
         if self.on_log is not None:
             level = "info" if log.lvl == "NOTSET" else str(log.lvl).lower()
-            self._call(self.on_log, level, _redact(log.line, self.authtoken))
+            self._call(self.on_log, level, redact(log.line, self.authtoken))
         if not self.live:
             return
         if log.msg in SESSION_LOST and not self.reconnecting:
@@ -401,12 +430,8 @@ def _detail(text: str, authtoken: str) -> str:
     first = next((line.strip() for line in text.split("\n") if line.strip()), "")
     for prefix in ("authentication failed: ", "failed to start tunnel: "):
         first = first.removeprefix(prefix)
-    return _redact(first.rstrip(". "), authtoken)
-
-
-def _redact(text: str, authtoken: str) -> str:
-    """The agent echoes a rejected token in full (ERR_NGROK_105): show it masked."""
-    return text.replace(authtoken, mask(authtoken))
+    # The agent echoes a rejected token in full (ERR_NGROK_105).
+    return redact(first.rstrip(". "), authtoken)
 
 
 def _cause(error: BaseException) -> str:

@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 
 from mh_webhook_cli.core.http_text import (
     CapturedRequest,
-    CaptureError,
     format_request,
     parse_request,
 )
+from mh_webhook_cli.errors import CaptureError
 
 BODY = b'{"type":"image.completed","payload":{"id":"clx"}}'
 

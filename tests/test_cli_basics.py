@@ -97,3 +97,36 @@ def test_completion_knows_every_command_and_option(
         check=True,
     )
     assert expected in completed.stdout.split()
+
+
+def test_exit_codes_follow_the_error_tree() -> None:
+    """Declared once, in errors.py: usage 2, runtime failures 1 (a store the disk cannot
+    give back is one: the command line was right), the Magic Hour API 3."""
+    from mh_webhook_cli import errors
+
+    codes = {
+        error: error.exit_code
+        for error in (
+            errors.MhwError,
+            errors.UsageError,
+            errors.InvalidValue,
+            errors.CaptureError,
+            errors.OverrideError,
+            errors.StoreError,
+            errors.StoreClosed,
+            errors.TunnelError,
+            errors.ApiError,
+        )
+    }
+    assert codes == {
+        errors.MhwError: 1,
+        errors.UsageError: 2,
+        errors.InvalidValue: 2,
+        errors.CaptureError: 2,
+        errors.OverrideError: 2,
+        errors.StoreError: 1,
+        errors.StoreClosed: 1,
+        errors.TunnelError: 1,
+        errors.ApiError: 3,
+    }
+    assert issubclass(errors.InvalidValue, ValueError)  # what a library caller catches

@@ -291,3 +291,29 @@ def test_no_color_is_honoured(mhw: Mhw, body_file: Path) -> None:
     assert "\x1b[1;31m" not in plain.stdout and "31m" not in plain.stdout
     piped = mhw(*args)
     assert "\x1b[" not in piped.stdout
+
+
+def test_verify_from_a_store_that_cannot_be_read_fails_at_run_time(
+    mhw: Mhw, tmp_path: Path
+) -> None:
+    """A store the disk cannot give back is a failure (exit 1), not bad usage (2): the
+    command line was right. One line names the file, no traceback."""
+    path = tmp_path / "notes.txt"
+    path.write_text("these are notes, not a capture store\n")
+    result = mhw("verify", "-e", "1", "--store", str(path), "-s", SECRET)
+    assert result.code == 1
+    assert result.stderr.count("\n") == 1
+    assert "cannot open capture store" in result.stderr and str(path) in result.stderr
+
+
+def test_verify_at_accepts_a_duration_as_events_since_does(mhw: Mhw, tmp_path: Path) -> None:
+    """One time parser for every command: --at 5m is five minutes ago, as --since 5m is."""
+    now = int(time.time())
+    capture = tmp_path / "recent.http"
+    stamp = now - 3600
+    capture.write_bytes(raw_request(BODY, recipe(SECRET, stamp, BODY), stamp))
+    args = ["verify", "-r", str(capture), "-s", SECRET]
+    assert mhw(*args).code == 1  # an hour old: too old now
+    assert mhw(*args, "--at", "58m").code == 0  # as of 58 minutes ago: two minutes old
+    bad = mhw(*args, "--at", "5 fortnights")
+    assert bad.code == 2 and "duration" in bad.stderr

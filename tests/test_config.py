@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SECRET, Mhw
+from mh_webhook_cli.config_file import load_config, set_value, webhook_secrets
 from mh_webhook_cli.core.settings import API_KEY, WEBHOOK_SECRET, Source, clean_value, mask, resolve
+from mh_webhook_cli.errors import InvalidValue, UsageError
 
 
 def config_file(env: dict[str, str]) -> Path:
@@ -231,3 +233,38 @@ def test_clean_value_refuses_without_showing_the_value(value: str, message: str)
         clean_value(value, "webhook secret from MAGIC_HOUR_WEBHOOK_SECRET")
     assert "MAGIC_HOUR_WEBHOOK_SECRET" in str(refused.value)
     assert "abc" not in str(refused.value)
+
+
+@pytest.fixture
+def no_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The library's view of a machine with no mhw settings: a config file of our own."""
+    for name in (WEBHOOK_SECRET.env, API_KEY.env):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "mhw" / "config.json"
+    monkeypatch.setenv("MHW_CONFIG", str(config))
+    return config
+
+
+def test_webhook_secrets_hand_their_warning_to_the_caller(
+    no_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library prints nothing: a trimmed secret's warning goes to the callback."""
+    warnings: list[str] = []
+    assert webhook_secrets(None, warn=warnings.append, required=False) == []
+    with pytest.raises(UsageError, match="no webhook secret"):
+        webhook_secrets(None, warn=warnings.append)
+    monkeypatch.setenv(WEBHOOK_SECRET.env, SECRET + "\n")
+    assert webhook_secrets(None, warn=warnings.append) == [SECRET]
+    assert webhook_secrets(["a", " b "], warn=warnings.append) == ["a", "b"]
+    assert len(warnings) == 2
+    assert "MAGIC_HOUR_WEBHOOK_SECRET" in warnings[0] and "--secret" in warnings[1]
+    assert not any(SECRET in warning for warning in warnings)
+
+
+def test_set_value_saves_nothing_it_refuses(no_settings: Path) -> None:
+    warnings: list[str] = []
+    assert set_value(WEBHOOK_SECRET, f" {SECRET} ", warn=warnings.append) == (SECRET, no_settings)
+    assert load_config() == {WEBHOOK_SECRET.key: SECRET} and len(warnings) == 1
+    with pytest.raises(InvalidValue, match=r"holds control characters.*; nothing saved$"):
+        set_value(WEBHOOK_SECRET, "abc\x1b[2Jdef", warn=warnings.append)
+    assert load_config() == {WEBHOOK_SECRET.key: SECRET}

@@ -33,7 +33,7 @@ import pytest
 from conftest import SECRET, Mhw, wait_for
 from mh_webhook_cli.core.catalog import validate_event
 from mh_webhook_cli.core.fixtures import VideoClip, project_payload
-from mh_webhook_cli.core.signing import verify
+from mh_webhook_cli.core.verification import verify
 from mh_webhook_cli.magichour.emulator import (
     Activity,
     DeliveryAttempt,

@@ -24,9 +24,9 @@ from mh_webhook_cli.core.catalog import (
     FINDING_CODES,
     AudioProject,
     Download,
+    ErrorDetail,
     Finding,
     ImageProject,
-    ProjectError,
     VideoProject,
     json_type_name,
     load_event_schemas,
@@ -164,7 +164,7 @@ def test_models_have_exactly_the_spec_fields(event_type: str) -> None:
     assert isinstance(payload_model, type)
     assert issubclass(payload_model, BaseModel)
     assert set(payload_model.model_fields) == set(payload_schema["properties"])
-    nested: dict[str, type[BaseModel]] = {"error": ProjectError, "download": Download}
+    nested: dict[str, type[BaseModel]] = {"error": ErrorDetail, "download": Download}
     for name, model in nested.items():
         if name in payload_schema["properties"]:
             assert set(model.model_fields) == set(payload_schema["properties"][name]["properties"])

@@ -17,10 +17,10 @@ from mh_webhook_cli.core.fixtures import (
     DOWNLOAD_LIFETIME,
     ERROR_CODES,
     FIXTURE_DESCRIPTIONS,
-    OverrideError,
     apply_overrides,
     build_fixture,
 )
+from mh_webhook_cli.errors import OverrideError
 
 NOW = datetime(2024, 10, 19, 5, 15, 45, 123000, tzinfo=timezone.utc)
 CUID = re.compile(r"c[0-9a-z]{24}")

@@ -402,7 +402,8 @@ def test_a_capture_of_a_million_tiny_header_lines_is_refused(mhw: Mhw, tmp_path:
 
 
 def test_a_capture_takes_1000_header_lines_and_no_more() -> None:
-    from mh_webhook_cli.core.http_text import CaptureError, parse_request
+    from mh_webhook_cli.core.http_text import parse_request
+    from mh_webhook_cli.errors import CaptureError
 
     def capture(count: int) -> bytes:
         return b"POST / HTTP/1.1\n" + b"x-h: v\n" * count + b"\n" + BODY

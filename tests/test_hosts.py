@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import Mhw
-from mh_webhook_cli.core.hosts import is_local, reachable_host, same_host
+from mh_webhook_cli.core.hosts import http_url, is_local, reachable_host, same_host
+from mh_webhook_cli.errors import InvalidValue
 
 PORT = 18787
 """Never bound: each command is refused before it listens."""
@@ -108,3 +109,27 @@ def test_forwarding_to_this_listener_however_spelled_is_refused(
     assert result.code == 2, result.stderr
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"error: --forward-to http://{target}:{PORT}/hook is this listener")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000/webhook", "https://example.test", "http://[::1]:1/x?y=1"]
+)
+def test_http_url_takes_http_and_https_with_a_host(url: str) -> None:
+    assert http_url(url, "--url") == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1/x",
+        "127.0.0.1:8000",
+        "http://",
+        "http://127.0.0.1:0/",
+        "http://127.0.0.1:65536/",
+        "http://127.0.0.1:port/",
+        "",
+    ],
+)
+def test_http_url_refuses_in_one_line_naming_the_option(url: str) -> None:
+    with pytest.raises(InvalidValue, match=r"^--forward-to .* is not an http\(s\) URL"):
+        http_url(url, "--forward-to")

@@ -17,9 +17,8 @@ from raw_http import endless, raw_server, trickle
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.core.settings import mask
-from mh_webhook_cli.errors import ExitCode, UsageError
+from mh_webhook_cli.errors import ApiError, ExitCode, UsageError
 from mh_webhook_cli.magichour.api import (
-    ApiError,
     CreatedJob,
     MagicHourApi,
     estimate_credits,

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mh_webhook_cli.report.verify import utc_iso_ms
+from mh_webhook_cli.core.times import parse_duration, parse_time, utc_iso_ms
+from mh_webhook_cli.errors import InvalidValue
 
 
 @given(st.floats(min_value=-1_000_000_000, max_value=4_102_444_800, allow_nan=False))
@@ -83,3 +84,40 @@ def test_verbose_shows_a_bounded_part_of_a_huge_payload(body: bytes) -> None:
     assert len(lines) <= 202
     assert sum(len(text) for line in lines for text in line) < 300_000
     assert "mhw events show 7" in lines[-1][-1]
+
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1730742100", 1730742100.0),  # Unix seconds, as a signature's timestamp
+        (" 1730742100.5 ", 1730742100.5),
+        ("2024-11-04T17:41:40Z", 1730742100.0),
+        ("2024-11-04T17:41:40z", 1730742100.0),
+        ("2024-11-04T17:41:40", 1730742100.0),  # no zone: UTC, not the machine's zone
+        ("2024-11-04T19:41:40+02:00", 1730742100.0),
+        ("30m", NOW - 1800),
+        ("1.5h", NOW - 5400),
+        ("2D", NOW - 172800),
+        ("1w", NOW - 604800),
+        ("45 s", NOW - 45),
+    ],
+)
+def test_parse_time_reads_every_form_a_person_types(text: str, expected: float) -> None:
+    assert parse_time(text, now=NOW, what="--at") == expected
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "yesterday", "5 fortnights", "", "1e999"])
+def test_parse_time_refuses_in_one_line_naming_the_option(text: str) -> None:
+    with pytest.raises(InvalidValue, match=r"^--since ") as refused:
+        parse_time(text, now=NOW, what="--since")
+    assert "\n" not in str(refused.value)
+    assert isinstance(refused.value, ValueError)  # a library caller catches what Python raises
+
+
+def test_parse_duration_is_none_for_what_is_not_one() -> None:
+    assert parse_duration("10m") == 600
+    assert parse_duration("10") is None  # a bare number is a moment (Unix seconds), not an age
+    assert parse_duration("m") is None

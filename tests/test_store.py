@@ -20,14 +20,13 @@ from typing import Any
 
 import pytest
 
+from mh_webhook_cli.errors import StoreClosed, StoreError
 from mh_webhook_cli.receive.migrations import SCHEMA_VERSION
 from mh_webhook_cli.receive.store import (
     ForwardResult,
     GroupCommitter,
     NewRequest,
     Store,
-    StoreClosed,
-    StoreError,
     default_store_path,
 )
 

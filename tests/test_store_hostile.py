@@ -25,8 +25,9 @@ from test_listen import start_listener as start_listener  # the fixture, shared
 from conftest import SECRET
 from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
 from mh_webhook_cli.core.settings import mask
+from mh_webhook_cli.errors import StoreError
 from mh_webhook_cli.receive.migrations import SCHEMA_VERSION
-from mh_webhook_cli.receive.store import GroupCommitter, NewRequest, Store, StoreError
+from mh_webhook_cli.receive.store import GroupCommitter, NewRequest, Store
 
 # Valid JSON whose strings Python reads as lone surrogates, which have no UTF-8 form.
 SURROGATE_BODY = b'{"type":"\\ud800","payload":{"id":"\\udfff","status":"\\ud83d"}}'

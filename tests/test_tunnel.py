@@ -28,14 +28,16 @@ import pytest
 from conftest import wait_for
 from mh_webhook_cli.config_file import save_config
 from mh_webhook_cli.core.settings import mask
+from mh_webhook_cli.errors import TunnelError
 from mh_webhook_cli.tunnel import (
     DOMAIN_FIX,
     INSTALL_FIX,
     NO_AUTHTOKEN,
     AuthToken,
-    TunnelError,
+    TunnelRequest,
     authtoken_source,
     open_tunnel,
+    plan_tunnel,
 )
 
 FAKE_AGENT = Path(__file__).with_name("fake_ngrok.py")
@@ -238,7 +240,8 @@ def test_a_named_agent_that_does_not_exist_is_not_downloaded(
 
 DOWNLOAD_SCRIPT = """
 import sys
-from mh_webhook_cli.tunnel import TunnelError, open_tunnel
+from mh_webhook_cli.errors import TunnelError
+from mh_webhook_cli.tunnel import open_tunnel
 
 def log(level, line):
     print(f"log {level}: {line}", file=sys.stderr)
@@ -427,4 +430,25 @@ def test_an_agent_that_cannot_be_run_is_one_line_with_the_fix(tmp_path: Path, ho
         )
     assert str(caught.value) == (
         f"cannot run the ngrok agent at {not_executable} (Permission denied): {INSTALL_FIX}"
+    )
+
+
+def test_plan_tunnel_follows_the_flag_then_the_token(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--no-tunnel wins; without a token there is no tunnel unless one was asked for, which
+    is then an error; with a token, one opens by default, required only when asked for."""
+    assert plan_tunnel(None, None, None, None, None) is None
+    with pytest.raises(TunnelError, match="ERR_NGROK_4018"):
+        plan_tunnel(True, None, None, None, None)
+    with pytest.raises(TunnelError, match="ERR_NGROK_4018"):
+        plan_tunnel(None, None, "me.ngrok.app", None, None)
+    monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
+    assert plan_tunnel(False, None, "me.ngrok.app", None, None) is None
+    assert plan_tunnel(None, None, None, "eu", None) == TunnelRequest(TOKEN, False, None, "eu")
+    assert plan_tunnel(True, None, None, None, "/bin/ngrok") == TunnelRequest(
+        TOKEN, True, ngrok_path="/bin/ngrok"
+    )
+    assert plan_tunnel(None, "flag-token", "me.ngrok.app", None, None) == TunnelRequest(
+        "flag-token", True, "me.ngrok.app"
     )

@@ -1,7 +1,9 @@
 """The ``mhw`` command line: one small module per command, registered here.
 
-Commands only turn options into calls to the library and results into
-output; what they do lives in the modules one level up.
+Commands only turn options into calls to the library and hand its results to a
+reporter (``mh_webhook_cli.report``); what they do lives in the library. The library
+raises the errors of :mod:`mh_webhook_cli.errors`, and :func:`main` is the one place
+that turns an error into a line on stderr and its exit code.
 
 A command's module is imported only when that command runs: Typer turns
 every imported command's signature into click options on each run, which
@@ -107,7 +109,13 @@ def _command_in(args: list[str]) -> str | None:
 
 
 def main() -> None:
-    """Run ``mhw``: every user error becomes one line on stderr and a documented exit code."""
+    """Run ``mhw``: every user error becomes one line on stderr and a documented exit code.
+
+    The codes: typer's usage errors its own (2), an :class:`MhwError` its ``exit_code``
+    (declared once, in :mod:`mh_webhook_cli.errors`: usage 2, runtime failures 1, the
+    Magic Hour API 3), a reader that left 141. ``mhw trigger``'s verdicts (4-7) and a
+    failed check (1) are the commands' own ``typer.Exit``.
+    """
     _fill_closed_standard_streams()
     stdout = sys.stdout
     try:

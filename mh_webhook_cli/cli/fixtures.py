@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -10,7 +9,7 @@ import typer
 
 from mh_webhook_cli.cli.options import AssignmentsOption, FormatOption, command_group, read_input
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.report.console import Format, Line, columns, emit_json, show
+from mh_webhook_cli.report.console import Format
 
 app = command_group()
 
@@ -25,21 +24,9 @@ def _event_types() -> list[str]:
 def list_command(output_format: FormatOption = Format.TEXT) -> None:
     """List the events: project type and what each one represents."""
     from mh_webhook_cli.core.fixtures import FIXTURE_DESCRIPTIONS
+    from mh_webhook_cli.report.fixtures import show_fixture_list
 
-    if output_format is Format.JSON:
-        emit_json(
-            [
-                {"event": event, "project_type": project_type, "description": summary}
-                for event, (project_type, summary) in FIXTURE_DESCRIPTIONS.items()
-            ]
-        )
-        return
-    header = [(title, "bold") for title in ("event", "project type", "what it represents")]
-    rows = [
-        [(event, "cyan"), (project_type, ""), (summary, "")]
-        for event, (project_type, summary) in FIXTURE_DESCRIPTIONS.items()
-    ]
-    show(columns([header, *rows]))
+    show_fixture_list(FIXTURE_DESCRIPTIONS, output_format)
 
 
 @app.command("show")
@@ -58,21 +45,15 @@ def show_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Print an event as Magic Hour would send it (--format json: compact, exactly as sent)."""
-    from mh_webhook_cli.core.fixtures import OverrideError, apply_overrides, build_fixture
+    from mh_webhook_cli.core.fixtures import apply_overrides, build_fixture
+    from mh_webhook_cli.report.fixtures import show_fixture
 
     if event not in _event_types():
         raise UsageError(f"unknown event {event!r}; one of: {', '.join(_event_types())}")
-    try:
-        document = build_fixture(
-            event, project_id=project_id, error_code=error_code, now=datetime.now(timezone.utc)
-        )
-        document = apply_overrides(document, assignments or [])
-    except (OverrideError, ValueError) as failure:
-        raise UsageError(str(failure)) from None
-    if output_format is Format.JSON:
-        print(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
-    else:
-        print(json.dumps(document, indent=2, ensure_ascii=False))
+    document = build_fixture(
+        event, project_id=project_id, error_code=error_code, now=datetime.now(timezone.utc)
+    )
+    show_fixture(apply_overrides(document, assignments or []), output_format)
 
 
 @app.command("validate")
@@ -85,24 +66,9 @@ def validate_command(
 ) -> None:
     """Check an event against Magic Hour's schema. Exit 1 when there are findings."""
     from mh_webhook_cli.core.catalog import validate_body
+    from mh_webhook_cli.report.fixtures import show_findings
 
     findings = validate_body(read_input(file, what="event"))
-    if output_format is Format.JSON:
-        emit_json(
-            {
-                "valid": not findings,
-                "findings": [
-                    {"path": f.path, "code": f.code, "message": f.message} for f in findings
-                ],
-            }
-        )
-    elif findings:
-        lines: list[Line] = [[("✗ ", "bold red"), (f"{len(findings)} finding(s)", "bold")]]
-        lines += columns(
-            [[(f.path, "cyan"), (f.code, "yellow"), (f.message, "")] for f in findings]
-        )
-        show(lines)
-    else:
-        show([[("✓ ", "bold green"), ("valid: matches Magic Hour's schema", "")]])
+    show_findings(findings, output_format)
     if findings:
         raise typer.Exit(ExitCode.FAILED)

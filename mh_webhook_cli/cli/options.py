@@ -1,8 +1,13 @@
-"""Options and input handling shared by several commands, defined once."""
+"""Options shared by several commands, defined once, and the calls that read them.
+
+What an option means lives in the library (:mod:`mh_webhook_cli.config_file` resolves
+settings, :mod:`mh_webhook_cli.files` reads input, :mod:`mh_webhook_cli.tunnel` plans a
+tunnel); the functions here only call it with the CLI's reporter for warnings, so that
+every command reads the same option the same way.
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,7 +19,7 @@ from mh_webhook_cli.report.console import Format, info, warn
 if TYPE_CHECKING:
     from mh_webhook_cli.core.settings import Resolved
     from mh_webhook_cli.magichour.api import MagicHourApi
-    from mh_webhook_cli.receive.session import TunnelRequest
+    from mh_webhook_cli.tunnel import TunnelRequest
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
@@ -90,43 +95,10 @@ SecretOption = Annotated[
 
 
 def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[str]:
-    """The secrets to sign or verify with, by flag > env > config, each made usable.
+    """The secrets to sign or verify with (:func:`mh_webhook_cli.config_file.webhook_secrets`)."""
+    from mh_webhook_cli.config_file import webhook_secrets as resolve_secrets
 
-    Every command that signs or verifies gets its secrets here, so one rule holds for all
-    (:func:`mh_webhook_cli.core.settings.clean_value`): not UTF-8 is a usage error naming where
-    the secret came from, surrounding whitespace is trimmed with a warning. None found is a
-    usage error when ``required``, else an empty list.
-    """
-    from mh_webhook_cli.core.settings import WEBHOOK_SECRET
-
-    if flag:
-        return [_usable(value, f"webhook secret from {WEBHOOK_SECRET.flag}") for value in flag]
-    from mh_webhook_cli.config_file import effective
-    from mh_webhook_cli.magichour.doctor import origin
-
-    resolved = effective(WEBHOOK_SECRET)
-    if resolved.value is None:
-        if not required:
-            return []
-        raise UsageError(
-            "no webhook secret: pass --secret, set MAGIC_HOUR_WEBHOOK_SECRET, "
-            "or run 'mhw config set webhook_secret'"
-        )
-    return [_usable(resolved.value, f"webhook secret from {origin(resolved)}")]
-
-
-def _usable(value: str, what: str) -> str:
-    """``value`` by :func:`~mh_webhook_cli.core.settings.clean_value`'s rule: a one-line usage
-    error naming ``what`` (the setting and where it came from), or trimmed with a warning."""
-    from mh_webhook_cli.core.settings import clean_value
-
-    try:
-        cleaned, warning = clean_value(value, what)
-    except ValueError as failure:
-        raise UsageError(str(failure)) from None
-    if warning:
-        warn(warning)
-    return cleaned
+    return resolve_secrets(flag, warn=warn, required=required)
 
 
 def patterns(text: str | None) -> tuple[str, ...]:
@@ -135,41 +107,17 @@ def patterns(text: str | None) -> tuple[str, ...]:
 
 
 def http_url(text: str, option: str) -> str:
-    """``text`` if it is an http(s) URL with a host and a valid port, else a usage error."""
-    import httpx
+    """``text`` if it is an http(s) URL (:func:`mh_webhook_cli.core.hosts.http_url`)."""
+    from mh_webhook_cli.core.hosts import http_url as valid_url
 
-    try:
-        url = httpx.URL(text)
-        port_ok = url.port is None or 0 < url.port < 65536
-        valid = url.scheme in ("http", "https") and bool(url.host) and port_ok
-    except (httpx.InvalidURL, ValueError):
-        valid = False
-    if not valid:
-        raise UsageError(
-            f"{option} {text!r} is not an http(s) URL like http://127.0.0.1:8000/webhook"
-        )
-    return text
+    return valid_url(text, option)
 
 
 def read_input(path: str | None, *, what: str) -> bytes:
-    """The exact bytes of ``path``, or of stdin for ``-`` or when stdin is piped.
+    """A file's bytes, or stdin's (:func:`mh_webhook_cli.files.read_input`)."""
+    from mh_webhook_cli.files import read_input as read
 
-    Every command that reads a body, a capture or an event reads it here, bounded
-    (see :mod:`mh_webhook_cli.files`): a device or an endless stream is one line.
-    """
-    from mh_webhook_cli.files import read_bounded, read_file
-
-    if path is None or path == "-":
-        if path is None and sys.stdin.isatty():
-            raise UsageError(f"no {what}: give a file, or pipe it on stdin")
-        data = read_bounded(sys.stdin.buffer, what=f"the {what} on stdin")
-        if path is None and not data:
-            raise UsageError(f"no {what}: stdin was empty")
-        return data
-    try:
-        return read_file(Path(path).expanduser(), f"{what} {path}")
-    except FileNotFoundError as failure:
-        raise UsageError(f"cannot read {what} {path}: {failure.strerror}") from None
+    return read(path, what=what)
 
 
 ApiKeyOption = Annotated[
@@ -195,35 +143,18 @@ ApiBaseOption = Annotated[
 
 
 def api_key(flag: str | None) -> Resolved:
-    """The API key by flag > env > mhw config > Magic Hour CLI config, and where it came from.
+    """The API key and where it came from (:func:`mh_webhook_cli.config_file.api_key`)."""
+    from mh_webhook_cli.config_file import api_key as resolve_key
 
-    Unset is not an error here (``mhw doctor`` reports it); :func:`magic_hour_api` requires it.
-    """
-    from mh_webhook_cli.config_file import effective
-    from mh_webhook_cli.core.settings import API_KEY, Resolved
-    from mh_webhook_cli.magichour.doctor import origin
-
-    if flag is not None and not flag.strip():
-        raise UsageError("--api-key is empty")
-    resolved = effective(API_KEY, flag)
-    if resolved.value is None:
-        return resolved
-    # Sent in a header: bytes that are not UTF-8 would end in an encoding traceback there.
-    key = _usable(resolved.value, f"API key from {origin(resolved)}")
-    return Resolved(API_KEY, key, resolved.source)
+    return resolve_key(flag, warn=warn)
 
 
 def api_base(flag: str | None) -> str:
-    """The API base URL by flag > env > config, else Magic Hour's; a usage error if malformed."""
-    from mh_webhook_cli.config_file import effective
-    from mh_webhook_cli.core.settings import API_BASE, Source
+    """The API base URL by flag > env > config, else Magic Hour's."""
+    from mh_webhook_cli.config_file import api_base as resolve_base
     from mh_webhook_cli.magichour.api import DEFAULT_API_BASE
 
-    resolved = effective(API_BASE, flag)
-    if resolved.value is None:
-        return DEFAULT_API_BASE
-    origin = {Source.FLAG: "--api-base", Source.ENV: API_BASE.env}
-    return http_url(resolved.value, origin.get(resolved.source, "config api_base"))
+    return resolve_base(flag) or DEFAULT_API_BASE
 
 
 def magic_hour_api(api_key_flag: str | None, api_base_flag: str | None) -> MagicHourApi:
@@ -252,6 +183,16 @@ StoreOption = Annotated[
     Path | None,
     typer.Option(help="Capture store file; by default $MHW_STORE or one in mhw's data dir."),
 ]
+StoreToReadOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        metavar="PATH",
+        help="Capture store to read; by default $MHW_STORE or events.sqlite3 in mhw's data dir.",
+        show_default=False,
+    ),
+]
+"""``--store`` of the commands that read what ``mhw listen`` captured (events, verify -e)."""
 NoStoreOption = Annotated[bool, typer.Option("--no-store", help="Keep nothing on disk.")]
 TunnelOption = Annotated[
     bool | None,
@@ -304,19 +245,14 @@ def tunnel_plan(
     region: str | None,
     ngrok_path: str | None,
 ) -> TunnelRequest | None:
-    """Whether to open a tunnel: asked for, refused, or on because a token is known."""
-    if asked is False:
-        return None
-    from mh_webhook_cli.receive.session import TunnelRequest
-    from mh_webhook_cli.tunnel import NO_AUTHTOKEN, TunnelError, authtoken_source
+    """The tunnel to open (:func:`mh_webhook_cli.tunnel.plan_tunnel`); says so when none
+    opens only because no authtoken is known."""
+    from mh_webhook_cli.tunnel import plan_tunnel
 
-    token = authtoken_source(authtoken_flag)
-    if token.value is None:
-        if asked or domain:
-            raise TunnelError(NO_AUTHTOKEN)
+    plan = plan_tunnel(asked, authtoken_flag, domain, region, ngrok_path)
+    if plan is None and asked is None:
         info(
             "local only: for a public URL Magic Hour can reach, set an ngrok authtoken "
             "('mhw config set ngrok_authtoken') and pass --tunnel"
         )
-        return None
-    return TunnelRequest(token.value, bool(asked or domain), domain, region, ngrok_path)
+    return plan

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import math
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, SecretOption, read_input, webhook_secrets
+from mh_webhook_cli.cli.options import (
+    FormatOption,
+    SecretOption,
+    StoreToReadOption,
+    read_input,
+    webhook_secrets,
+)
 from mh_webhook_cli.core.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
 )
-from mh_webhook_cli.core.signing import (
-    verify as verify_request,
-)
-from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.report.console import Format, emit_json, show
+from mh_webhook_cli.core.verification import with_signature_headers
+from mh_webhook_cli.errors import CaptureError, ExitCode, UsageError
+from mh_webhook_cli.report.console import Format
 
 if TYPE_CHECKING:
     from mh_webhook_cli.core.http_text import CapturedRequest
@@ -71,10 +73,7 @@ def verify(
             show_default=False,
         ),
     ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(help="Capture store for --event; by default $MHW_STORE or mhw's data dir."),
-    ] = None,
+    store: StoreToReadOption = None,
     secret: SecretOption = None,
     tolerance: Annotated[
         int,
@@ -96,24 +95,23 @@ def verify(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Verify a request's signature; explain why it fails. Exit 0 valid, 1 invalid."""
-    from mh_webhook_cli.report.verify import verify_json, verify_text
+    from mh_webhook_cli.core.times import parse_time
+    from mh_webhook_cli.core.verification import verify as verify_request
+    from mh_webhook_cli.report.verify import show_verification
 
     if event is not None:
         if request is not None or body_file is not None:
             raise UsageError("give --event, --request or --body-file, not several")
-        stored, received_at = _stored_request(event, store)
-        captured = _with_overrides(stored, signature, timestamp)
+        captured, received_at = _stored_request(event, store)
     else:
         captured = _load_request(request, body_file, signature, timestamp)
         received_at = time.time()
     secrets = webhook_secrets(secret)
-    now = received_at if at is None else parse_time(at)
+    now = received_at if at is None else parse_time(at, now=received_at, what="--at")
     # The headers as a list, not a dict: a repeated signature header must be seen to be judged.
-    result = verify_request(captured.body, captured.headers, secrets, tolerance=tolerance, now=now)
-    if output_format is Format.JSON:
-        emit_json(verify_json(result, captured.body, secrets, captured.notes))
-    else:
-        show(verify_text(result, captured.body, secrets, captured.notes))
+    headers = with_signature_headers(captured.headers, signature, timestamp)
+    result = verify_request(captured.body, headers, secrets, tolerance=tolerance, now=now)
+    show_verification(result, captured.body, secrets, captured.notes, output_format)
     if not result.valid:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -121,73 +119,35 @@ def verify(
 def _load_request(
     request: str | None, body_file: str | None, signature: str | None, timestamp: str | None
 ) -> CapturedRequest:
-    """The request to verify, from a capture or from a body and two header values.
-
-    Header values given as options override those in a capture, so one can ask
-    "would this capture verify with that signature?".
-    """
-    from mh_webhook_cli.core.http_text import CapturedRequest, CaptureError, parse_request
+    """The request to verify: a capture, or a body alone (its two header values given)."""
+    from mh_webhook_cli.core.http_text import CapturedRequest, parse_request
 
     if request is not None and body_file is not None:
         raise UsageError("give --request or --body-file, not both")
     if body_file is not None:
         if signature is None or timestamp is None:
             raise UsageError("--body-file needs --signature and --timestamp")
-        captured = CapturedRequest("POST", "/", [], read_input(body_file, what="body"))
-    else:
-        raw = read_input(request, what="request")
-        try:
-            captured = parse_request(raw)
-        except CaptureError as failure:
-            raise UsageError(
-                f"{failure}; to check a bare body use --body-file with --signature and --timestamp"
-            ) from None
-    return _with_overrides(captured, signature, timestamp)
-
-
-def _with_overrides(
-    captured: CapturedRequest, signature: str | None, timestamp: str | None
-) -> CapturedRequest:
-    """The request with the signature headers given as options in place of its own."""
-    from mh_webhook_cli.core.http_text import CapturedRequest
-
-    overrides = [(SIGNATURE_HEADER, signature), (TIMESTAMP_HEADER, timestamp)]
-    headers = [
-        (name, value)
-        for name, value in captured.headers
-        if not any(name.lower() == key for key, given in overrides if given is not None)
-    ]
-    headers += [(key, given) for key, given in overrides if given is not None]
-    return CapturedRequest(captured.method, captured.target, headers, captured.body, captured.notes)
+        return CapturedRequest("POST", "/", [], read_input(body_file, what="body"))
+    raw = read_input(request, what="request")
+    try:
+        return parse_request(raw)
+    except CaptureError as failure:  # the command's own advice added to the parser's words
+        raise CaptureError(
+            f"{failure}; to check a bare body use --body-file with --signature and --timestamp"
+        ) from None
 
 
 def _stored_request(event_id: int, store_path: Path | None) -> tuple[CapturedRequest, float]:
-    from mh_webhook_cli.cli.events import stored_request
+    """A request ``mhw listen`` stored, and when it arrived; a usage error when there is none."""
     from mh_webhook_cli.core.http_text import CapturedRequest
+    from mh_webhook_cli.receive.store import Store, default_store_path
 
-    stored = stored_request(event_id, store_path)
+    path = store_path.expanduser() if store_path is not None else default_store_path()
+    stored = None
+    if path.exists():  # reading must not create a store
+        with Store(path) as opened:
+            stored = opened.get(event_id)
+    if stored is None:
+        raise UsageError(f"no request {event_id} in the capture store (see 'mhw events list')")
     captured = CapturedRequest(stored.method, stored.path, stored.headers, stored.body)
     return captured, stored.received_at
-
-
-def parse_time(text: str) -> float:
-    """Unix seconds or an ISO 8601 time (``Z`` allowed; no zone means UTC)."""
-    text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(seconds):  # nan would make every age check pass
-            raise UsageError(f"--at {text!r} is not a time")
-        return seconds
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"--at {text!r} is neither Unix seconds nor an ISO 8601 time "
-            "(like 2026-11-23T14:05:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()

@@ -85,7 +85,7 @@ class Download(_SpecModel):
     expires_at: str
 
 
-class ProjectError(_SpecModel):
+class ErrorDetail(_SpecModel):
     """Why a render failed; ``code`` is machine-readable, ``message`` is meant for end users."""
 
     message: str
@@ -103,7 +103,7 @@ class ProjectPayload(_SpecModel):
     enabled: bool
     credits_charged: int
     downloads: list[Download]
-    error: ProjectError | None
+    error: ErrorDetail | None
 
 
 class VideoProject(ProjectPayload):

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mh_webhook_cli.core.signing import Hint, Reason
+from mh_webhook_cli.core.signing import Reason
 
 MILLISECOND_SEARCH_MAX_BODY = 64 * 1024
 """Above this size we only try the exact millisecond, not all thousand of them."""
@@ -33,6 +33,14 @@ RESERIALIZE_MAX_BODY = 256 * 1024
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _PREFIXED = re.compile(r"(?i)(sha256|v1|hmac-sha256)[=:](.*)")
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One common mistake that explains a failed verification."""
+
+    code: str
+    message: str
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from mh_webhook_cli.core.catalog import EVENT_TYPES, ProjectStatus, json_type_name
+from mh_webhook_cli.errors import InvalidValue, OverrideError
 
 DOWNLOAD_LIFETIME = timedelta(hours=24)
 """How long Magic Hour's download URLs stay valid, per the docs."""
@@ -207,12 +208,12 @@ def build_fixture(
     ``error_code`` picks one of :data:`ERROR_CODES` for an errored event.
     """
     if event_type not in _RECIPES:
-        raise ValueError(
+        raise InvalidValue(
             f"unknown event type {event_type!r}; choose one of {', '.join(EVENT_TYPES)}"
         )
     _require_aware(now, "now")
     if project_id == "":
-        raise ValueError("project_id must not be empty")
+        raise InvalidValue("project_id must not be empty")
     kind, action = event_type.split(".")
     recipe = _RECIPES[event_type]
     created_at = now - recipe.age
@@ -367,7 +368,7 @@ def _error_for(kind: str, status: str, error_code: str | None) -> dict[str, str]
     documented = ERROR_CODES[kind]
     if status != "error":
         if error_code is not None:
-            raise ValueError(
+            raise InvalidValue(
                 f"error_code applies only to {kind}.errored (status 'error'), "
                 f"not to a project with status {status!r}"
             )
@@ -375,7 +376,7 @@ def _error_for(kind: str, status: str, error_code: str | None) -> dict[str, str]
     if error_code is None:
         error_code = next(iter(documented))
     elif error_code not in documented:
-        raise ValueError(
+        raise InvalidValue(
             f"{error_code!r} is not a documented {kind} error code; "
             f"choose one of {', '.join(documented)}"
         )
@@ -408,10 +409,6 @@ def _base36(number: int) -> str:
         digits.append(_BASE36_DIGITS[remainder])
         if number == 0:
             return "".join(reversed(digits))
-
-
-class OverrideError(ValueError):
-    """A ``--set`` assignment that cannot be applied; the message says why, on one line."""
 
 
 _PATH_SEGMENT = re.compile(r"(?P<key>[^.\[\]]+)(?P<indexes>(?:\[[0-9]+\])*)")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+from mh_webhook_cli.errors import InvalidValue
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _IPV4_SHORTHAND_CHARACTERS = frozenset("0123456789abcdefx.")
@@ -44,6 +46,24 @@ def is_local(host: str) -> bool:
 def same_host(first: str, second: str) -> bool:
     """Whether two hosts are spelled differently but name the same address or name."""
     return _canonical(first) == _canonical(second)
+
+
+def http_url(text: str, what: str) -> str:
+    """``text`` if it is an http(s) URL with a host and a valid port, else a one-line
+    :class:`~mh_webhook_cli.errors.InvalidValue` naming ``what`` (``"--url"``)."""
+    import httpx  # parsing only, no request; imported here, for start-up time
+
+    try:
+        url = httpx.URL(text)
+        port_ok = url.port is None or 0 < url.port < 65536
+        valid = url.scheme in ("http", "https") and bool(url.host) and port_ok
+    except (httpx.InvalidURL, ValueError):
+        valid = False
+    if not valid:
+        raise InvalidValue(
+            f"{what} {text!r} is not an http(s) URL like http://127.0.0.1:8000/webhook"
+        )
+    return text
 
 
 def _address(host: str) -> IPAddress | None:

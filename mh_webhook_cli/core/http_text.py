@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mh_webhook_cli.errors import CaptureError
+
 _REQUEST_LINE = re.compile(rb"([A-Z]+) +(\S+) +HTTP/(\d\.\d)")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(rb"\r?\n")
@@ -22,10 +24,6 @@ MAX_HEADERS = 1000
 """Far more header lines than a webhook carries (about a dozen): a capture with more is
 not one, and parsing millions of tiny lines would cost memory and time for nothing."""
 _UNFINISHED_CHUNKS = "the chunked body ends before its last (zero-size) chunk"
-
-
-class CaptureError(ValueError):
-    """The bytes are not an HTTP request we can take a body from."""
 
 
 @dataclass(frozen=True)

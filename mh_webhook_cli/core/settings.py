@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from mh_webhook_cli.errors import InvalidValue
+
 
 class Source(str, Enum):
     """Where a setting's value came from, as shown by ``mhw config list``."""
@@ -74,6 +76,15 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+def setting_named(key: str) -> Setting:
+    """The setting ``key`` names (``api-key`` and ``API_KEY`` too), or a one-line
+    :class:`~mh_webhook_cli.errors.InvalidValue` listing the known ones."""
+    try:
+        return SETTINGS[key.replace("-", "_").lower()]
+    except KeyError:
+        raise InvalidValue(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}") from None
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A setting's effective value and where it came from."""
@@ -130,21 +141,22 @@ def clean_value(value: str, source: str) -> tuple[str, str | None]:
     copy-paste, ``echo >`` and .env files add newlines and spaces that would silently give
     another signature. Control characters inside (a NUL from a binary file, an escape
     sequence) are never part of one and are refused. ``source`` names the value and where
-    it came from (``"webhook secret from --secret"``) in the one-line ``ValueError`` and the
+    it came from (``"webhook secret from --secret"``) in the one-line
+    :class:`~mh_webhook_cli.errors.InvalidValue` and the
     warning, which never show the value itself.
     """
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(
+        raise InvalidValue(
             f"{source} is not valid UTF-8 text (it holds raw bytes such as "
             "Latin-1 or binary data): copy it again from where it was issued"
         ) from None
     stripped = value.strip()
     if not stripped:
-        raise ValueError(f"{source} is empty")
+        raise InvalidValue(f"{source} is empty")
     if _CONTROL.search(stripped):
-        raise ValueError(
+        raise InvalidValue(
             f"{source} holds control characters: copy it again from where it was issued"
         )
     if stripped == value:

@@ -12,7 +12,8 @@ case) is rejected as ambiguous, since frameworks disagree on which copy counts.
 The body must be the bytes exactly as they were sent: parsing the JSON and
 serializing it again produces other bytes and therefore another signature.
 That mistake is the most common reason a handler rejects genuine events, so
-:func:`verify` can explain a mismatch (see :mod:`mh_webhook_cli.core.diagnosis`).
+:func:`~mh_webhook_cli.core.verification.verify` explains a mismatch: it is :func:`check`
+plus :mod:`~mh_webhook_cli.core.diagnosis`, which this module never needs.
 
 This module is pure: no I/O, and the clock is read only when the caller does
 not pass ``now``.
@@ -24,7 +25,6 @@ import hmac
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 
 SIGNATURE_HEADER = "magic-hour-event-signature"
@@ -76,39 +76,6 @@ Headers = Mapping[str, str] | Sequence[tuple[str, str]]
 """Request headers: a mapping, or (name, value) pairs in the order received (repeats kept)."""
 
 
-@dataclass(frozen=True)
-class Hint:
-    """One common mistake that explains a failed verification."""
-
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """The verdict on one request, with what a person needs to understand it.
-
-    ``expected_signature`` is what the first secret gives for this body and
-    timestamp: showing it is safe (an HMAC does not reveal its key) and lets
-    a developer compare it with what their own code computes.
-    """
-
-    valid: bool
-    reason: Reason
-    received_signature: str | None = None
-    expected_signature: str | None = None
-    timestamp: int | None = None
-    age_seconds: float | None = None
-    """How long before ``now`` the timestamp lies; negative when it is in the future."""
-    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
-    matched_secret_index: int | None = None
-    """Which of several secrets matched (key rotation); None when none did."""
-    hints: tuple[Hint, ...] = field(default=())
-
-    def __bool__(self) -> bool:
-        return self.valid
-
-
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     """Return Magic Hour's signature of ``body`` sent at ``timestamp``.
 
@@ -127,7 +94,7 @@ def signature_digest(secret: str, timestamp: int | str, body: bytes) -> bytes:
 def header_value(headers: Headers, name: str) -> str | None:
     """Look a header up by name, ignoring case as HTTP does; the first one when repeated."""
     lowered = name.lower()
-    for key, value in _pairs(headers):
+    for key, value in pairs(headers):
         if key.lower() == lowered:
             return value
     return None
@@ -151,7 +118,7 @@ def repeats_signature_header(headers: Iterable[tuple[str, str]]) -> bool:
     return False
 
 
-def _pairs(headers: Headers) -> Iterable[tuple[str, str]]:
+def pairs(headers: Headers) -> Iterable[tuple[str, str]]:
     return headers.items() if isinstance(headers, Mapping) else headers
 
 
@@ -206,63 +173,6 @@ def check(
         if -age > tolerance:
             return Reason.TIMESTAMP_IN_FUTURE, None
     return Reason.OK, matched
-
-
-def verify(
-    body: bytes,
-    headers: Headers,
-    secret: str | Sequence[str],
-    *,
-    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
-    now: float | None = None,
-    diagnose: bool = True,
-) -> VerifyResult:
-    """Verify a received request as Magic Hour signed it, with what explains the verdict.
-
-    ``body`` must be the raw bytes as received. ``headers`` is a mapping or,
-    better, the (name, value) pairs as received, so that a repeated signature
-    header is seen (it is :attr:`Reason.AMBIGUOUS_HEADERS`); names are matched
-    without regard to case. ``secret`` may be a list, so that
-    a handler can accept both the old and the new secret while rotating.
-    ``tolerance`` is the allowed distance between the timestamp and ``now``
-    in either direction, in seconds; 0 turns the check off.
-
-    On a mismatch, ``diagnose`` tries the common mistakes and reports those
-    that explain it as ``hints`` (it costs a few hundred HMACs; a server under
-    load from forged requests may want it off).
-    """
-    secrets = [secret] if isinstance(secret, str) else list(secret)
-    if not secrets:
-        raise ValueError("verify() needs at least one secret")
-    if repeats_signature_header(_pairs(headers)):
-        return VerifyResult(False, Reason.AMBIGUOUS_HEADERS, tolerance_seconds=tolerance)
-    received = (header_value(headers, SIGNATURE_HEADER) or "").strip()
-    raw_timestamp = (header_value(headers, TIMESTAMP_HEADER) or "").strip()
-    checked_at = time.time() if now is None else now
-    reason, matched = check(
-        body, received, raw_timestamp, secrets, tolerance=tolerance, now=checked_at
-    )
-    if reason is Reason.MISSING_SIGNATURE:
-        return VerifyResult(False, reason, tolerance_seconds=tolerance)
-    timestamp = parse_timestamp(raw_timestamp) if raw_timestamp else None
-    if timestamp is None:
-        return VerifyResult(False, reason, received, tolerance_seconds=tolerance)
-    hints: tuple[Hint, ...] = ()
-    if reason is not Reason.OK and diagnose:
-        from mh_webhook_cli.core.diagnosis import diagnose as find_hints
-
-        hints = tuple(find_hints(body, received, raw_timestamp, secrets, reason))
-    return VerifyResult(
-        reason is Reason.OK,
-        reason,
-        received,
-        sign(secrets[0], raw_timestamp, body),  # as check() signs it: the digits as sent
-        timestamp,
-        checked_at - timestamp,
-        tolerance,
-        matched,
-        hints,
-    )
 
 
 def _first_match(body: bytes, timestamp: str, secrets: Sequence[str], received: str) -> int | None:

@@ -30,16 +30,9 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from mh_webhook_cli.core.settings import mask, redact
-from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
+from mh_webhook_cli.errors import ApiError, DeadlineExceeded, UsageError
 from mh_webhook_cli.magichour import api_reference
-from mh_webhook_cli.send.client import (
-    READ_LIMIT,
-    USER_AGENT,
-    Answer,
-    BodySink,
-    DeadlineExceeded,
-    describe_failure,
-)
+from mh_webhook_cli.send.client import READ_LIMIT, USER_AGENT, Answer, BodySink, describe_failure
 from mh_webhook_cli.send.client import request as bounded_request
 from mh_webhook_cli.send.retry import Backoff
 
@@ -65,28 +58,6 @@ MAX_REDIRECTS = 10
 
 JobKind = Literal["image", "audio", "video"]
 ProjectKind = Literal["video", "image", "audio"]
-
-
-class ApiError(MhwError):
-    """The Magic Hour API refused a request or could not be reached; one line says what to do."""
-
-    exit_code = ExitCode.API_ERROR
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        api_message: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        """The HTTP status, or None when no answer came."""
-        self.code = code
-        """The API's error code, when its answer had one."""
-        self.api_message = api_message
-        """The API's own words, when its answer had any."""
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from mh_webhook_cli.config_file import origin
 from mh_webhook_cli.core.settings import (
     API_KEY,
     WEBHOOK_SECRET,
     Resolved,
-    Setting,
-    Source,
     clean_value,
     mask,
 )
@@ -86,22 +85,10 @@ def guarded(name: str, run: Callable[[], list[Check]]) -> list[Check]:
         return [Check(name, "fail", str(failure))]
 
 
-def origin(resolved: Resolved) -> str:
-    """Where a setting's value came from, in the words that change it."""
-    from mh_webhook_cli.config_file import config_path, magic_hour_cli_config_path
-
-    setting: Setting = resolved.setting
-    return {
-        Source.FLAG: setting.flag,
-        Source.ENV: setting.env,
-        Source.CONFIG: f"mhw config ({config_path()})",
-        Source.MAGIC_HOUR_CLI: f"the Magic Hour CLI's config ({magic_hour_cli_config_path()})",
-    }.get(resolved.source, "nowhere")
-
-
 async def check_api_key(key: Resolved, base_url: str) -> Check:
     """The key works: Magic Hour answers ``GET /v1/account`` with it."""
-    from mh_webhook_cli.magichour.api import DEFAULT_API_BASE, KEYS_URL, ApiError, MagicHourApi
+    from mh_webhook_cli.errors import ApiError
+    from mh_webhook_cli.magichour.api import DEFAULT_API_BASE, KEYS_URL, MagicHourApi
 
     if key.value is None:
         return Check(

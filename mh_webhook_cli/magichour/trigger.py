@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mh_webhook_cli.core.settings import mask
-from mh_webhook_cli.core.signing import Reason, verify
-from mh_webhook_cli.errors import ExitCode
-from mh_webhook_cli.magichour.api import ApiError, CreatedJob, JobKind, MagicHourApi
+from mh_webhook_cli.core.signing import Reason
+from mh_webhook_cli.core.verification import verify
+from mh_webhook_cli.errors import ApiError, ExitCode
+from mh_webhook_cli.magichour.api import CreatedJob, JobKind, MagicHourApi
 
 TERMINAL_STATUSES = ("complete", "error", "canceled")
 """Statuses after which a job changes no more."""

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mh_webhook_cli.errors import ExitCode, MhwError
+from mh_webhook_cli.errors import ApiError, ExitCode, MhwError
 from mh_webhook_cli.event_loop import stop_on_signals
-from mh_webhook_cli.magichour.api import ApiError, MagicHourApi, estimate_credits
+from mh_webhook_cli.magichour.api import MagicHourApi, estimate_credits
 from mh_webhook_cli.magichour.trigger import (
     Arrival,
     Inbox,
@@ -27,7 +27,7 @@ from mh_webhook_cli.report.console import Format, emit_json, error, info, show
 
 if TYPE_CHECKING:
     from mh_webhook_cli.receive.listener import Delivery
-    from mh_webhook_cli.receive.session import TunnelRequest
+    from mh_webhook_cli.tunnel import TunnelRequest
 
 
 @dataclass(frozen=True)

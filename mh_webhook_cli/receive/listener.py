@@ -37,10 +37,10 @@ from mh_webhook_cli.core.signing import (
     check,
     repeats_signature_header,
 )
-from mh_webhook_cli.errors import UsageError
+from mh_webhook_cli.errors import DeadlineExceeded, StoreClosed, UsageError
 from mh_webhook_cli.receive.http import Response
-from mh_webhook_cli.receive.store import ForwardResult, NewRequest, StoreClosed
-from mh_webhook_cli.send.client import FORWARDED_HEADER, DeadlineExceeded
+from mh_webhook_cli.receive.store import ForwardResult, NewRequest
+from mh_webhook_cli.send.client import FORWARDED_HEADER
 from mh_webhook_cli.send.client import request as bounded_request
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from mh_webhook_cli.receive.http import Server
     from mh_webhook_cli.receive.store import GroupCommitter, Store
-    from mh_webhook_cli.tunnel import Tunnel
+    from mh_webhook_cli.tunnel import Tunnel, TunnelRequest
 
 from mh_webhook_cli.report.console import (
     Format,
@@ -47,18 +47,6 @@ ANSWER_GRACE_SECONDS = 0.5
 """At shutdown, how long the answers under way may take: a commit takes milliseconds. Those
 still waiting then (for another process's write lock) are answered 503, and their senders
 retry; Ctrl-C must end a session within 2 s."""
-
-
-@dataclass(frozen=True)
-class TunnelRequest:
-    """A public URL to open through ngrok once the listener is bound."""
-
-    authtoken: str
-    required: bool
-    """Asked for with --tunnel: a failure stops mhw. Otherwise a failure only warns."""
-    domain: str | None = None
-    region: str | None = None
-    ngrok_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -325,7 +313,8 @@ class Session:
         request = self.tunnel_request
         if request is None:
             return None
-        from mh_webhook_cli.tunnel import TunnelError, open_tunnel
+        from mh_webhook_cli.errors import TunnelError
+        from mh_webhook_cli.tunnel import open_tunnel
 
         loop = asyncio.get_running_loop()
 

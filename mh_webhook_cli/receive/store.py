@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypedDict, TypeVar
 
 from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
-from mh_webhook_cli.errors import ExitCode, MhwError
+from mh_webhook_cli.errors import StoreClosed, StoreError
 from mh_webhook_cli.receive.migrations import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -91,17 +91,6 @@ class ForwardResult(TypedDict):
     latency_ms: float | None
     error: str | None
     body: str | None
-
-
-class StoreError(MhwError):
-    """The capture store cannot be opened, read or written; the message names the file."""
-
-    exit_code = ExitCode.USAGE  # a path that is not a usable store is bad input
-
-
-class StoreClosed(StoreError):
-    """Not stored because the store is closing: mhw is stopping. The listener answers 503,
-    and the sender delivers the request again later."""
 
 
 @dataclass

@@ -16,10 +16,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.core.http_text import CapturedRequest, format_request
+from mh_webhook_cli.core.times import utc_iso_ms
 from mh_webhook_cli.receive.store import ForwardResult, StoredRequest
 from mh_webhook_cli.report.console import Line, Segment, columns
 from mh_webhook_cli.report.escape import screen_lines
-from mh_webhook_cli.report.verify import utc_iso_ms
 
 _VERDICT_STYLES = {"ok": "green", "unsigned": "yellow", "unchecked": "dim"}
 

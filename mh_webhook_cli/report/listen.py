@@ -9,11 +9,11 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from mh_webhook_cli.core.times import utc_iso_ms
 from mh_webhook_cli.receive.listener import UNCHECKED, UNSIGNED, VERIFIED, Delivery
 from mh_webhook_cli.receive.store import ForwardResult
 from mh_webhook_cli.report.console import Line, Segment, columns
 from mh_webhook_cli.report.escape import screen_lines
-from mh_webhook_cli.report.verify import utc_iso_ms
 from mh_webhook_cli.report.writer import dropped_notice
 
 SLOW_HANDLER_MS = 10_000

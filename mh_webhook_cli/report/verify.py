@@ -1,62 +1,35 @@
-"""How results look: a rich form for people and a JSON form for machines, side by side.
+"""How a verdict looks (``mhw verify``): a rich form for people, a JSON form for machines.
 
 Each result type has one ``*_text`` function (styled lines, see
 :mod:`mh_webhook_cli.report.console`) and one ``*_json`` function (plain data), side
-by side, so the two views cannot drift apart in what they say.
+by side, so the two views cannot drift apart in what they say; :func:`show_verification`
+picks one for the output format asked for.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import math
-import time
-from datetime import datetime, timezone
 from typing import Any
 
 from mh_webhook_cli.core.settings import mask
-from mh_webhook_cli.core.signing import Reason, VerifyResult
-from mh_webhook_cli.report.console import Line, columns
+from mh_webhook_cli.core.signing import Reason
+from mh_webhook_cli.core.times import describe_age, utc_iso
+from mh_webhook_cli.core.verification import VerifyResult
+from mh_webhook_cli.report.console import Format, Line, columns, emit_json, show
 
 
-def describe_age(seconds: float) -> str:
-    """``'3 minutes ago'`` or ``'in 2 hours'``: how far a timestamp is from now."""
-    distance = abs(seconds)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        if distance >= size or unit == "second":
-            count = int(distance // size)
-            words = f"{count} {unit}{'' if count == 1 else 's'}"
-            break
-    return f"in {words}" if seconds < 0 else f"{words} ago"
-
-
-def utc_iso(timestamp: int) -> str | None:
-    """The timestamp as UTC ISO 8601; None beyond what a date can show (a forged timestamp
-    may lie after year 9999)."""
-    try:
-        moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def utc_iso_ms(timestamp: float) -> str:
-    """UTC to the millisecond (``2026-11-23T17:58:06.054Z``), as JSON lines and HAR want it.
-
-    The same text as ``datetime.isoformat(timespec="milliseconds")`` in half the time: a
-    listener stamps every request, and within one second only the milliseconds change.
-    """
-    whole = math.floor(timestamp)  # before 1970 too: -0.5 is 23:59:59.500
-    # Rounded to the microsecond first, as datetime.fromtimestamp does, then truncated.
-    micro = round((timestamp - whole) * 1_000_000)
-    if micro == 1_000_000:
-        whole, micro = whole + 1, 0
-    return f"{_utc_second(whole)}.{micro // 1000:03d}Z"
-
-
-@functools.lru_cache(maxsize=1)
-def _utc_second(whole: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+def show_verification(
+    result: VerifyResult,
+    body: bytes,
+    secrets: list[str],
+    notes: list[str],
+    output_format: Format,
+) -> None:
+    """The verdict on stdout in ``output_format``."""
+    if output_format is Format.JSON:
+        emit_json(verify_json(result, body, secrets, notes))
+    else:
+        show(verify_text(result, body, secrets, notes))
 
 
 def verify_json(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
+from mh_webhook_cli.errors import DeadlineExceeded
 
 if TYPE_CHECKING:
     import ssl
@@ -45,15 +46,6 @@ or to themselves through a tunnel, cannot loop."""
 T = TypeVar("T")
 Headers = Mapping[str, str] | Sequence[tuple[str, str]]
 BodySink = Callable[[bytes], object]
-
-
-class DeadlineExceeded(TimeoutError):
-    """The whole exchange took longer than its deadline; ``phase`` says where it stood."""
-
-    def __init__(self, seconds: float, phase: str) -> None:
-        super().__init__(f"timed out after {seconds:g} s {phase}")
-        self.seconds = seconds
-        self.phase = phase
 
 
 @dataclass(frozen=True)

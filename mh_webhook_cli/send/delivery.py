@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from mh_webhook_cli.errors import DeadlineExceeded
 from mh_webhook_cli.send.client import (
     USER_AGENT,
     BlockingClient,
-    DeadlineExceeded,
     describe_failure,
     request,
 )

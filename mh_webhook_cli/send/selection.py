@@ -107,13 +107,11 @@ def parse_document(raw: bytes, where: str) -> Any:
 def _apply_sets(body: Any, assignments: tuple[str, ...]) -> Any:
     if not assignments:
         return body
-    from mh_webhook_cli.core.fixtures import OverrideError, apply_overrides
+    from mh_webhook_cli.core.fixtures import apply_overrides
 
     if not isinstance(body, dict):
         raise UsageError("--set needs the event to be a JSON object")
     try:
-        return apply_overrides(body, list(assignments))
-    except OverrideError as failure:
-        raise UsageError(str(failure)) from None
+        return apply_overrides(body, list(assignments))  # its OverrideError is a UsageError
     except RecursionError:  # its copy of the event recurses once per level of nesting
         raise UsageError("--set cannot change an event nested this deeply") from None
