@@ -38,7 +38,7 @@ from mh_webhook_cli.core.signing import (
     TIMESTAMP_HEADER,
     sign,
 )
-from mh_webhook_cli.send.client import DeadlineExceeded, request, small_read_client
+from mh_webhook_cli.send.client import DeadlineExceeded, request
 from mh_webhook_cli.send.delivery import USER_AGENT, describe_failure, serialize
 
 if TYPE_CHECKING:
@@ -240,7 +240,12 @@ async def check_handler(
         raise ValueError("the time limit must be positive")
     started = time.perf_counter()
     results: list[CheckResult] = []
-    async with small_read_client() as client:
+    import httpx
+
+    # A new connection for each delivery, as Magic Hour's arrive: a handler that closes a
+    # connection after a crash must not fail the next check on a reused one.
+    fresh = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+    async with httpx.AsyncClient(transport=fresh) as client:
         battery = _Battery(client, url, secret, tuple(headers), time_limit, burst)
         for check in checks:
             result = await battery.run(check)
