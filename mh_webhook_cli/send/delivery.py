@@ -125,13 +125,18 @@ class SendResult:
     timestamp: int | None = None
     attempts: int = 1
 
-    def ok(self, expect_status: int | None = None) -> bool:
-        """A 2xx, or exactly ``expect_status`` when the handler is expected to refuse."""
-        if self.status is None:
-            return False
-        if expect_status is not None:
-            return self.status == expect_status
-        return 200 <= self.status < 300
+    def ok(self, expect_status: int | str | None = None) -> bool:
+        """A 2xx, or ``expect_status`` (401, or a class: "4xx") when the handler should refuse."""
+        return self.status is not None and status_matches(self.status, expect_status)
+
+
+def status_matches(status: int, expected: int | str | None) -> bool:
+    """``status`` is 2xx when ``expected`` is None, else exactly ``expected`` or in its class."""
+    if expected is None:
+        return 200 <= status < 300
+    if isinstance(expected, str) and expected.endswith("xx"):
+        return str(status)[0] == expected[0]
+    return str(status) == str(expected)
 
 
 def tls_context(insecure: bool, cacert: str | None) -> ssl.SSLContext:
@@ -265,7 +270,7 @@ def send_with_retry(
     *,
     max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS,
     base_delay: float = RETRY_BASE_DELAY_SECONDS,
-    expect_status: int | None = None,
+    expect_status: int | str | None = None,
     on_retry: Callable[[SendResult, float], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendResult:
@@ -340,7 +345,7 @@ def load_test(
     concurrency: int,
     timeout: float,
     tls: ssl.SSLContext,
-    expect_status: int | None = None,
+    expect_status: int | str | None = None,
     on_progress: Callable[[], None] | None = None,
 ) -> LoadSummary:
     """Send ``count`` deliveries with ``concurrency`` in flight over keep-alive connections.
@@ -364,7 +369,7 @@ async def _load_test(
     concurrency: int,
     timeout: float,
     tls: ssl.SSLContext,
-    expect_status: int | None,
+    expect_status: int | str | None,
     on_progress: Callable[[], None] | None,
 ) -> LoadSummary:
     statuses: Counter[int] = Counter()
@@ -393,7 +398,7 @@ async def _load_test(
                 else:
                     latencies.append((time.perf_counter() - started) * 1000)
                     statuses[status] += 1
-                    if (status == expect_status) if expect_status else 200 <= status < 300:
+                    if status_matches(status, expect_status):
                         ok += 1
                 if on_progress is not None:
                     on_progress()
