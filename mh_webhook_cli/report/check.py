@@ -96,6 +96,14 @@ def check_text(report: CheckReport, width: int = 80) -> list[Line]:
     return [*lines, "", summary(report)]
 
 
+def check_plain(report: CheckReport, width: int = 100) -> str:
+    """The report card as plain text (for a failed pytest assertion), escaped."""
+    return "\n".join(
+        shown(line if isinstance(line, str) else "".join(text for text, _ in line))
+        for line in check_text(report, width)
+    )
+
+
 def check_json(report: CheckReport) -> dict[str, Any]:
     return {
         "url": report.url,

@@ -255,6 +255,20 @@ async def check_handler(
     return CheckReport(url, tuple(results), time.perf_counter() - started)
 
 
+def build_event(event_type: str, *, now: datetime) -> dict[str, Any]:
+    """A realistic event of ``event_type`` at ``now``: one of the nine, or for another type
+    (``video.queued``) the payload of its resource's ``started`` event; ValueError when the
+    resource is not video, image or audio."""
+    if event_type in EVENT_TYPES:
+        return build_fixture(event_type, now=now)
+    resource = event_type.partition(".")[0]
+    if f"{resource}.started" not in EVENT_TYPES:
+        raise ValueError(
+            f"no realistic payload for {event_type!r}: not a video, image or audio event"
+        )
+    return {**build_fixture(f"{resource}.started", now=now), "type": event_type}
+
+
 Sign = Callable[[bytes], dict[str, str]]
 """Signature headers for a body (empty for none)."""
 
@@ -297,7 +311,7 @@ class _Battery:
 
     def event(self, event_type: str, offset_ms: int = 0) -> dict[str, Any]:
         """A realistic event; ``offset_ms`` gives it a project id of its own."""
-        return build_fixture(event_type, now=self.now + timedelta(milliseconds=offset_ms))
+        return build_event(event_type, now=self.now + timedelta(milliseconds=offset_ms))
 
     def signed(self, offset: int = 0, secret: str | None = None) -> Sign:
         """Sign with ``secret`` (the handler's by default), at now + ``offset`` seconds."""
@@ -601,8 +615,7 @@ async def _unknown_fields(battery: _Battery, check: HandlerCheck) -> CheckResult
 
 @_grader("unknown-event-type-accepted")
 async def _unknown_type(battery: _Battery, check: HandlerCheck) -> CheckResult:
-    event = battery.event("video.started", offset_ms=9)
-    event["type"] = UNKNOWN_EVENT_TYPE
+    event = battery.event(UNKNOWN_EVENT_TYPE, offset_ms=9)
     event["payload"]["status"] = "queued"
     exchange = await battery.send(UNKNOWN_EVENT_TYPE, serialize(event), battery.signed())
     fix = "Answer 2xx to event types you do not handle and ignore them: Magic Hour may add types."
