@@ -338,3 +338,9 @@ def test_check_command_sends_extra_headers(mhw: Mhw) -> None:
         heads = list(server.heads)
     assert result.code == 0
     assert all(b"\r\nX-Env: ci" in head for head in heads) and heads
+
+
+def test_the_help_lists_every_check_id(mhw: Mhw) -> None:
+    result = mhw("check", "--help", env={"COLUMNS": "400"})
+    assert result.code == 0
+    assert all(check_id in result.stdout for check_id in CHECK_IDS)

@@ -54,7 +54,7 @@ def result_lines(result: CheckResult, width: int = 80) -> list[Line]:
     """One check: its verdict on one line; what was sent, the answer and the fix under a
     check that did not pass, wrapped to ``width``."""
     room = max(width - ID_WIDTH - 4, 30)
-    detail = textwrap.wrap(result.detail, room) or [""]
+    detail = textwrap.wrap(result.detail, room, break_on_hyphens=False) or [""]
     lines: list[Line] = [
         [MARKS[result.outcome], (" ", ""), (result.id.ljust(ID_WIDTH + 2), "bold"), (detail[0], "")]
     ]
@@ -68,7 +68,7 @@ def result_lines(result: CheckResult, width: int = 80) -> list[Line]:
         facts.append(("fix", result.fix))
     room = max(width - len(INDENT) - LABEL_WIDTH, 30)
     for label, text in facts:
-        wrapped = textwrap.wrap(text, room) or [""]
+        wrapped = textwrap.wrap(text, room, break_on_hyphens=False) or [""]
         lines.append([(INDENT + label.ljust(LABEL_WIDTH), "dim"), (wrapped[0], "")])
         lines += [INDENT + " " * LABEL_WIDTH + more for more in wrapped[1:]]
     return lines

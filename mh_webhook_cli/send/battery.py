@@ -417,8 +417,7 @@ def _unexpected(exchange: Exchange) -> tuple[str, str] | None:
         return f"redirected {exchange.status}{where}", REDIRECT_FIX
     if exchange.status >= 500:
         return (
-            f"crashed on {exchange.label} ({exchange.status}): "
-            "Magic Hour will retry it for 24 hours",
+            f"crashed on {exchange.label}: Magic Hour will retry it for 24 hours",
             CRASH_FIX,
         )
     return None
@@ -454,7 +453,7 @@ def _rejected(check: HandlerCheck, exchange: Exchange, accepted: str, fix: str) 
             check.id, CheckOutcome.PASSED, check.sends, detail, None, exchange, (exchange,)
         )
     if _is_2xx(exchange):
-        detail = f"{accepted} ({exchange.status})"
+        detail = accepted
         return CheckResult(
             check.id, CheckOutcome.FAILED, check.sends, detail, fix, exchange, (exchange,)
         )
@@ -462,7 +461,7 @@ def _rejected(check: HandlerCheck, exchange: Exchange, accepted: str, fix: str) 
     assert unexpected is not None
     detail, other_fix = unexpected
     if exchange.status is not None and exchange.status >= 500:
-        detail = f"rejected by crashing ({exchange.status}): Magic Hour will retry it for 24 hours"
+        detail = "rejected by crashing: Magic Hour will retry it for 24 hours"
     return CheckResult(
         check.id, CheckOutcome.FAILED, check.sends, detail, other_fix, exchange, (exchange,)
     )
@@ -620,7 +619,7 @@ async def _unknown_type(battery: _Battery, check: HandlerCheck) -> CheckResult:
     exchange = await battery.send(UNKNOWN_EVENT_TYPE, serialize(event), battery.signed())
     fix = "Answer 2xx to event types you do not handle and ignore them: Magic Hour may add types."
     if _is_4xx(exchange):
-        detail = f"refused an event type it does not know ({exchange.status})"
+        detail = "refused an event type it does not know"
         return CheckResult(
             check.id, CheckOutcome.ADVICE, check.sends, detail, fix, exchange, (exchange,)
         )
@@ -635,7 +634,7 @@ async def _not_json(battery: _Battery, check: HandlerCheck) -> CheckResult:
         "a 2xx tells it the event was handled."
     )
     if _is_2xx(exchange):
-        detail = f"accepted a body that is not JSON ({exchange.status})"
+        detail = "accepted a body that is not JSON"
         return CheckResult(
             check.id, CheckOutcome.ADVICE, check.sends, detail, fix, exchange, (exchange,)
         )
