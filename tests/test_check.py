@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from xml.etree import ElementTree
 
 import pytest
-from raw_http import fixed, raw_server, trickle
+from raw_http import RawServer, endless, fixed, raw_server, trickle
 
 from conftest import SECRET, Mhw
 from mh_webhook_cli.send.battery import (
@@ -344,3 +344,27 @@ def test_the_help_lists_every_check_id(mhw: Mhw) -> None:
     result = mhw("check", "--help", env={"COLUMNS": "400"})
     assert result.code == 0
     assert all(check_id in result.stdout for check_id in CHECK_IDS)
+
+
+def test_a_redirect_fails_and_says_where_it_points(mhw: Mhw) -> None:
+    def redirect(server: RawServer, connection: socket.socket) -> bool:
+        head = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: https://elsewhere.example/hook\r\n"
+        server.send(connection, head + b"Content-Length: 0\r\n\r\n")
+        return True
+
+    with raw_server(redirect) as server:
+        result = mhw("check", server.url, "-s", SECRET, "--only", "signed-events-accepted")
+    assert result.code == 1
+    line = next(line for line in result.stdout.splitlines() if "signed-events" in line)
+    assert "redirected 307 to https://elsewhere.example/hook" in line
+    assert "Magic Hour does not follow redirects" in result.stdout
+
+
+def test_an_endless_answer_is_cut_off_not_buffered() -> None:
+    with raw_server(endless(200)) as server:
+        started = time.perf_counter()
+        report = run_checks(server.url, SECRET, only=["unknown-fields-accepted"])
+    assert time.perf_counter() - started < 10
+    result = report.result("unknown-fields-accepted")
+    assert result.outcome is CheckOutcome.PASSED
+    assert result.answer is not None and len(result.answer.body) <= 512
