@@ -233,6 +233,8 @@ async def check_handler(
     on_result: Callable[[CheckResult], object] | None = None,
 ) -> CheckReport:
     """:func:`run_checks` as a coroutine."""
+    import httpx
+
     checks = select_checks(only, skip)
     if not 1 <= burst <= BURST_MAX:
         raise ValueError(f"the burst must be 1 to {BURST_MAX} deliveries")
@@ -240,8 +242,6 @@ async def check_handler(
         raise ValueError("the time limit must be positive")
     started = time.perf_counter()
     results: list[CheckResult] = []
-    import httpx
-
     # A new connection for each delivery, as Magic Hour's arrive: a handler that closes a
     # connection after a crash must not fail the next check on a reused one.
     fresh = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
