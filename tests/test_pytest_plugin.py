@@ -85,7 +85,7 @@ USER_TESTS = """
 import json
 
 import pytest
-from app import app, received
+from app import received
 
 {client}
 
@@ -141,11 +141,44 @@ def test_a_raw_body_is_signed_as_given(client, magic_hour_webhook):
     assert replaced.post(client, "/webhook").status_code == 200
 """
 
+DJANGO_APP = """
+import django
+from django.conf import settings
+
+settings.configure(
+    ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"], SECRET_KEY="tests", MIDDLEWARE=[]
+)
+django.setup()
+
+from django.http import HttpResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+from verify import verdict
+
+received = []
+
+
+@csrf_exempt
+def webhook(request):
+    status = verdict(
+        request.body,
+        request.headers.get("magic-hour-event-signature"),
+        request.headers.get("magic-hour-event-timestamp"),
+    )
+    if status == 200:
+        received.append(request.body)
+    return HttpResponse(status=status)
+
+
+urlpatterns = [path("webhook", webhook)]
+"""
+
 CLIENTS = {
     "fastapi": (
         FASTAPI_APP,
         """
 from fastapi.testclient import TestClient
+from app import app
 
 
 @pytest.fixture
@@ -156,9 +189,23 @@ def client():
     "flask": (
         FLASK_APP,
         """
+from app import app
+
+
 @pytest.fixture
 def client():
     return app.test_client()
+""",
+    ),
+    "django": (
+        DJANGO_APP,
+        """
+from django.test import Client
+
+
+@pytest.fixture
+def client():
+    return Client()
 """,
     ),
 }
@@ -169,7 +216,9 @@ def test_deliveries_through_the_frameworks_test_client(
     pytester: pytest.Pytester, framework: str
 ) -> None:
     if importlib.util.find_spec(framework) is None:
-        pytest.skip(f"{framework} is not installed (pip install -e '.[dev]' installs it)")
+        pytest.skip(
+            f"{framework} is not installed (pip install -e '.[dev]' installs all but django)"
+        )
     app, client = CLIENTS[framework]
     pytester.makepyfile(
         verify=VERIFY.format(secret=SECRET),
