@@ -21,10 +21,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 TOLERANCE = 300
-SLOW_SECONDS = 0.8
-"""How long ``slow-on-extra-fields`` takes: past the 0.5 s limit its test sets."""
-SERIAL_WORK_SECONDS = 0.05
-"""How long ``serial`` holds its one lock per request: 20 at once queue for a second."""
+SLOW_SECONDS = 1.5
+"""How long ``slow-on-extra-fields`` takes: past the 1 s limit its test sets."""
+SERIAL_WORK_SECONDS = 0.1
+"""How long ``serial`` holds its one lock per request: 20 at once queue for 2 s."""
 
 BREAKS: dict[str, str] = {
     "accepts-unsigned": "verifies a signature only when there is one",
@@ -36,8 +36,8 @@ BREAKS: dict[str, str] = {
     "crashes-on-unknown-type": "raises on an event type it does not handle (500)",
     "refuses-unknown-type": "answers 400 to an event type it does not handle",
     "crashes-on-non-json": "parses the body without catching the error (500)",
-    "slow-on-extra-fields": "takes 0.8 s on an event with fields it does not know",
-    "serial": "handles one request at a time, 50 ms each, behind a lock",
+    "slow-on-extra-fields": "takes 1.5 s on an event with fields it does not know",
+    "serial": "handles one request at a time, 100 ms each, behind a lock",
     "assumes-video-fields": "reads payload.width, which image and audio events lack (500)",
 }
 

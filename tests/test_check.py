@@ -60,7 +60,7 @@ VARIANTS = {
     "serial": {"burst-within-10s"},
     "assumes-video-fields": {"signed-events-accepted"},
 }
-TIGHT_LIMIT = 0.5
+TIGHT_LIMIT = 1.0
 """The time limit for the variants that are slow on purpose: their slowness is fractions
 of a second (see tests/handler_variants.py), so their tests stay fast."""
 
