@@ -1,6 +1,7 @@
 """mhw: the developer tool for Magic Hour webhooks.
 
-The signing core is importable on its own, with no I/O::
+The signing core is importable on its own, with no I/O, and ``run_checks`` grades a
+webhook handler by Magic Hour's rules (what ``mhw check`` runs)::
 
     from mh_webhook_cli import sign, verify
 
@@ -8,6 +9,9 @@ The signing core is importable on its own, with no I/O::
     result = verify(raw_body, request.headers, secret)
     if not result.valid:
         print(result.reason.value, [hint.message for hint in result.hints])
+
+    report = run_checks("http://127.0.0.1:8000/webhook", secret)
+    assert report.passed, report.failed_ids
 
 The names in ``__all__`` are the public API (``tests/test_exported_members.py`` keeps the
 list honest); everything else may change between releases. Every error mhw raises derives
@@ -75,6 +79,14 @@ if TYPE_CHECKING:
         TunnelError,
         UsageError,
     )
+    from mh_webhook_cli.send.battery import (
+        CHECK_IDS,
+        CheckOutcome,
+        CheckReport,
+        CheckResult,
+        check_handler,
+        run_checks,
+    )
 
 __version__ = "0.1.0"
 
@@ -90,6 +102,14 @@ _HOMES = {
     ),
     "mh_webhook_cli.core.diagnosis": ("Hint",),
     "mh_webhook_cli.core.verification": ("VerifyResult", "verify"),
+    "mh_webhook_cli.send.battery": (
+        "CHECK_IDS",
+        "CheckOutcome",
+        "CheckReport",
+        "CheckResult",
+        "check_handler",
+        "run_checks",
+    ),
     "mh_webhook_cli.errors": (
         "ApiError",
         "CaptureError",
@@ -107,11 +127,15 @@ _HOMES = {
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
+    "CHECK_IDS",
     "DEFAULT_TOLERANCE_SECONDS",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "ApiError",
     "CaptureError",
+    "CheckOutcome",
+    "CheckReport",
+    "CheckResult",
     "ExitCode",
     "Hint",
     "InvalidValue",
@@ -125,7 +149,9 @@ __all__ = [
     "VerifyResult",
     "__version__",
     "check",
+    "check_handler",
     "repeats_signature_header",
+    "run_checks",
     "sign",
     "verify",
 ]

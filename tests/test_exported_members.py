@@ -76,10 +76,13 @@ def test_every_error_the_cli_maps_is_public() -> None:
     assert {"MhwError", "UsageError", "StoreError", "ApiError", "TunnelError"} <= tree
 
 
-def test_public_names_come_from_the_pure_layers_only() -> None:
-    """The package root re-exports core and errors, never an edge that does I/O."""
+def test_public_names_come_from_the_pure_layers_and_the_battery_only() -> None:
+    """The package root re-exports core and errors, and of the edges only the handler
+    battery (``run_checks``, what ``mhw check`` runs), never a server or a store."""
     for module in mh_webhook_cli._HOMES:
-        assert module == "mh_webhook_cli.errors" or module.startswith("mh_webhook_cli.core.")
+        assert module in {"mh_webhook_cli.errors", "mh_webhook_cli.send.battery"} or (
+            module.startswith("mh_webhook_cli.core.")
+        )
 
 
 def test_importing_the_package_imports_none_of_its_members() -> None:

@@ -39,10 +39,13 @@ EDGES_BELOW = {
 MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "core": {"errors"},
-    "package": {"core", "errors"},  # the public API re-exports the pure core and the errors
+    # The public API re-exports the pure core, the errors and the handler battery (send/).
+    "package": {"core", "errors", "send"},
     **{edge: {"core", "errors", *below} for edge, below in EDGES_BELOW.items()},
     "report": {"core", "errors", *EDGES_BELOW},
     "cli": {"package", "errors", "core", "report", *EDGES_BELOW},
+    # The pytest plugin is an entry point like the CLI: the top of the house.
+    "pytest_plugin": {"package", "errors", "core", "report", *EDGES_BELOW},
 }
 """Each layer and the other layers it may import (its own modules it always may)."""
 VERSION = "version"

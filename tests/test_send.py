@@ -74,6 +74,10 @@ def accept(_: int) -> tuple[int, bytes, list[tuple[str, str]]]:
     return 200, b'{"received":true}', []
 
 
+def refuse(_: int) -> tuple[int, bytes, list[tuple[str, str]]]:
+    return 401, b'{"error":"invalid signature"}', []
+
+
 class Handler(http.server.ThreadingHTTPServer):
     """A webhook handler that records each request and answers as its test tells it to."""
 
@@ -255,6 +259,7 @@ def test_secret_from_the_environment(mhw: Mhw, handler: Handler) -> None:
 
 
 def test_no_sign_sends_neither_header_and_needs_no_secret(mhw: Mhw, handler: Handler) -> None:
+    handler.answer = refuse  # these expect a rejection (tests/test_send_expectations.py)
     result = mhw("send", "video.started", "--url", handler.url, "--no-sign")
     assert result.code == 0, result.stderr
     headers = handler.received[0].headers
@@ -263,6 +268,7 @@ def test_no_sign_sends_neither_header_and_needs_no_secret(mhw: Mhw, handler: Han
 
 
 def test_bad_signature_looks_valid_but_fails_verification(mhw: Mhw, handler: Handler) -> None:
+    handler.answer = refuse  # these expect a rejection (tests/test_send_expectations.py)
     result = mhw("send", "video.started", "-u", handler.url, "-s", SECRET, "--bad-signature")
     assert result.code == 0, result.stderr
     [request] = handler.received
@@ -272,6 +278,7 @@ def test_bad_signature_looks_valid_but_fails_verification(mhw: Mhw, handler: Han
 
 
 def test_timestamp_offset_signs_a_stale_request(mhw: Mhw, handler: Handler) -> None:
+    handler.answer = refuse  # these expect a rejection (tests/test_send_expectations.py)
     result = mhw(
         "send", "video.started", "-u", handler.url, "-s", SECRET, "--timestamp-offset", "-600"
     )

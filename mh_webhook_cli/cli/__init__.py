@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "listen": "Receive webhooks locally: show each one live, verify it, store it, forward it.",
     "send": "Send signed events to a webhook handler, as Magic Hour would, and report what it "
     "answered.",
+    "check": "Grade a webhook handler against Magic Hour's rules: forged, stale, unsigned, "
+    "retried, late.",
     "verify": "Check a request's signature and explain why it fails.",
     "sign": "Sign a body as Magic Hour would: print the two headers, or a ready curl command.",
     "trigger": "Start a real Magic Hour job and check that its webhooks reach you, end to end.",

@@ -31,6 +31,16 @@ class Kind(str, Enum):
     AUDIO = "audio"
 
 
+def _expected_status(text: str) -> str:
+    """``--expect-status``: a status from 100 to 599, or a class from 1xx to 5xx."""
+    value = text.strip().lower()
+    if value in ("1xx", "2xx", "3xx", "4xx", "5xx") or (
+        value.isdigit() and 100 <= int(value) < 600
+    ):
+        return value
+    raise typer.BadParameter(f"{text!r} is not a status (401) or a class (4xx)")
+
+
 def send(
     url: Annotated[str, typer.Option("--url", "-u", help="The handler's URL.", show_default=False)],
     event: Annotated[
@@ -101,12 +111,12 @@ def send(
         typer.Option(metavar="PATH", help="Trust this CA bundle (PEM).", show_default=False),
     ] = None,
     expect_status: Annotated[
-        int | None,
+        str | None,
         typer.Option(
             metavar="CODE",
-            min=100,
-            max=599,
-            help="Succeed exactly when the handler answers CODE (e.g. 401 for a bad signature).",
+            parser=_expected_status,
+            help="Succeed exactly when the handler answers CODE: a status (401) or a class "
+            "(4xx). --bad-signature, --no-sign and a --timestamp-offset past 300 s expect 4xx.",
             show_default=False,
         ),
     ] = None,
@@ -130,12 +140,16 @@ def send(
 
     Accepted means a 2xx answer, or exactly --expect-status when given.
     """
+    from mh_webhook_cli.core.signing import DEFAULT_TOLERANCE_SECONDS
     from mh_webhook_cli.report.send import send_reporter
     from mh_webhook_cli.send import delivery as sender
     from mh_webhook_cli.send.retry import Backoff
     from mh_webhook_cli.send.selection import EventSelection
 
     http_url(url, "--url")
+    forged = no_sign or bad_signature or abs(timestamp_offset) > DEFAULT_TOLERANCE_SECONDS
+    if expect_status is None and forged:
+        expect_status = "4xx"  # a handler that accepts a forgery must not pass for one that works
     if count is not None and (all_events or lifecycle is not None or retry):
         raise UsageError(
             "--count sends one event type; it does not combine with --all, --lifecycle or --retry"

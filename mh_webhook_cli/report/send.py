@@ -34,7 +34,7 @@ class SendReporter:
     Retries and the load test's progress go to stderr, in either format.
     """
 
-    def result(self, result: SendResult, expect_status: int | None, *, single: bool) -> None:
+    def result(self, result: SendResult, expect_status: int | str | None, *, single: bool) -> None:
         """One delivery's result. When a single delivery got no answer at all, the whole
         story is one line (refused, DNS, TLS, timeout), so it goes to stderr as an error,
         like every other failure of mhw."""
@@ -72,7 +72,7 @@ class SendReporter:
 class JsonSendReporter(SendReporter):
     """``--format json``: one object per delivery, or the load test's summary, on stdout."""
 
-    def result(self, result: SendResult, expect_status: int | None, *, single: bool) -> None:
+    def result(self, result: SendResult, expect_status: int | str | None, *, single: bool) -> None:
         emit_json(send_json(result, expect_status))
         self._no_answer(result, single)
 
@@ -102,7 +102,7 @@ def _size(result: SendResult) -> str:
     return f"over {result.response_size} bytes (mhw stopped reading there)"
 
 
-def _verdict(result: SendResult, expect_status: int | None) -> Segment:
+def _verdict(result: SendResult, expect_status: int | str | None) -> Segment:
     if result.ok(expect_status):
         return ("✓", "bold green")
     return ("✗", "bold red")
@@ -115,7 +115,7 @@ def _status(result: SendResult) -> Segment:
     return (str(result.status), "bold " + style)
 
 
-def send_json(result: SendResult, expect_status: int | None) -> dict[str, Any]:
+def send_json(result: SendResult, expect_status: int | str | None) -> dict[str, Any]:
     """One delivery as data: everything :func:`send_text` shows, body less truncated."""
     body, truncated = _body(result, JSON_BODY_LIMIT)
     return {
@@ -145,7 +145,7 @@ def _joined(headers: list[tuple[str, str]]) -> dict[str, str]:
     return joined
 
 
-def send_line(result: SendResult, expect_status: int | None) -> Line:
+def send_line(result: SendResult, expect_status: int | str | None) -> Line:
     """One delivery on one line, for runs that send several events."""
     line: list[Segment] = [
         _verdict(result, expect_status),
@@ -162,7 +162,7 @@ def send_line(result: SendResult, expect_status: int | None) -> Line:
     return line
 
 
-def send_text(result: SendResult, expect_status: int | None) -> list[Line]:
+def send_text(result: SendResult, expect_status: int | str | None) -> list[Line]:
     """One delivery for people: the verdict, what was signed, and what the handler answered."""
     lines: list[Line] = [send_line(result, expect_status)]
     facts: list[list[Segment]] = [[("url", "dim"), (result.url, "")]]

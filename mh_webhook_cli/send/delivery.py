@@ -49,11 +49,13 @@ def serialize(event: Any) -> bytes:
     return dumps(event).encode()
 
 
-def accepted(status: int, expect_status: int | None = None) -> bool:
-    """A 2xx, or exactly ``expect_status`` when the handler is expected to refuse."""
-    if expect_status is not None:
-        return status == expect_status
-    return 200 <= status < 300
+def accepted(status: int, expect_status: int | str | None = None) -> bool:
+    """A 2xx, or ``expect_status`` (401, or a class: "4xx") when the handler should refuse."""
+    if expect_status is None:
+        return 200 <= status < 300
+    if isinstance(expect_status, str) and expect_status.endswith("xx"):
+        return str(status)[0] == expect_status[0]
+    return str(status) == str(expect_status)
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -125,7 +127,7 @@ class SendResult:
     timestamp: int | None = None
     attempts: int = 1
 
-    def ok(self, expect_status: int | None = None) -> bool:
+    def ok(self, expect_status: int | str | None = None) -> bool:
         """Whether the handler :func:`accepted` the delivery."""
         return self.status is not None and accepted(self.status, expect_status)
 
@@ -221,7 +223,7 @@ def send_with_retry(
     timeout: float,
     *,
     schedule: Backoff = SEND_RETRIES,
-    expect_status: int | None = None,
+    expect_status: int | str | None = None,
     on_retry: Callable[[SendResult, float], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,

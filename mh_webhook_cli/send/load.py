@@ -37,7 +37,7 @@ class LoadTest:
     concurrency: int
     timeout: float
     tls: ssl.SSLContext
-    expect_status: int | None = None
+    expect_status: int | str | None = None
 
 
 @dataclass(frozen=True)

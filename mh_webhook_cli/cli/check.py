@@ -1,0 +1,124 @@
+"""Grade a webhook handler against Magic Hour's rules: forged, stale, unsigned, retried, late."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from mh_webhook_cli.cli.options import HeaderOption, SecretOption, extra_headers, http_url
+from mh_webhook_cli.errors import ExitCode, UsageError
+
+
+class CheckFormat(str, Enum):
+    TEXT = "text"
+    JSON = "json"
+    JUNIT = "junit"
+
+
+CHECKS_HELP = (
+    "signed-events-accepted, forged-signature-rejected, wrong-secret-rejected, "
+    "tampered-body-rejected, stale-timestamp-rejected, future-timestamp-rejected, "
+    "unsigned-rejected, retry-accepted, unknown-fields-accepted, unknown-event-type-accepted, "
+    "non-json-not-5xx, answers-within-10s, burst-within-10s"
+)
+"""The ids in --only's help (the battery's ids, written out: importing it costs a --help)."""
+
+
+def check(
+    url: Annotated[str, typer.Argument(help="The handler's URL.", show_default=False)],
+    secret: SecretOption = None,
+    output_format: Annotated[
+        CheckFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="text for people, json for machines, junit for CI test reports.",
+            case_sensitive=False,
+        ),
+    ] = CheckFormat.TEXT,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="IDS",
+            help=f"Run only these checks, comma-separated (repeatable): {CHECKS_HELP}.",
+            show_default=False,
+        ),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="IDS", help="Skip these checks (ids as for --only).", show_default=False
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            max=100,
+            help="Deliveries sent at once by burst-within-10s.",
+        ),
+    ] = 20,
+    headers: HeaderOption = None,
+) -> None:
+    """Send a battery of deliveries to a handler and grade each answer. Exit 0 when every
+    required check passes, 1 when one fails, 2 usage.
+
+    Without a webhook secret, the checks that need a genuine signature are skipped.
+    """
+    import shutil
+
+    from mh_webhook_cli.cli.options import webhook_secrets
+    from mh_webhook_cli.report import check as view
+    from mh_webhook_cli.report.console import emit_json, show, warn
+    from mh_webhook_cli.send.battery import CheckOutcome, CheckResult, run_checks, select_checks
+
+    http_url(url, "URL")
+    only_ids, skip_ids = _ids(only), _ids(skip)
+    try:
+        select_checks(only_ids, skip_ids)
+    except ValueError as failure:
+        raise UsageError(str(failure)) from None
+    extra = extra_headers(headers)
+    found = webhook_secrets(secret, required=False)
+    width = shutil.get_terminal_size().columns
+    text = output_format is CheckFormat.TEXT
+
+    def print_result(result: CheckResult) -> None:
+        show(view.result_lines(result, width))
+
+    if text:
+        show([view.header_line(url), ""])
+    report = run_checks(
+        url,
+        found[0] if found else None,
+        only=only_ids,
+        skip=skip_ids,
+        burst=concurrency,
+        headers=extra,
+        on_result=print_result if text else None,
+    )
+    if output_format is CheckFormat.JSON:
+        emit_json(view.check_json(report))
+    elif output_format is CheckFormat.JUNIT:
+        typer.echo(view.check_junit(report))
+    else:
+        show(["", view.summary(report)])
+    skipped = sum(result.outcome is CheckOutcome.SKIPPED for result in report.results)
+    if not found and skipped:
+        warn(
+            f"no webhook secret: {skipped} check{'s' if skipped > 1 else ''} skipped; pass "
+            "--secret or set MAGIC_HOUR_WEBHOOK_SECRET to run them"
+        )
+    if not report.passed:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _ids(values: list[str] | None) -> list[str] | None:
+    """``--only a,b --only c`` as ``[a, b, c]``; None when not given."""
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
