@@ -7,6 +7,7 @@ Only data leaves here, never markup: the page puts every string in as text.
 from __future__ import annotations
 
 import base64
+import json
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ class InspectorViews:
         self._store = store
 
     def row(self, request: StoredRequest) -> dict[str, Any]:
-        return summary_json(request)
+        return {**summary_json(request), "status": project_status(request.body)}
 
     def live_row(self, record: dict[str, Any]) -> dict[str, Any]:
         """A ``mhw listen --format json`` record in the list's shape (that of :meth:`row`)."""
@@ -44,6 +45,7 @@ class InspectorViews:
             "client": record.get("client"),
             "event_type": record.get("type"),
             "project_id": record.get("project_id"),
+            "status": record.get("status"),
             "verification": record.get("verification"),
             "valid": record.get("valid"),
             "findings": record.get("findings", []),
@@ -77,6 +79,17 @@ class InspectorViews:
             now=request.received_at,
         )
         return verify_json(result, request.body, self._secrets, [])
+
+
+def project_status(body: bytes) -> str | None:
+    """``payload.status`` of an event (``complete``, ``error``…), as ``mhw listen`` shows it."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    payload = document.get("payload") if isinstance(document, dict) else None
+    status = payload.get("status") if isinstance(payload, dict) else None
+    return status if isinstance(status, str) else None
 
 
 def curl_command(request: StoredRequest) -> dict[str, str]:

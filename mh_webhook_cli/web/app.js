@@ -23,7 +23,7 @@
 
   const state = {
     rows: [], // newest first
-    ids: new Set(),
+    byId: new Map(), // a row published again (its forwards done) updates in place
     next: null,
     done: false,
     loading: false,
@@ -64,9 +64,10 @@
     return /^[A-Za-z0-9_\/:.,@%+=-]+$/.test(text) ? text : `'${text.replace(/'/g, `'"'"'`)}'`;
   }
 
-  function localTime(iso) {
+  function localTime(iso, timeOnly) {
     const moment = new Date(iso);
-    return Number.isNaN(moment.getTime()) ? String(iso) : moment.toLocaleString();
+    if (Number.isNaN(moment.getTime())) return String(iso);
+    return timeOnly ? moment.toLocaleTimeString([], { hour12: false }) : moment.toLocaleString();
   }
 
   function verdictClass(verification) {
@@ -127,7 +128,7 @@
   function resetList() {
     state.generation += 1;
     state.rows = [];
-    state.ids = new Set();
+    state.byId = new Map();
     state.next = null;
     state.done = false;
     state.loading = false;
@@ -149,8 +150,8 @@
       const page = await (await api(`/api/requests?${query}`)).json();
       if (generation !== state.generation) return;
       for (const row of page.rows) {
-        if (row.id !== null && state.ids.has(row.id)) continue;
-        state.ids.add(row.id);
+        if (row.id !== null && state.byId.has(row.id)) continue;
+        if (row.id !== null) state.byId.set(row.id, row);
         state.rows.push(row);
       }
       state.next = page.next;
@@ -179,10 +180,18 @@
 
   function takeLive() {
     // Published rows arrive oldest first; the list is newest first.
-    const fresh = pendingLive.filter((row) => row.id === null || !state.ids.has(row.id)).reverse();
+    const fresh = [];
+    for (const row of pendingLive) {
+      const known = row.id === null ? undefined : state.byId.get(row.id);
+      if (known) Object.assign(known, row);
+      else {
+        if (row.id !== null) state.byId.set(row.id, row);
+        fresh.push(row);
+      }
+    }
+    fresh.reverse();
     pendingLive = [];
     if (!fresh.length) return;
-    for (const row of fresh) if (row.id !== null) state.ids.add(row.id);
     state.rows = fresh.concat(state.rows);
     state.liveCount += fresh.length;
     if (list.scrollTop > 0) list.scrollTop += fresh.length * ROW_HEIGHT; // keep what is read in place
@@ -219,19 +228,21 @@
     if (row.id !== null && row.id === state.selected) line.classList.add("selected");
     let event = row.event_type || `${row.method} ${row.path}`;
     line.append(el("span", "id", row.id === null ? "–" : `#${row.id}`));
-    line.append(el("span", "time", localTime(row.received_at)));
+    line.append(el("span", "time", localTime(row.received_at, true)));
     const eventCell = el("span", "event", event);
     if (row.retry_of !== null && row.retry_of !== undefined) {
       eventCell.append(el("span", "retry", ` retry of #${row.retry_of}`));
     }
     line.append(eventCell);
     line.append(el("span", "project", row.project_id || "–"));
+    line.append(el("span", row.status === "error" ? "status bad" : "status", row.status || "–"));
     line.append(el("span", `verdict ${verdictClass(row.verification)}`, verdictText(row.verification)));
     const findings = (row.findings || []).length;
-    line.append(el("span", findings ? "schema bad" : "schema good", findings ? `${findings} finding(s)` : "ok"));
+    line.append(el("span", findings ? "schema bad" : "schema good", findings ? `${findings} finding${findings === 1 ? "" : "s"}` : "ok"));
     line.append(el("span", row.response_status < 400 ? "answer good" : "answer bad", row.response_status));
     const forwards = (row.forwards || []).map((forward) => forward.status === null ? "error" : forward.status);
     line.append(el("span", "forwards", forwards.join(", ") || "–"));
+    line.title = line.textContent; // what an ellipsis cut off
     return line;
   }
 
