@@ -10,7 +10,6 @@ import typer
 
 from mh_webhook_cli.cli.options import SecretOption, StoreOption, webhook_secrets
 from mh_webhook_cli.core.signing import DEFAULT_TOLERANCE_SECONDS
-from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import info
 
 if TYPE_CHECKING:
@@ -45,8 +44,10 @@ def inspector(
 ) -> Inspector:
     """An inspector, not started yet: ``await it.start()`` on the loop that serves it.
 
-    ``store_path`` is the store it reads (None: nothing stored, the live list only);
-    ``store_flag`` the ``--store`` given, if any, for the commands it shows.
+    ``store_path`` is the store it reads (None, as with ``--no-store``: the live list only);
+    ``store_flag`` the ``--store`` given, if any, for the commands it shows; ``tolerance``
+    the listener's (0: age not checked); ``forward_url`` the first ``--forward-to`` URL,
+    where Replay sends a request that was never forwarded.
     """
     from mh_webhook_cli.receive.inspector import Inspector
     from mh_webhook_cli.report.inspector import InspectorViews
@@ -58,35 +59,6 @@ def inspector(
         forward_url=forward_url,
         resign_secret=secrets[0] if secrets else None,
     )
-
-
-def listen_inspector(
-    ui: bool,
-    ui_port: int,
-    store_path: Path | None,
-    store_flag: Path | None,
-    secrets: Sequence[str],
-    tolerance: int,
-    forward_url: str | None,
-) -> Inspector | None:
-    """For ``mhw listen --ui``: the inspector to start with the listener, or None without --ui.
-
-    ``tolerance`` is the listener's (0: age not checked); ``forward_url`` its first
-    ``--forward-to`` URL, where Replay sends a request that was never forwarded.
-    """
-    if not ui:
-        return None
-    return inspector(store_path, store_flag, secrets, tolerance, ui_port, forward_url)
-
-
-async def start(served: Inspector, port: int) -> str:
-    """Start ``served``; its URL, or a one-line usage error when the port is taken."""
-    try:
-        return await served.start()
-    except OSError as failure:
-        raise UsageError(
-            f"--ui-port {port}: {failure.strerror or failure}; --ui-port 0 picks a free one"
-        ) from None
 
 
 def ui(
@@ -109,21 +81,21 @@ def ui(
     secrets = webhook_secrets(secret, required=False)
     path = store.expanduser() if store is not None else default_store_path()
     served = inspector(path, store, secrets, tolerance, ui_port)
-    raise typer.Exit(run_loop(_serve(served, ui_port)))
+    raise typer.Exit(run_loop(_serve(served)))
 
 
-async def _serve(served: Inspector, port: int) -> int:
+async def _serve(served: Inspector) -> int:
     import asyncio
     import contextlib
     import signal
 
-    url = await start(served, port)
-    info(f"mhw inspector: {url}  (Ctrl-C stops)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C interrupts all the same
             loop.add_signal_handler(signum, stop.set)
+    url = await served.start()
+    info(f"mhw inspector: {url}  (Ctrl-C stops)")
     try:
         await stop.wait()
     finally:

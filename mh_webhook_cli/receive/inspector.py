@@ -24,7 +24,9 @@ it is told how many once it reads again (the page then reloads the list from the
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
+import os
 import re
 import secrets
 import threading
@@ -41,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import Request
+from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.receive.http import Limits, Response, Server, serve
 from mh_webhook_cli.receive.store import ForwardResult, Store, StoredRequest
 
@@ -164,12 +167,18 @@ class Inspector:
         self.url = ""
 
     async def start(self) -> str:
-        """Serve on 127.0.0.1 at the port given; the page's URL. Raises OSError when the port
-        is taken."""
+        """Serve on 127.0.0.1 at the port given; the page's URL."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._page = _static("index.html").replace(_TOKEN_MARK.encode(), self.token.encode())
-        self._server = await serve(self._handle, HOST, self._port, limits=_LIMITS)
+        try:
+            self._server = await serve(self._handle, HOST, self._port, limits=_LIMITS)
+        except OSError as failure:
+            reason = os.strerror(failure.errno) if failure.errno else str(failure)
+            hint = " (use --ui-port 0 for a free port)" if failure.errno == errno.EADDRINUSE else ""
+            raise MhwError(
+                f"cannot serve the inspector on {HOST}:{self._port}: {reason}{hint}"
+            ) from None
         chosen = self._server.sockets[0].getsockname()[1]
         self._hosts = frozenset({f"{HOST}:{chosen}", f"localhost:{chosen}"})
         self._origins = frozenset(f"http://{host}" for host in self._hosts)
