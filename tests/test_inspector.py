@@ -290,6 +290,15 @@ def test_events_published_after_load_appear_live_with_their_verdicts(
         # A live row opens like a stored one: its detail comes from the store.
         page.locator("#list .row").first.click()
         page.wait_for_selector("[data-part=signature] .hints li")
+        # A filter applies to what arrives live as to the history.
+        page.locator("#filter-verdict").select_option("signature_mismatch")
+        wait_for(lambda: len(rows(page)) == 1, what="the filtered list")
+        again_good, again_bad = fill(store_path, good, bad)
+        served.publish(record_of(good, again_good))
+        served.publish(record_of(bad, again_bad))
+        wait_for(lambda: len(rows(page)) == 2, what="the live match")
+        assert all("signature_mismatch" in row for row in rows(page))
+        assert f"#{again_bad}" in rows(page)[0]
     finally:
         served.close()
 
@@ -665,3 +674,43 @@ def test_screenshot_of_the_inspector(
             SCREENSHOT.write_bytes(shot.read_bytes())
     finally:
         ui.close()
+
+
+def test_the_list_filters_by_type_verdict_and_text_a_page_at_a_time(store_path: Path) -> None:
+    now = time.time()
+    requests = [
+        signed_request(
+            body_of(kind, f"cm-{index}"),
+            event_type=kind,
+            project=f"cm-{index}",
+            verification="ok" if index % 2 else "signature_mismatch",
+            received_at=now + index,
+        )
+        for index, kind in enumerate(["video.completed", "image.completed"] * 150)
+    ]
+    ids = fill(store_path, *requests)
+    served = LibraryInspector(store_path, [SECRET])
+    try:
+        host = served.url.removeprefix("http://").strip("/")
+        headers = {"Host": host, "X-Mhw-Token": served.inspector.token}
+
+        def listing(query: str) -> tuple[list[int], int | None]:
+            status, answer = _get(served.url, f"/api/requests?{query}", headers)
+            assert status == 200, answer
+            page = json.loads(answer)
+            return [row["id"] for row in page["rows"]], page["next"]
+
+        first, after = listing("")
+        second, end = listing(f"before={after}")
+        third, _ = listing(f"before={end}")
+        assert first + second + third == ids[::-1]
+        images, _ = listing("type=image.*&verdict=ok")
+        assert images == ids[1::2][::-1][:100]  # image.completed are the odd ones
+        bad, _ = listing("verdict=invalid&type=image.*")
+        assert bad == []  # every image.completed is the odd one, signed right
+        # cm-7 and cm-70 to cm-79, newest first.
+        assert listing("q=cm-7")[0] == [ids[i] for i in range(79, 69, -1)] + [ids[7]]
+        status, _ = _get(served.url, "/api/requests?before=x", headers)
+        assert status == 400
+    finally:
+        served.close()
