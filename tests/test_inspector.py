@@ -364,6 +364,7 @@ def test_the_detail_explains_a_bad_signature_as_verify_does(
     ui = EventsUi(ui_env)
     try:
         page.goto(ui.url)
+        page.wait_for_selector("#live.on")  # the feed, on the command's uvloop
         page.locator("#list .row").first.click()
         hints = page.locator("[data-part=signature] .hints li")
         hints.first.wait_for()
