@@ -77,7 +77,7 @@ async def measure(events: int, feeds: int) -> float:
     url = await served.start()
     counts = [0] * feeds
     readers = [asyncio.create_task(feed(url, served.token, counts, i)) for i in range(feeds)]
-    while len(served._feeds) < feeds:
+    while len(served._feeds) < feeds:  # every page in before the clock starts
         await asyncio.sleep(0.01)
     records = [record(i) for i in range(events)]
     loop_time = 0.0

@@ -512,9 +512,10 @@ def test_a_page_that_stops_reading_never_holds_up_publish_or_the_other_pages() -
     served = LibraryInspector(None, [])
     try:
         token = served.inspector.token
+        assert not served.inspector.watched
         stalled = _open_feed(served.url, token, receive_buffer=4096)
         healthy = _open_feed(served.url, token)
-        wait_for(lambda: len(served.inspector._feeds) == 2, what="both feeds")
+        wait_for(lambda: served.inspector.watched, what="the feeds")
         request = signed_request(b"{}", event_type="video.completed")
         record = record_of(request, 1)
         record["path"] = "/" + "x" * 4000  # rows of 4 KB fill the stalled socket fast

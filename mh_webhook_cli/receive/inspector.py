@@ -186,6 +186,12 @@ class Inspector:
         self.url = f"http://{HOST}:{chosen}/"
         return self.url
 
+    @property
+    def watched(self) -> bool:
+        """Whether a page is open: a reporter that must build the record only for
+        :meth:`publish` can skip that while nobody watches."""
+        return bool(self._feeds)
+
     def publish(self, record: dict[str, Any]) -> None:
         """A request the listener received (its ``--format json`` record); from any thread.
 
