@@ -18,7 +18,8 @@ loop turn, the records published are encoded once, as one chunk that is written 
 page: no work per page but a write. A page that does not read (a stopped tab, a dead
 machine) is never waited for: its socket's buffer is its bounded queue, and when that holds
 more than :data:`CLIENT_BUFFER_LIMIT`, what is published is dropped for that page alone, and
-it is told how many once it reads again (the page then reloads the list from the store).
+it is told how many as soon as it has caught up (the page then reloads the list from the
+store).
 """
 
 from __future__ import annotations
@@ -447,24 +448,34 @@ class Inspector:
 
 
 class _Feed(asyncio.Protocol):
-    """One page's live feed, after the response head: what the browser sends is ignored."""
+    """One page's live feed, after the response head: what the browser sends is ignored.
+
+    The transport's buffer is the page's bounded queue: past :data:`CLIENT_BUFFER_LIMIT`
+    the transport says so (``pause_writing``) and records are dropped for this page; once
+    it has read most of its backlog (``resume_writing``), it is told how many.
+    """
 
     def __init__(self, transport: asyncio.Transport, gone: Callable[[_Feed], None]) -> None:
         self._transport = transport
         self._gone = gone
         self._dropped = 0
+        self._paused = False
+        transport.set_write_buffer_limits(high=CLIENT_BUFFER_LIMIT)
 
     def send(self, chunk: bytes, count: int) -> None:
-        transport = self._transport
-        if transport.is_closing():
-            return
-        if transport.get_write_buffer_size() > CLIENT_BUFFER_LIMIT:
+        if self._paused:
             self._dropped += count
-            return
-        if self._dropped:
-            transport.write(f"event: dropped\ndata: {self._dropped}\n\n".encode())
+        elif not self._transport.is_closing():
+            self._transport.write(chunk)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._dropped and not self._transport.is_closing():
+            self._transport.write(f"event: dropped\ndata: {self._dropped}\n\n".encode())
             self._dropped = 0
-        transport.write(chunk)
 
     def close(self) -> None:
         self._transport.close()
