@@ -44,6 +44,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     **{edge: {"core", "errors", *below} for edge, below in EDGES_BELOW.items()},
     "report": {"core", "errors", *EDGES_BELOW},
     "cli": {"package", "errors", "core", "report", *EDGES_BELOW},
+    # The inspector's page, script and style, read as package data by receive/inspector.py.
+    "web": set(),
     # The pytest plugin is an entry point like the CLI: the top of the house.
     "pytest_plugin": {"package", "errors", "core", "report", *EDGES_BELOW},
 }

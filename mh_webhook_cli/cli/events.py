@@ -21,6 +21,7 @@ from mh_webhook_cli.cli.options import (
     http_url,
     webhook_secrets,
 )
+from mh_webhook_cli.cli.ui import ui
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.report.console import Format, emit_json, info, show
@@ -301,3 +302,6 @@ def clear_command(
                 raise typer.Exit(ExitCode.FAILED)
         deleted = opened.clear()
     info(f"Deleted {deleted} request{'' if deleted == 1 else 's'}.")
+
+
+app.command("ui")(ui)

@@ -65,6 +65,10 @@ class Response:
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    stream: Callable[[asyncio.Transport], asyncio.BaseProtocol] | None = None
+    """A body of no known length (server-sent events): the head goes out without one, and
+    the connection is handed to the protocol this returns, which writes the body and closes
+    it. The connection leaves the server's cap and timers; the stream's owner bounds both."""
 
 
 Handler = Callable[[Request], Union[Response, Awaitable[Response]]]  # noqa: UP007
@@ -455,10 +459,31 @@ class HttpProtocol(asyncio.Protocol):
             connection = "keep-alive" if request.http_version == "1.0" else None
         else:
             connection = "close"
+        if response.stream is not None:
+            self._hand_over(response, response.stream)
+            return
         # A HEAD answer has a GET answer's head and no content (RFC 9110 section 9.3.2).
         transport.write(_encode(response, connection, request.method == "HEAD"))
         if not keep_alive:
             self._close()
+
+    def _hand_over(
+        self, response: Response, stream: Callable[[asyncio.Transport], asyncio.BaseProtocol]
+    ) -> None:
+        """Send the head, then give the connection to a stream (see ``Response.stream``):
+        nothing more is read as requests, answered or timed here."""
+        transport = self._transport
+        assert transport is not None
+        transport.write(_encode.__wrapped__(response, "close", False))
+        self._cancel_timer()
+        self._done_reading = True
+        self._queue.clear()
+        self._transport = None
+        self._release()
+        transport.set_protocol(stream(transport))
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
 
     def _settle(self) -> None:
         """Nothing waits for an answer: read on, and time the client, not ourselves."""
@@ -652,7 +677,8 @@ def _encode(response: Response, connection: str | None, head_only: bool) -> byte
     head += [f"{name}: {value}" for name, value in response.headers]
     if "content-type" not in names:
         head.append("content-type: text/plain; charset=utf-8")
-    head.append(f"content-length: {len(response.body)}")
+    if response.stream is None:
+        head.append(f"content-length: {len(response.body)}")
     if connection is not None:
         head.append(f"connection: {connection}")
     encoded = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")

@@ -223,10 +223,20 @@ class Store:
         since: float | None = None,
         invalid_only: bool = False,
         limit: int | None = None,
+        before: int | None = None,
     ) -> builtins.list[StoredRequest]:
-        """Requests newest first; ``event_glob`` matches like :func:`fnmatch.fnmatchcase`."""
+        """Requests newest first; ``event_glob`` matches like :func:`fnmatch.fnmatchcase`.
+
+        ``before``: only those listed after request ``before``, the next page of a listing
+        (keyset paging: each page costs the same, however deep).
+        """
         conditions: list[str] = []
         parameters: list[Any] = []
+        if before is not None:
+            conditions.append(
+                "(received_at, id) < (SELECT received_at, id FROM requests WHERE id = ?)"
+            )
+            parameters.append(before)
         if event_glob is not None:
             # SQLite's GLOB is fnmatch's language except that it negates with ^ instead of !.
             conditions.append("event_type GLOB ?")

@@ -1,0 +1,118 @@
+"""How the web inspector shows requests: the data its page renders, from the same views as
+``mhw events`` (list, detail) and ``mhw verify`` (the verdict and its hints).
+
+Only data leaves here, never markup: the page puts every string in as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS
+from mh_webhook_cli.core.verification import verify
+from mh_webhook_cli.receive.store import StoredRequest
+from mh_webhook_cli.report.events import detail_json, raw_request, summary_json
+from mh_webhook_cli.report.verify import verify_json
+
+
+class InspectorViews:
+    """The inspector's :class:`~mh_webhook_cli.receive.inspector.Views`.
+
+    ``secrets`` and ``tolerance`` judge a signature as ``mhw verify --event`` does (as of when
+    the request arrived); ``store`` is the ``--store`` given, if any, for the commands shown.
+    """
+
+    def __init__(self, secrets: Sequence[str], tolerance: int, store: Path | None) -> None:
+        self._secrets = list(secrets)
+        self._tolerance = tolerance
+        self._store = store
+
+    def row(self, request: StoredRequest) -> dict[str, Any]:
+        return {**summary_json(request), "status": project_status(request.body)}
+
+    def live_row(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A ``mhw listen --format json`` record in the list's shape (that of :meth:`row`)."""
+        return {
+            "id": record.get("id"),
+            "received_at": record.get("received_at"),
+            "method": record.get("method"),
+            "path": record.get("path"),
+            "client": record.get("client"),
+            "event_type": record.get("type"),
+            "project_id": record.get("project_id"),
+            "status": record.get("status"),
+            "verification": record.get("verification"),
+            "valid": record.get("valid"),
+            "findings": record.get("findings", []),
+            "response_status": record.get("answer"),
+            "forwards": record.get("forwards", []),
+            "retry_of": record.get("retry_of"),
+        }
+
+    def detail(self, request: StoredRequest) -> dict[str, Any]:
+        detail = detail_json(request)
+        detail["signature"] = self._signature(request)
+        detail["curl"] = curl_command(request)
+        command = ["mhw", "verify", "--event", str(request.id)]
+        if self._store is not None:
+            command += ["--store", str(self._store)]
+        detail["verify_command"] = shlex.join(command)
+        return detail
+
+    def raw(self, request: StoredRequest) -> bytes:
+        return raw_request(request)
+
+    def _signature(self, request: StoredRequest) -> dict[str, Any] | None:
+        """``mhw verify --event``'s verdict with its hints; None without a secret to judge by."""
+        if not self._secrets:
+            return None
+        result = verify(
+            request.body,
+            request.headers,
+            self._secrets,
+            tolerance=self._tolerance,
+            now=request.received_at,
+        )
+        return verify_json(result, request.body, self._secrets, [])
+
+
+def project_status(body: bytes) -> str | None:
+    """``payload.status`` of an event (``complete``, ``error``…), as ``mhw listen`` shows it."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    payload = document.get("payload") if isinstance(document, dict) else None
+    status = payload.get("status") if isinstance(payload, dict) else None
+    return status if isinstance(status, str) else None
+
+
+def curl_command(request: StoredRequest) -> dict[str, str]:
+    """A curl command that sends the captured request again, byte for byte: the text before
+    and after its URL, which the page fills in (shell-quoted) with the replay target.
+
+    A UTF-8 body without NUL goes inline with ``--data-raw`` (which never reads ``@`` as a
+    file name); any other body is piped through ``base64 -d``, the only way a shell command
+    carries arbitrary bytes.
+    """
+    options: list[str] = []
+    for name, value in request.headers:
+        if name.lower() not in HOP_BY_HOP_HEADERS:
+            options += ["-H", f"{name}: {value}"]
+    head = shlex.join(["curl", "-X", request.method])
+    try:
+        text: str | None = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\0" not in text:
+        return {"before_url": head, "after_url": shlex.join([*options, "--data-raw", text])}
+    encoded = base64.b64encode(request.body).decode("ascii")
+    return {
+        "before_url": f"printf %s {encoded} | base64 -d | {head}",
+        "after_url": shlex.join([*options, "--data-binary", "@-"]),
+    }

@@ -1,0 +1,1 @@
+"""The web inspector's page, script and style: shipped as package data, fetched from nowhere."""
