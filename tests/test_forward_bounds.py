@@ -23,7 +23,8 @@ import pytest
 from raw_http import RawServer, endless, fixed, raw_server, trickle
 
 from conftest import Mhw, wait_for
-from mh_webhook_cli.receive.store import NewRequest, Store
+from mh_webhook_cli.core.request import Received
+from mh_webhook_cli.receive.store import Store
 
 BODY = b'{"type":"video.completed","payload":{"id":"clforward0000000000000001"}}'
 
@@ -178,10 +179,10 @@ def forwarded_capture(store: Path) -> int:
     """A stored request that a listener had forwarded; its id."""
     with Store(store) as opened:
         return opened.add(
-            NewRequest(
+            Received.of(
                 received_at=time.time(),
                 method="POST",
-                path="/webhook",
+                target="/webhook",
                 headers=[("Content-Type", "application/json"), ("mhw-forwarded", "1")],
                 body=BODY,
                 client="127.0.0.1:50000",
@@ -189,7 +190,7 @@ def forwarded_capture(store: Path) -> int:
                 project_id="clforward0000000000000001",
                 verification="unsigned",
                 findings=[],
-                response_status=200,
+                answer=200,
             )
         )
 

@@ -77,10 +77,9 @@ class Listening:
     def stored(self) -> list[tuple[Any, ...]]:
         """(id, type, project id, verification, answer, body) of every stored request."""
         with Store(self.store) as store:
-            requests = sorted(store.list(limit=None), key=lambda request: request.id)
+            requests = sorted(store.list(limit=None), key=lambda request: request.id or 0)
         return [
-            (r.id, r.event_type, r.project_id, r.verification, r.response_status, r.body)
-            for r in requests
+            (r.id, r.event_type, r.project_id, r.verification, r.answer, r.body) for r in requests
         ]
 
 

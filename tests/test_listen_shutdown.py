@@ -27,9 +27,10 @@ from conftest import SECRET, wait_for
 from mh_webhook_cli.core.request import Request
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.receive.http import Limits, Response, serve
-from mh_webhook_cli.receive.listener import ForwardRoute, ListenConfig, Listener
-from mh_webhook_cli.receive.session import Presenter, Session
-from mh_webhook_cli.report.console import Format
+from mh_webhook_cli.receive.listener import ListenConfig, Listener
+from mh_webhook_cli.receive.session import Session
+from mh_webhook_cli.report.listen import ListenTextReporter
+from mh_webhook_cli.send.forward import ForwardRoute
 
 
 class Sender(threading.Thread):
@@ -189,9 +190,7 @@ def test_a_failure_after_binding_closes_the_server() -> None:
     """A forwarding loop found once bound once left the port open until the loop ended."""
     port = free_port()
     config = ListenConfig(forwards=(ForwardRoute(f"http://localhost:{port}/hook"),))
-    session = Session(
-        config, "127.0.0.1", port, None, Limits(), Presenter(Format.TEXT, False), (), 1
-    )
+    session = Session(config, "127.0.0.1", port, None, Limits(), ListenTextReporter(), (), 1)
 
     async def scenario() -> None:
         with pytest.raises(UsageError, match="this listener itself"):

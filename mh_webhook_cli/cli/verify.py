@@ -166,7 +166,7 @@ def _stored_request(event_id: int, store_path: Path | None) -> tuple[CapturedReq
     from mh_webhook_cli.core.http_text import CapturedRequest
 
     stored = stored_request(event_id, store_path)
-    captured = CapturedRequest(stored.method, stored.path, stored.headers, stored.body)
+    captured = CapturedRequest(stored.method, stored.target, stored.headers, stored.body)
     return captured, stored.received_at
 
 

@@ -58,11 +58,10 @@ from typing import TYPE_CHECKING, Any, Union
 
 from mh_webhook_cli.core.catalog import ProjectStatus
 from mh_webhook_cli.core.fixtures import ERROR_CODES, cuid, project_payload
-from mh_webhook_cli.core.request import Request
+from mh_webhook_cli.core.request import Request, matches
 from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.magichour.api import estimate_credits
 from mh_webhook_cli.receive.http import Response, Server, serve
-from mh_webhook_cli.receive.listener import matches
 from mh_webhook_cli.send.client import READ_LIMIT
 from mh_webhook_cli.send.delivery import (
     MAGIC_HOUR_TIMEOUT_SECONDS,
