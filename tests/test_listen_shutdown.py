@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from ports import reserved_port
 from test_listen import Start, _Handler, event_body, signed_headers
 from test_listen import handler_server as handler_server  # the fixtures, shared
 from test_listen import start_listener as start_listener
@@ -180,15 +181,9 @@ def test_sigterm_while_another_process_holds_the_write_lock_ends_within_2_s(
     assert "answered 503 to 2 request(s)" in stderr, stderr
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_a_failure_after_binding_closes_the_server() -> None:
     """A forwarding loop found once bound once left the port open until the loop ended."""
-    port = free_port()
+    port = reserved_port()
     config = ListenConfig(forwards=(ForwardRoute(f"http://localhost:{port}/hook"),))
     session = Session(config, "127.0.0.1", port, None, Limits(), ListenTextReporter(), (), 1)
 
