@@ -96,7 +96,8 @@ class AttachedListener:
 
     store: Path
     webhook_url: str | None
-    """Where it receives webhooks, when it announced itself (see ``listener_registry``)."""
+    """Where it receives webhooks, when it announced itself (see
+    :mod:`mh_webhook_cli.receive.registry`)."""
 
 
 @dataclass
