@@ -48,7 +48,7 @@ from mh_webhook_cli.core.signing import (
 from mh_webhook_cli.receive.activity import RequestReceived
 from mh_webhook_cli.receive.http import Response
 from mh_webhook_cli.receive.store import StoreClosed
-from mh_webhook_cli.send.forward import ForwardRoute, forward, stopped, was_forwarded
+from mh_webhook_cli.send.forward import ForwardRoute, forward, stopped_forward, was_forwarded
 
 if TYPE_CHECKING:
     import httpx
@@ -243,7 +243,7 @@ class Listener:
             )
         except asyncio.CancelledError:
             if not mirrored:  # stopped (see stop_forwarding): still shown, with why
-                received.forwards = [stopped(route.url) for route in routes]
+                received.forwards = [stopped_forward(route.url) for route in routes]
                 self._on_forwarded(received)
             raise
         received.forwards = list(results)

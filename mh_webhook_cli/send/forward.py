@@ -116,7 +116,7 @@ async def forward(
     )
 
 
-def stopped(url: str) -> ForwardResult:
+def stopped_forward(url: str) -> ForwardResult:
     """What a forward that mhw stopped before the handler answered came to."""
     return _failed(url, "stopped: mhw was shutting down")
 
