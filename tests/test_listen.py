@@ -848,3 +848,11 @@ def test_receiving_and_triggering_leave_presentation_to_the_reporters() -> None:
             ]
     assert len(modules) >= 9, modules
     assert reaching_up == []
+
+
+def test_the_verdict_of_a_good_signature_is_one_word_everywhere() -> None:
+    """core.request spells it out rather than import signing into every reader of the store."""
+    from mh_webhook_cli.core.request import VERIFIED
+    from mh_webhook_cli.core.signing import Reason
+
+    assert Reason.OK.value == VERIFIED

@@ -20,8 +20,9 @@ HOP_BY_HOP_HEADERS = frozenset(
 """Headers about one connection, not the message: never copied when re-sending a request."""
 
 VERIFIED = "ok"
-"""The verification of a correctly signed request: ``Reason.OK``'s value, as a plain string
-(cheaper to compare than the enum, and this module imports nothing)."""
+"""The verification of a correctly signed request: ``Reason.OK``'s value (a test holds them
+equal), as a plain string: cheaper to compare than the enum, how it is stored, and without
+importing :mod:`~mh_webhook_cli.core.signing` (5 ms) into ``mhw events``."""
 UNSIGNED = "unsigned"
 """The verification of a request without signature headers."""
 UNCHECKED = "unchecked"
