@@ -66,7 +66,7 @@ class ForwardResult(TypedDict):
     body: str | None
 
 
-Finding = dict[str, str]
+FindingRecord = dict[str, str]
 """A schema finding as kept with a request: ``{"path", "code", "message"}`` (the form it is
 stored and shown in as JSON; :class:`mh_webhook_cli.core.catalog.Finding` is the validator's)."""
 
@@ -88,7 +88,7 @@ class Received:
     verification: str
     """A :class:`~mh_webhook_cli.core.signing.Reason` value, :data:`UNSIGNED` or
     :data:`UNCHECKED`."""
-    findings: list[Finding]
+    findings: list[FindingRecord]
     answer: int
     """The HTTP status the sender was answered with."""
     event_type: str | None
@@ -114,7 +114,7 @@ class Received:
         event_type: str | None,
         project_id: str | None,
         verification: str,
-        findings: list[Finding],
+        findings: list[FindingRecord],
         answer: int,
         *,
         id: int | None = None,

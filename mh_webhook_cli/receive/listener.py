@@ -30,7 +30,7 @@ from mh_webhook_cli.core.request import (
     UNCHECKED,
     UNSIGNED,
     VERIFIED,
-    Finding,
+    FindingRecord,
     ForwardResult,
     Received,
     Request,
@@ -323,7 +323,7 @@ _ERROR_BODIES = {
 }
 
 
-def _inspect(body: bytes) -> tuple[Any, list[Finding]]:
+def _inspect(body: bytes) -> tuple[Any, list[FindingRecord]]:
     """The parsed event (None when the body is not JSON) and its schema findings, in the form
     they are stored and shown."""
     document, findings = parse_body(body)
