@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mh_webhook_cli.receive.store import NewRequest, Store
+from mh_webhook_cli.core.request import Received
+from mh_webhook_cli.receive.store import Store
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -46,7 +47,7 @@ def build(path: Path, rows: int) -> None:
 
 def probe(path: str, stop: Event, waits: Queue[float]) -> None:
     """Store a request every millisecond, as a listener's writer would; the longest it took."""
-    request = NewRequest(0.0, "POST", "/", [], b"{}", "127.0.0.1:1", None, None, "ok", [], 200)
+    request = Received.of(0.0, "POST", "/", [], b"{}", "127.0.0.1:1", None, None, "ok", [], 200)
     longest = 0.0
     with Store(Path(path)) as store:
         while not stop.is_set():

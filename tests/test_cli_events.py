@@ -13,8 +13,9 @@ import pytest
 
 from conftest import SECRET, Mhw
 from mh_webhook_cli.core.http_text import parse_request
+from mh_webhook_cli.core.request import Received
 from mh_webhook_cli.core.signing import sign
-from mh_webhook_cli.receive.store import NewRequest, Store
+from mh_webhook_cli.receive.store import Store
 
 BODY = b'{"type":"video.completed","payload":{"id":"proj-1","name":"Caf\xc3\xa9"}}'
 
@@ -26,11 +27,11 @@ def new(
     event_type: str | None = "video.completed",
     verification: str = "ok",
     headers: list[tuple[str, str]] | None = None,
-) -> NewRequest:
-    return NewRequest(
+) -> Received:
+    return Received.of(
         received_at=time.time() if received_at is None else received_at,
         method="POST",
-        path="/webhook?from=test",
+        target="/webhook?from=test",
         headers=headers
         or [
             ("Host", "localhost:8787"),
@@ -43,7 +44,7 @@ def new(
         project_id="proj-1" if event_type else None,
         verification=verification,
         findings=[],
-        response_status=200 if verification == "ok" else 401,
+        answer=200 if verification == "ok" else 401,
     )
 
 
@@ -57,7 +58,7 @@ def env(store_path: Path) -> dict[str, str]:
     return {"MHW_STORE": str(store_path)}
 
 
-def fill(store_path: Path, *requests: NewRequest) -> list[int]:
+def fill(store_path: Path, *requests: Received) -> list[int]:
     with Store(store_path) as store:
         return [receipt.id for receipt in store.add_many(requests)]
 

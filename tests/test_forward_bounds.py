@@ -20,10 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
+from ports import reserved_port
 from raw_http import RawServer, endless, fixed, raw_server, trickle
 
 from conftest import Mhw, wait_for
-from mh_webhook_cli.receive.store import NewRequest, Store
+from mh_webhook_cli.core.request import Received
+from mh_webhook_cli.receive.store import Store
 
 BODY = b'{"type":"video.completed","payload":{"id":"clforward0000000000000001"}}'
 
@@ -90,13 +92,6 @@ def listen(isolated_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
                 listener.process.kill()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def stored_rows(mhw: Mhw, store: Path) -> list[dict[str, Any]]:
     result = mhw("events", "list", "--all", "--format", "json", "--store", str(store))
     assert result.code == 0, result.stderr
@@ -149,7 +144,7 @@ def test_forward_to_a_trickling_handler_ends_at_the_forward_timeout(listen: Any)
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0", "[::1]"])  # noqa: S104
 def test_forwarding_to_this_listener_is_refused_at_start(mhw: Mhw, host: str) -> None:
-    port = free_port()
+    port = reserved_port()
     result = mhw("listen", "--port", str(port), "--forward-to", f"video.*=http://{host}:{port}/")
     assert result.code == 2, result.stderr
     [line] = result.stderr.strip().splitlines()
@@ -157,9 +152,9 @@ def test_forwarding_to_this_listener_is_refused_at_start(mhw: Mhw, host: str) ->
 
 
 def test_listeners_forwarding_to_each_other_do_not_loop(mhw: Mhw, listen: Any) -> None:
-    port_a, port_b = free_port(), free_port()
-    a = listen("--forward-to", f"http://127.0.0.1:{port_b}/", port=port_a)
-    b = listen("--forward-to", f"http://127.0.0.1:{port_a}/", port=port_b)
+    port_b = reserved_port()  # A must name it before B starts; A's own is --port 0's
+    a = listen("--forward-to", f"http://127.0.0.1:{port_b}/")
+    b = listen("--forward-to", a.url, port=port_b)
     assert httpx.post(a.url, content=BODY).status_code == 200
     # B shows the request once it is done with it: stored, and (without the fix) forwarded.
     [at_b] = wait_for(b.json_lines, what="the request at B")
@@ -178,10 +173,10 @@ def forwarded_capture(store: Path) -> int:
     """A stored request that a listener had forwarded; its id."""
     with Store(store) as opened:
         return opened.add(
-            NewRequest(
+            Received.of(
                 received_at=time.time(),
                 method="POST",
-                path="/webhook",
+                target="/webhook",
                 headers=[("Content-Type", "application/json"), ("mhw-forwarded", "1")],
                 body=BODY,
                 client="127.0.0.1:50000",
@@ -189,7 +184,7 @@ def forwarded_capture(store: Path) -> int:
                 project_id="clforward0000000000000001",
                 verification="unsigned",
                 findings=[],
-                response_status=200,
+                answer=200,
             )
         )
 

@@ -22,18 +22,20 @@ from hypothesis import strategies as st
 from test_terminal_safety import ANY_CHARACTER, assert_one_line_each
 
 from conftest import SECRET, wait_for
+from mh_webhook_cli.core.request import Received
+from mh_webhook_cli.receive.activity import RequestReceived
 from mh_webhook_cli.receive.http import serve
-from mh_webhook_cli.receive.listener import Delivery, ListenConfig, Listener
+from mh_webhook_cli.receive.listener import ListenConfig, Listener
 from mh_webhook_cli.receive.store import GroupCommitter, Store
 from mh_webhook_cli.report.events import detail_text, list_text
-from mh_webhook_cli.report.listen import delivery_line, finding_lines, payload_lines
+from mh_webhook_cli.report.listen import finding_lines, payload_lines, request_line
 
 
 @dataclass
 class Served:
     port: int
     store: Path
-    delivered: dict[str, Delivery]
+    delivered: dict[str, Received]
     """By the X-Seq header each request carries."""
 
 
@@ -44,8 +46,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     stop: list[asyncio.Event] = []
     served = Served(0, store_path, {})
 
-    def delivered(delivery: Delivery) -> None:
-        served.delivered[delivery.request.by_name.get("x-seq", "")] = delivery
+    def delivered(event: RequestReceived) -> None:
+        served.delivered[event.received.request.by_name.get("x-seq", "")] = event.received
 
     async def main() -> None:
         store = Store(store_path)
@@ -121,10 +123,10 @@ def test_any_request_is_answered_stored_exactly_and_shown_as_one_line_each(
             request for request in store.list(limit=None) if ("X-Seq", seq) in request.headers
         ]
     assert found.body == body
-    assert found.path == "/" + path.decode("latin-1")
+    assert found.target == "/" + path.decode("latin-1")
     assert ("X-Any", header.decode("latin-1").strip(" \t")) in found.headers
     # Shown after the answer is written: the display's turn comes a moment later.
     delivery = wait_for(lambda: served.delivered.get(seq), what="the delivery")
-    live = [delivery_line(delivery), *finding_lines(delivery)]
+    live = [request_line(delivery), *finding_lines(delivery)]
     for lines in (live, payload_lines(delivery), list_text([found]), detail_text(found)):
         assert_one_line_each(lines, monkeypatch)

@@ -28,10 +28,11 @@ import pytest
 
 from conftest import SECRET, wait_for
 from mh_webhook_cli.cli.ui import inspector as make_inspector
+from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.signing import sign
 from mh_webhook_cli.core.verification import verify
 from mh_webhook_cli.receive.inspector import Inspector
-from mh_webhook_cli.receive.store import ForwardResult, NewRequest, Store
+from mh_webhook_cli.receive.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -72,12 +73,12 @@ def signed_request(
     findings: list[dict[str, str]] | None = None,
     received_at: float | None = None,
     headers: list[tuple[str, str]] | None = None,
-) -> NewRequest:
+) -> Received:
     timestamp = int(time.time())
-    return NewRequest(
+    return Received.of(
         received_at=time.time() if received_at is None else received_at,
         method="POST",
-        path="/webhook",
+        target="/webhook",
         headers=headers
         or [
             ("Host", "127.0.0.1:8787"),
@@ -92,18 +93,18 @@ def signed_request(
         project_id=project,
         verification=verification,
         findings=findings or [],
-        response_status=200,
+        answer=200,
     )
 
 
-def record_of(request: NewRequest, request_id: int, retry_of: int | None = None) -> dict[str, Any]:
+def record_of(request: Received, request_id: int, retry_of: int | None = None) -> dict[str, Any]:
     """What ``mhw listen --format json`` prints for ``request``: what the listener publishes."""
     return {
         "kind": "request",
         "id": request_id,
         "received_at": "2026-12-01T12:00:00.000Z",
         "method": request.method,
-        "path": request.path,
+        "path": request.target,
         "client": request.client,
         "type": request.event_type,
         "project_id": request.project_id,
@@ -112,7 +113,7 @@ def record_of(request: NewRequest, request_id: int, retry_of: int | None = None)
         "valid": request.valid,
         "findings": request.findings,
         "retry_of": retry_of,
-        "answer": request.response_status,
+        "answer": request.answer,
         "forwards": [],
         "headers": dict(request.headers),
         "body": request.body.decode(),
@@ -120,7 +121,7 @@ def record_of(request: NewRequest, request_id: int, retry_of: int | None = None)
     }
 
 
-def fill(path: Path, *requests: NewRequest) -> list[int]:
+def fill(path: Path, *requests: Received) -> list[int]:
     with Store(path) as store:
         return [receipt.id for receipt in store.add_many(requests)]
 

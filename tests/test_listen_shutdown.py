@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from ports import reserved_port
 from test_listen import Start, _Handler, event_body, signed_headers
 from test_listen import handler_server as handler_server  # the fixtures, shared
 from test_listen import start_listener as start_listener
@@ -27,9 +28,10 @@ from conftest import SECRET, wait_for
 from mh_webhook_cli.core.request import Request
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.receive.http import Limits, Response, serve
-from mh_webhook_cli.receive.listener import ForwardRoute, ListenConfig, Listener
-from mh_webhook_cli.receive.session import Presenter, Session
-from mh_webhook_cli.report.console import Format
+from mh_webhook_cli.receive.listener import ListenConfig, Listener
+from mh_webhook_cli.receive.session import Session
+from mh_webhook_cli.report.listen import ListenTextReporter
+from mh_webhook_cli.send.forward import ForwardRoute
 
 
 class Sender(threading.Thread):
@@ -179,19 +181,11 @@ def test_sigterm_while_another_process_holds_the_write_lock_ends_within_2_s(
     assert "answered 503 to 2 request(s)" in stderr, stderr
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_a_failure_after_binding_closes_the_server() -> None:
     """A forwarding loop found once bound once left the port open until the loop ended."""
-    port = free_port()
+    port = reserved_port()
     config = ListenConfig(forwards=(ForwardRoute(f"http://localhost:{port}/hook"),))
-    session = Session(
-        config, "127.0.0.1", port, None, Limits(), Presenter(Format.TEXT, False), (), 1
-    )
+    session = Session(config, "127.0.0.1", port, None, Limits(), ListenTextReporter(), (), 1)
 
     async def scenario() -> None:
         with pytest.raises(UsageError, match="this listener itself"):

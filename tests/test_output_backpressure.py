@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from conftest import Mhw, wait_for
-from mh_webhook_cli.receive.store import NewRequest, Store
+from mh_webhook_cli.core.request import Received
+from mh_webhook_cli.receive.store import Store
 
 BROKEN_PIPE = 141
 """The exit status of a filter whose reader left: 128 + SIGPIPE, as a shell reports it."""
@@ -171,7 +172,7 @@ def test_a_command_whose_reader_left_ends_quietly(
         for index in range(50):
             body = event(index)
             stored.add(
-                NewRequest(
+                Received.of(
                     time.time(),
                     "POST",
                     "/",

@@ -30,13 +30,12 @@ def _drawn_with_links(urls: list[str]) -> str:
     from rich.console import Console
     from rich.text import Text
 
-    from mh_webhook_cli.core.request import Request
-    from mh_webhook_cli.receive.listener import Delivery
+    from mh_webhook_cli.core.request import Received, Request
     from mh_webhook_cli.report.listen import payload_lines
 
     document = {"type": "video.completed", "payload": {"downloads": [{"url": u} for u in urls]}}
     request = Request("POST", "/", [], b"{}", "127.0.0.1:1", {})
-    delivery = Delivery(request, 0.0, document, "unsigned", [], 200)
+    delivery = Received(request, 0.0, "unsigned", [], 200, "video.completed", None, document)
     drawn = io.StringIO()
     console = Console(file=drawn, force_terminal=True, color_system="truecolor", width=200)
     for line in payload_lines(delivery):

@@ -20,12 +20,11 @@ from typing import Any
 
 import pytest
 
+from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.errors import StoreClosed, StoreError
 from mh_webhook_cli.receive.migrations import SCHEMA_VERSION
 from mh_webhook_cli.receive.store import (
-    ForwardResult,
     GroupCommitter,
-    NewRequest,
     Store,
     default_store_path,
 )
@@ -41,11 +40,11 @@ def request(
     project_id: str | None = "proj-1",
     verification: str = "ok",
     findings: list[dict[str, str]] | None = None,
-) -> NewRequest:
-    return NewRequest(
+) -> Received:
+    return Received.of(
         received_at=received_at,
         method="POST",
-        path="/webhook?source=test",
+        target="/webhook?source=test",
         headers=[
             ("X-B", "2"),
             ("Content-Type", "application/json"),
@@ -58,7 +57,7 @@ def request(
         project_id=project_id,
         verification=verification,
         findings=findings or [],
-        response_status=200,
+        answer=200,
     )
 
 
@@ -100,7 +99,7 @@ def test_add_get_round_trip_keeps_exact_bytes_and_header_order(store: Store) -> 
     assert stored is not None
     assert stored.body == binary
     assert stored.headers == original.headers
-    assert (stored.method, stored.path, stored.client) == (
+    assert (stored.method, stored.target, stored.client) == (
         "POST",
         "/webhook?source=test",
         "127.0.0.1:50123",
@@ -108,6 +107,7 @@ def test_add_get_round_trip_keeps_exact_bytes_and_header_order(store: Store) -> 
     assert (stored.event_type, stored.project_id, stored.verification) == (None, None, "unsigned")
     assert stored.received_at == original.received_at
     assert (stored.forwards, stored.retry_of) == ([], None)
+    assert stored.id is not None
     assert store.get(stored.id + 1) is None
 
 
@@ -459,14 +459,15 @@ WRITER = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from mh_webhook_cli.receive.store import GroupCommitter, NewRequest, Store
+    from mh_webhook_cli.core.request import ForwardResult, Received
+    from mh_webhook_cli.receive.store import GroupCommitter, Store
 
     async def submit_forever(committer, worker):
         n = 0
         while True:
             n += 1
             body = b'{"worker":%d,"n":%d}' % (worker, n)
-            request = NewRequest(0.0, "POST", "/", [], body, "c", None, None, "unsigned", [], 200)
+            request = Received.of(0.0, "POST", "/", [], body, "c", None, None, "unsigned", [], 200)
             receipt = await committer.submit(request)
             sys.stdout.write(f"{receipt.id}\\n")
             sys.stdout.flush()

@@ -24,10 +24,11 @@ from test_listen import start_listener as start_listener  # the fixture, shared
 
 from conftest import SECRET
 from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
+from mh_webhook_cli.core.request import Received
 from mh_webhook_cli.core.settings import mask
 from mh_webhook_cli.errors import StoreError
 from mh_webhook_cli.receive.migrations import SCHEMA_VERSION
-from mh_webhook_cli.receive.store import GroupCommitter, NewRequest, Store
+from mh_webhook_cli.receive.store import GroupCommitter, Store
 
 # Valid JSON whose strings Python reads as lone surrogates, which have no UTF-8 form.
 SURROGATE_BODY = b'{"type":"\\ud800","payload":{"id":"\\udfff","status":"\\ud83d"}}'
@@ -39,11 +40,11 @@ def request(
     event_type: str | None = None,
     project_id: str | None = None,
     findings: list[dict[str, str]] | None = None,
-) -> NewRequest:
-    return NewRequest(
+) -> Received:
+    return Received.of(
         received_at=1_800_000_000.0,
         method="POST",
-        path="/webhook",
+        target="/webhook",
         headers=[("content-type", "application/json")],
         body=body,
         client="127.0.0.1:50123",
@@ -51,7 +52,7 @@ def request(
         project_id=project_id,
         verification="unsigned",
         findings=findings or [],
-        response_status=200,
+        answer=200,
     )
 
 
@@ -61,10 +62,10 @@ def body_hash(body: bytes) -> int:
 
 
 def test_lone_surrogates_are_stored_escaped_and_the_body_exact(tmp_path: Path) -> None:
-    poisoned = NewRequest(
+    poisoned = Received.of(
         received_at=1_800_000_000.0,
         method="POST",
-        path="/webhook?q=\xe9",  # the server decodes the target as latin-1: never a surrogate
+        target="/webhook?q=\xe9",  # the server decodes the target as latin-1: never a surrogate
         headers=[("x-name", "\ud800")],
         body=SURROGATE_BODY,
         client="127.0.0.1:50123",
@@ -72,14 +73,14 @@ def test_lone_surrogates_are_stored_escaped_and_the_body_exact(tmp_path: Path) -
         project_id="\udfff",
         verification="unsigned",
         findings=[{"path": "type", "code": "unknown", "message": "unknown event type \ud800"}],
-        response_status=200,
+        answer=200,
     )
     with Store(tmp_path / "events.sqlite3") as store:
         stored = store.get(store.add(poisoned))
     assert stored is not None
     assert stored.body == SURROGATE_BODY
     assert (stored.event_type, stored.project_id) == ("\\ud800", "\\udfff")
-    assert stored.path == "/webhook?q=\xe9"
+    assert stored.target == "/webhook?q=\xe9"
     assert stored.findings == poisoned.findings  # the escape in JSON text reads back the same
     assert stored.headers == poisoned.headers
 

@@ -29,15 +29,15 @@ from test_listen import Start, event_body, signed_headers, start_listener  # noq
 
 from conftest import SECRET, Mhw, wait_for
 from mh_webhook_cli.core.json_text import dumps
-from mh_webhook_cli.core.request import Request
+from mh_webhook_cli.core.request import Received, Request
 from mh_webhook_cli.magichour.emulator import ApiCall
 from mh_webhook_cli.receive.listener import ListenConfig, Listener
-from mh_webhook_cli.receive.store import NewRequest, Store
+from mh_webhook_cli.receive.store import Store
 from mh_webhook_cli.report import console as output
 from mh_webhook_cli.report.emulate import activity_line
 from mh_webhook_cli.report.escape import shown
 from mh_webhook_cli.report.events import detail_text, list_text
-from mh_webhook_cli.report.listen import delivery_line, finding_lines, payload_lines
+from mh_webhook_cli.report.listen import finding_lines, payload_lines, request_line
 
 FORGED = "14:00:00  video.completed  clx  complete  ✓ signed  → 200  #9"
 HOSTILE_TYPE = f"video.completed\n{FORGED}\r\x1b]0;pwned\x07\x1b[1A\x1b[2K\u202eevil"
@@ -364,7 +364,7 @@ def stored(delivery: Any, directory: Path) -> Any:
     request = delivery.request
     with Store(directory / "events.sqlite3") as store:
         store.add(
-            NewRequest(
+            Received.of(
                 delivery.received_at,
                 request.method,
                 request.target,
@@ -379,7 +379,7 @@ def stored(delivery: Any, directory: Path) -> Any:
             )
         )
         (found,) = store.list(limit=None)
-    assert (found.body, found.path, found.headers) == (
+    assert (found.body, found.target, found.headers) == (
         request.body,
         request.target,
         request.headers,
@@ -398,7 +398,7 @@ def test_any_request_is_one_line_live_and_with_v(
     body: bytes, target: str, header: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     delivery = judged(body, "/" + target, header)
-    assert_one_line_each([delivery_line(delivery)], monkeypatch)
+    assert_one_line_each([request_line(delivery)], monkeypatch)
     assert_one_line_each(finding_lines(delivery), monkeypatch)
     assert_one_line_each(payload_lines(delivery), monkeypatch)
 

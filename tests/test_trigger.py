@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import pty
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import reserved_port
 
 from conftest import SECRET, Mhw, wait_for
+from mh_webhook_cli.core.request import Received
 from mh_webhook_cli.errors import ExitCode
+from mh_webhook_cli.magichour.trigger import Inbox, poll_store
+from mh_webhook_cli.receive.store import Store
 
 API_KEY = "mhk_test_0123456789abcdef0123456789"
 FAST = ["--queue-seconds", "0.05", "--render-seconds", "0.3"]
@@ -71,12 +76,6 @@ def start(isolated_env: dict[str, str], tmp_path: Path) -> Iterator[Start]:
             background.process.wait(timeout=20)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def emulate(start: Start, webhook_port: int | None, *extra: str, secret: str = SECRET) -> str:
     """An emulator delivering to ``webhook_port``; its base URL."""
     hook = ["--webhook-url", f"http://127.0.0.1:{webhook_port}/"] if webhook_port else []
@@ -105,7 +104,7 @@ def trigger(mhw: Mhw, api_base: str, port: int, *extra: str) -> Any:
 
 
 def test_success_shows_the_timeline_and_exits_0(mhw: Mhw, start: Start) -> None:
-    port = free_port()
+    port = reserved_port()
     base = emulate(start, port)
     result = trigger(mhw, base, port)
     assert result.code == ExitCode.OK, result.stderr
@@ -115,7 +114,7 @@ def test_success_shows_the_timeline_and_exits_0(mhw: Mhw, start: Start) -> None:
 
 
 def test_json_summary_is_one_object(mhw: Mhw, start: Start) -> None:
-    port = free_port()
+    port = reserved_port()
     base = emulate(start, port, "--render-seconds", "1.5")
     result = trigger(mhw, base, port, "--format", "json")
     assert result.code == ExitCode.OK, result.stderr
@@ -129,7 +128,7 @@ def test_json_summary_is_one_object(mhw: Mhw, start: Start) -> None:
 
 
 def test_errored_job_exits_4_unless_expected(mhw: Mhw, start: Start) -> None:
-    port = free_port()
+    port = reserved_port()
     base = emulate(start, port, "--fail-rate", "1", "--error-code", "no_source_face")
     failed = trigger(mhw, base, port)
     assert failed.code == ExitCode.JOB_FAILED
@@ -140,7 +139,7 @@ def test_errored_job_exits_4_unless_expected(mhw: Mhw, start: Start) -> None:
 
 
 def test_webhook_never_delivered_exits_5_and_says_what_to_check(mhw: Mhw, start: Start) -> None:
-    port = free_port()
+    port = reserved_port()
     base = emulate(start, None)  # no endpoint registered: nothing is delivered
     result = trigger(mhw, base, port, "--webhook-timeout", "0.5")
     assert result.code == ExitCode.NO_WEBHOOK
@@ -150,7 +149,7 @@ def test_webhook_never_delivered_exits_5_and_says_what_to_check(mhw: Mhw, start:
 
 def test_endpoint_without_the_final_event_is_named(mhw: Mhw, start: Start) -> None:
     """started arrives but completed does not: the URL is right, the event list is not."""
-    port = free_port()
+    port = reserved_port()
     base = emulate(start, port, "--render-seconds", "1.5", "--events", "image.started")
     result = trigger(mhw, base, port, "--webhook-timeout", "0.5")
     assert result.code == ExitCode.NO_WEBHOOK
@@ -158,7 +157,7 @@ def test_endpoint_without_the_final_event_is_named(mhw: Mhw, start: Start) -> No
 
 
 def test_wrong_secret_exits_6(mhw: Mhw, start: Start) -> None:
-    port = free_port()
+    port = reserved_port()
     other = "mhw_live_ffffffffffffffffffffffffffffffff"
     base = emulate(start, port, secret=other)
     result = trigger(mhw, base, port)
@@ -168,7 +167,7 @@ def test_wrong_secret_exits_6(mhw: Mhw, start: Start) -> None:
 
 
 def test_wrong_api_key_exits_3_without_printing_it(mhw: Mhw, start: Start) -> None:
-    port = free_port()
+    port = reserved_port()
     base = emulate(start, port, "--api-key", "mhk_live_the_right_key_0123456789")
     result = trigger(mhw, base, port)
     assert result.code == ExitCode.API_ERROR
@@ -177,7 +176,7 @@ def test_wrong_api_key_exits_3_without_printing_it(mhw: Mhw, start: Start) -> No
 
 
 def test_job_slower_than_timeout_exits_7(mhw: Mhw, start: Start) -> None:
-    port = free_port()
+    port = reserved_port()
     base = emulate(start, port, "--render-seconds", "30")
     result = trigger(mhw, base, port, "--timeout", "1")
     assert result.code == ExitCode.JOB_TIMEOUT
@@ -201,7 +200,7 @@ def test_attach_uses_a_running_listeners_store(mhw: Mhw, start: Start, tmp_path:
 
 
 def test_download_saves_the_output(mhw: Mhw, start: Start, tmp_path: Path) -> None:
-    port = free_port()
+    port = reserved_port()
     base = emulate(start, port)
     downloads = tmp_path / "out"
     downloads.mkdir()
@@ -254,7 +253,7 @@ def _ask_on_a_terminal(
 
 
 def test_cost_question_on_a_terminal(isolated_env: dict[str, str], start: Start) -> None:
-    port = free_port()
+    port = reserved_port()
     emulator = start(
         "emulate", "--port", "0", "--webhook-url", f"http://127.0.0.1:{port}/", "--secret", SECRET
     )
@@ -268,7 +267,7 @@ def test_cost_question_on_a_terminal(isolated_env: dict[str, str], start: Start)
 
 
 def test_video_jobs_are_checked_end_to_end(mhw: Mhw, start: Start, tmp_path: Path) -> None:
-    port = free_port()
+    port = reserved_port()
     base = emulate(start, port)
     downloads = tmp_path / "out"
     downloads.mkdir()
@@ -285,3 +284,60 @@ def test_video_jobs_are_checked_end_to_end(mhw: Mhw, start: Start, tmp_path: Pat
     assert webhooks == ["video.started", "video.completed"]
     (saved,) = downloads.iterdir()
     assert saved.suffix == ".mp4" and saved.read_bytes()[4:8] == b"ftyp"
+
+
+def stored_event(store: Store, event_type: str, received_at: float) -> int:
+    body = json.dumps({"type": event_type, "payload": {"id": "clxattach"}}).encode()
+    return store.add(
+        Received.of(
+            received_at,
+            "POST",
+            "/",
+            [],
+            body,
+            "127.0.0.1:1",
+            event_type,
+            "clxattach",
+            "ok",
+            [],
+            200,
+        )
+    )
+
+
+def test_attached_polling_reads_only_what_is_new(tmp_path: Path) -> None:
+    """``--attach`` follows the store by id: every request stored since the start exactly once,
+    in order, each look reading only those stored after the last one seen (it once re-read
+    every row since the start, four times a second). The sleep is the test's: no wall clock."""
+    path = tmp_path / "events.sqlite3"
+    since = 1_800_000_000.0
+    looks: list[float] = []
+    with Store(path) as store:
+        stored_event(store, "video.started", since - 5)  # before the run: not ours
+        first = stored_event(store, "video.started", since + 1)
+
+        async def between_looks(interval: float) -> None:
+            looks.append(interval)
+            if len(looks) == 1:  # the listener stores two more, one stamped before `since`
+                stored_event(store, "video.completed", since + 2)
+                stored_event(store, "video.errored", since - 1)
+            if len(looks) == 3:
+                raise asyncio.CancelledError
+
+        async def follow() -> list[Received]:
+            inbox = Inbox()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll_store(path, since, inbox, sleep=between_looks)
+            arrived = []
+            while (received := await inbox.next(0.01)) is not None:
+                arrived.append(received)
+            return arrived
+
+        arrived = asyncio.run(follow())
+    assert looks == [0.25] * 3
+    assert [r.id for r in arrived] == [first, first + 1, first + 2]
+    assert [r.event_type for r in arrived] == ["video.started", "video.completed", "video.errored"]
+    assert [r.document["type"] for r in arrived] == [r.event_type for r in arrived]
+    with Store(path) as store:
+        assert [r.id for r in store.after(first)] == [first + 1, first + 2]
+        assert store.after(first + 2) == []

@@ -27,7 +27,8 @@ from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.report.console import Format, emit_json, info, show
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.receive.store import Store, StoredRequest
+    from mh_webhook_cli.core.request import Received
+    from mh_webhook_cli.receive.store import Store
 
 app = command_group()
 
@@ -60,7 +61,7 @@ def _open(path: Path | None) -> Store | None:
     return Store(resolved)
 
 
-def stored_request(request_id: int, path: Path | None) -> StoredRequest:
+def stored_request(request_id: int, path: Path | None) -> Received:
     """One captured request, or a one-line error (exit 1) naming what to run instead."""
     opened = _open(path)
     found = None

@@ -7,26 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import (
-    DomainOption,
-    FormatOption,
-    HeaderOption,
-    HostOption,
-    NgrokAuthtokenOption,
-    NgrokPathOption,
-    NoStoreOption,
-    PortOption,
-    RegionOption,
-    SecretOption,
-    StoreOption,
-    TunnelOption,
-    capture_store,
-    extra_headers,
-    http_url,
-    patterns,
-    tunnel_plan,
-    webhook_secrets,
-)
+from mh_webhook_cli.cli.listener_options import ListenerOptions, listener_options
+from mh_webhook_cli.cli.options import FormatOption, HeaderOption, extra_headers, http_url, patterns
 from mh_webhook_cli.core.limits import (
     IDLE_TIMEOUT_DEFAULT,
     MAGIC_HOUR_TIMEOUT_SECONDS,
@@ -38,14 +20,13 @@ from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format
 
 
+@listener_options
 def listen(
-    host: HostOption = "127.0.0.1",
-    port: PortOption = 8787,
+    listener: ListenerOptions,
     path: Annotated[
         str | None,
         typer.Option(help="Accept only this path (404 elsewhere); any path by default."),
     ] = None,
-    secret: SecretOption = None,
     tolerance: Annotated[
         int, typer.Option(help="Allowed timestamp age in seconds; 0 turns it off.", min=0)
     ] = 300,
@@ -95,8 +76,6 @@ def listen(
             min=0.1,
         ),
     ] = MAGIC_HOUR_TIMEOUT_SECONDS,
-    store: StoreOption = None,
-    no_store: NoStoreOption = False,
     max_body: Annotated[
         int, typer.Option(help="Largest body accepted (bytes); then 413.", min=1)
     ] = MAX_BODY_DEFAULT,
@@ -135,11 +114,6 @@ def listen(
         Path | None,
         typer.Option(help="Write the URL (JSON) here once accepting, for scripts to wait on."),
     ] = None,
-    tunnel: TunnelOption = None,
-    ngrok_authtoken: NgrokAuthtokenOption = None,
-    domain: DomainOption = None,
-    region: RegionOption = None,
-    ngrok_path: NgrokPathOption = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print payloads and handler answers.")
     ] = False,
@@ -147,9 +121,10 @@ def listen(
 ) -> None:
     """Receive webhooks locally: show each one live, verify, store and forward it."""
     from mh_webhook_cli.receive.http import Limits
-    from mh_webhook_cli.receive.listener import ForwardRoute, ListenConfig, refuse_forwarding_loop
+    from mh_webhook_cli.receive.listener import ListenConfig
+    from mh_webhook_cli.send.forward import ForwardRoute, refuse_forwarding_loop
 
-    secrets = webhook_secrets(secret, required=False)
+    secrets = listener.secrets(required=False)
     if reject_invalid and not secrets:
         raise UsageError("--reject-invalid needs a webhook secret (--secret or config)")
     routes = tuple(ForwardRoute.parse(target) for target in forward_to or [])
@@ -157,7 +132,7 @@ def listen(
         raise UsageError("--mirror-status needs --forward-to")
     for route in routes:
         http_url(route.url, "--forward-to")
-    refuse_forwarding_loop(routes, host, port)
+    refuse_forwarding_loop(routes, listener.host, listener.port)
     if path is not None and not path.startswith("/"):
         raise UsageError(f"--path {path!r} must start with /")
     if expect and not secrets:
@@ -165,7 +140,7 @@ def listen(
     if ready_file is not None and not ready_file.parent.is_dir():
         raise UsageError(f"--ready-file: no directory {ready_file.parent}")
     config = ListenConfig(
-        secrets=tuple(secrets),
+        secrets=secrets,
         tolerance=tolerance,
         path=path,
         respond_status=respond_status,
@@ -179,17 +154,27 @@ def listen(
         forward_timeout=forward_timeout,
     )
     expected = patterns(expect)
-    store_path = capture_store(store, no_store)
+    store_path = listener.store_path()
     from mh_webhook_cli.event_loop import run_loop
-    from mh_webhook_cli.receive.session import Presenter, Session
+    from mh_webhook_cli.receive.session import Session
+    from mh_webhook_cli.report.listen import listen_reporter
 
-    plan = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
-    presenter = Presenter(output_format, verbose)
+    plan = listener.tunnel_request()
     limits = Limits(
         max_body=max_body,
         read_timeout=read_timeout,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
     )
-    session = Session(config, host, port, store_path, limits, presenter, expected, count, plan)
+    session = Session(
+        config,
+        listener.host,
+        listener.port,
+        store_path,
+        limits,
+        listen_reporter(output_format, verbose),
+        expected,
+        count,
+        plan,
+    )
     raise typer.Exit(run_loop(session.run(timeout, ready_file)))

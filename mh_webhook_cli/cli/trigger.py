@@ -9,25 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import (
-    ApiBaseOption,
-    ApiKeyOption,
-    DomainOption,
-    FormatOption,
-    HostOption,
-    NgrokAuthtokenOption,
-    NgrokPathOption,
-    NoStoreOption,
-    PortOption,
-    RegionOption,
-    SecretOption,
-    StoreOption,
-    TunnelOption,
-    capture_store,
-    magic_hour_api,
-    tunnel_plan,
-    webhook_secrets,
-)
+from mh_webhook_cli.cli.listener_options import ListenerOptions, listener_options
+from mh_webhook_cli.cli.options import ApiBaseOption, ApiKeyOption, FormatOption, magic_hour_api
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format
 
@@ -49,6 +32,7 @@ DEFAULT_PROMPTS = {
 """Short on purpose: an audio job costs a credit per ten characters."""
 
 
+@listener_options
 def trigger(
     kind: Annotated[
         JobKindChoice, typer.Argument(help="The cheapest job of this kind is created.")
@@ -90,16 +74,8 @@ def trigger(
             "of our own.",
         ),
     ] = False,
-    host: HostOption = "127.0.0.1",
-    port: PortOption = 8787,
-    secret: SecretOption = None,
-    store: StoreOption = None,
-    no_store: NoStoreOption = False,
-    tunnel: TunnelOption = None,
-    ngrok_authtoken: NgrokAuthtokenOption = None,
-    domain: DomainOption = None,
-    region: RegionOption = None,
-    ngrok_path: NgrokPathOption = None,
+    *,
+    listener: ListenerOptions,
     api_key: ApiKeyOption = None,
     api_base: ApiBaseOption = None,
     output_format: FormatOption = Format.TEXT,
@@ -114,10 +90,10 @@ def trigger(
     from mh_webhook_cli.magichour.trigger import TriggerPlan
     from mh_webhook_cli.magichour.trigger_session import OwnListener, run_session
 
-    secrets = tuple(webhook_secrets(secret))
+    secrets = listener.secrets(required=True)
     if download is not None and not download.is_dir():
         raise UsageError(f"--download: no directory {download}")
-    if attach and (tunnel or domain):
+    if attach and (listener.tunnel or listener.domain):
         raise UsageError("--attach uses the running listener's URL: drop --tunnel/--domain")
     if not yes and not sys.stdin.isatty():
         raise UsageError("this spends Magic Hour credits: pass --yes when there is no one to ask")
@@ -135,21 +111,26 @@ def trigger(
         webhook_timeout=webhook_timeout,
         poll_interval=poll_interval,
     )
-    listener: OwnListener | AttachedListener
+    where: OwnListener | AttachedListener
     if attach:
-        listener = _running_listener(store)
+        where = _running_listener(listener.store)
     else:
-        tunnel_request = tunnel_plan(tunnel, ngrok_authtoken, domain, region, ngrok_path)
-        listener = OwnListener(host, port, capture_store(store, no_store), tunnel_request)
+        where = OwnListener(
+            listener.host, listener.port, listener.store_path(), listener.tunnel_request()
+        )
     from mh_webhook_cli.event_loop import run_loop
+    from mh_webhook_cli.report.listen import ListenTextReporter
+    from mh_webhook_cli.report.trigger import trigger_reporter
 
     session = run_session(
         api,
         plan,
-        listener=listener,
+        listener=where,
         ask=not yes,
         download_to=download,
-        output_format=output_format,
+        reporter=trigger_reporter(output_format),
+        # Our own listener's banner and warnings, on stderr; the requests are the timeline's.
+        listener_reporter=ListenTextReporter(requests=False),
     )
     raise typer.Exit(run_loop(session))
 

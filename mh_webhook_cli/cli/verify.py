@@ -149,5 +149,5 @@ def _stored_request(event_id: int, store_path: Path | None) -> tuple[CapturedReq
             stored = opened.get(event_id)
     if stored is None:
         raise UsageError(f"no request {event_id} in the capture store (see 'mhw events list')")
-    captured = CapturedRequest(stored.method, stored.path, stored.headers, stored.body)
+    captured = CapturedRequest(stored.method, stored.target, stored.headers, stored.body)
     return captured, stored.received_at

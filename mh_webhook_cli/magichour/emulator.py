@@ -63,12 +63,11 @@ from typing import TYPE_CHECKING, Any, Union
 from mh_webhook_cli.core.catalog import ProjectStatus
 from mh_webhook_cli.core.fixtures import ERROR_CODES, VideoClip, cuid, project_payload
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
-from mh_webhook_cli.core.request import Request
+from mh_webhook_cli.core.request import Request, matches
 from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.event_loop import stop_on_signals
 from mh_webhook_cli.magichour import api_reference as ref
 from mh_webhook_cli.receive.http import Response, Server, serve
-from mh_webhook_cli.receive.listener import matches
 from mh_webhook_cli.send.client import READ_LIMIT
 from mh_webhook_cli.send.delivery import Delivery, Signer, deliver, serialize
 from mh_webhook_cli.send.retry import MAGIC_HOUR_RETRY_SECONDS, Backoff

@@ -9,7 +9,7 @@ names which link of the chain broke, because "no webhook arrived" has several ca
 different fixes: a URL registered wrong, an endpoint that does not list the event, a
 secret copied from the wrong endpoint.
 
-Every arrival is verified here, with this command's own secrets and as of when it arrived,
+Every received is verified here, with this command's own secrets and as of when it arrived,
 whichever listener received it: a listener started without a secret still gives a verdict.
 """
 
@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
+from mh_webhook_cli.core.request import Received
 from mh_webhook_cli.core.settings import mask
 from mh_webhook_cli.core.signing import Reason
 from mh_webhook_cli.core.verification import verify
@@ -61,21 +62,6 @@ _EXIT_CODES = {
     Verdict.JOB_TIMEOUT: ExitCode.JOB_TIMEOUT,
     Verdict.MISMATCH: ExitCode.FAILED,
 }
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """A request that reached the listener, whichever listener that was."""
-
-    received_at: float
-    """Unix seconds."""
-    body: bytes
-    headers: Sequence[tuple[str, str]]
-    """As received, repeats kept: a repeated signature header is judged ambiguous."""
-    event_type: str | None
-    project_id: str | None
-    document: Any
-    """The body parsed as JSON, or None."""
 
 
 @dataclass(frozen=True)
@@ -120,22 +106,22 @@ class TriggerResult:
     timeline: list[Step] = field(default_factory=list)
     project: dict[str, Any] | None = None
     """The API's last view of the project."""
-    final_event: Arrival | None = None
+    final_event: Received | None = None
     other_requests: int = 0
     """Requests that reached the listener but were not about this job."""
     downloads: list[Path] = field(default_factory=list)
 
 
 class Inbox:
-    """Arrivals from a listener, in order, for the check to wait on."""
+    """Receiveds from a listener, in order, for the check to wait on."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Arrival] = asyncio.Queue()
+        self._queue: asyncio.Queue[Received] = asyncio.Queue()
 
-    def put(self, arrival: Arrival) -> None:
-        self._queue.put_nowait(arrival)
+    def put(self, received: Received) -> None:
+        self._queue.put_nowait(received)
 
-    async def next(self, timeout: float) -> Arrival | None:
+    async def next(self, timeout: float) -> Received | None:
         try:
             return await asyncio.wait_for(self._queue.get(), max(timeout, 0.0))
         except asyncio.TimeoutError:
@@ -153,7 +139,7 @@ class _Check:
         self.project: dict[str, Any] | None = None
         self.finished_at: float | None = None
         """Monotonic time when the API first reported a final status."""
-        self.final_event: Arrival | None = None
+        self.final_event: Received | None = None
         self.final_verification: str | None = None
         self.final_hints: list[str] = []
         self.seen_events: list[str] = []
@@ -183,20 +169,20 @@ class _Check:
         if status in TERMINAL_STATUSES and self.finished_at is None:
             self.finished_at = time.monotonic()
 
-    def arrived(self, arrival: Arrival) -> None:
+    def arrived(self, received: Received) -> None:
         assert self.job is not None
-        if arrival.project_id != self.job.id:
+        if received.project_id != self.job.id:
             self.other_requests += 1
             return
         result = verify(
-            arrival.body, arrival.headers, list(self.plan.secrets), now=arrival.received_at
+            received.body, received.headers, list(self.plan.secrets), now=received.received_at
         )
-        event_type = arrival.event_type or "(no type)"
+        event_type = received.event_type or "(no type)"
         self.seen_events.append(event_type)
         self.step("webhook", event_type, verification=result.reason.value)
         final = event_type.endswith((".completed", ".errored"))
         if final and self.final_event is None:
-            self.final_event = arrival
+            self.final_event = received
             self.final_verification = result.reason.value
             # "Wrong secret" is what the verdict says anyway; other hints name a real mistake.
             self.final_hints = [h.message for h in result.hints if h.code != "wrong_secret"]
@@ -234,9 +220,9 @@ async def run_trigger(
         wake = min(deadline - time.monotonic(), next_poll - loop.time())
         if check.finished_at is not None:
             wake = min(wake, check.finished_at + plan.webhook_timeout - time.monotonic())
-        arrival = await inbox.next(wake)
-        if arrival is not None:
-            check.arrived(arrival)
+        received = await inbox.next(wake)
+        if received is not None:
+            check.arrived(received)
     for _ in range(_CATCH_UP_POLLS):
         if check.final_event is None or (
             check.project is not None and check.project.get("status") in TERMINAL_STATUSES
@@ -302,8 +288,8 @@ def _verdict(check: _Check) -> tuple[Verdict, str]:
     status = check.project.get("status") if check.project else None
     error = check.project.get("error") if check.project else None
     failed_with = _error_text(error) if isinstance(error, dict) else "no error given"
-    arrival = check.final_event
-    if arrival is None:
+    received = check.final_event
+    if received is None:
         if status not in TERMINAL_STATUSES:
             if check.poll_failure is not None:
                 return Verdict.API_ERROR, str(check.poll_failure)
@@ -320,7 +306,7 @@ def _verdict(check: _Check) -> tuple[Verdict, str]:
             f"the job is {status} but no {_wanted(check, status)} webhook arrived within "
             f"{plan.webhook_timeout:g} s: {_missing_webhook_advice(check, _wanted(check, status))}"
         )
-    event_type = arrival.event_type or ""
+    event_type = received.event_type or ""
     if check.final_verification != Reason.OK.value:
         hints = f" ({'; '.join(check.final_hints)})" if check.final_hints else ""
         return Verdict.BAD_SIGNATURE, (
@@ -336,7 +322,7 @@ def _verdict(check: _Check) -> tuple[Verdict, str]:
         )
     if event_type.endswith(".completed") and plan.expect_error:
         return Verdict.MISMATCH, f"expected the job to fail, but {event_type} arrived"
-    differences = _differences(arrival.document, check.project)
+    differences = _differences(received.document, check.project)
     if differences:
         return Verdict.MISMATCH, (
             f"{event_type} arrived, signed, but its payload disagrees with "
@@ -402,30 +388,30 @@ def _error_text(error: Mapping[str, Any]) -> str:
     return ": ".join(str(part) for part in (code, message) if part) or "no error given"
 
 
-async def poll_store(store_path: Path, since: float, inbox: Inbox, interval: float = 0.25) -> None:
+async def poll_store(
+    store_path: Path,
+    since: float,
+    inbox: Inbox,
+    interval: float = 0.25,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> None:
     """Feed ``inbox`` with the requests a running ``mhw listen`` stores from ``since`` on.
 
     The listener commits each request before answering it, so the store sees every
-    delivery that the sender saw acknowledged.
+    delivery that the sender saw acknowledged. After a first look at the requests since
+    ``since``, each poll reads only those stored after the last one seen: ids only grow.
     """
     from mh_webhook_cli.core.catalog import parse_body
     from mh_webhook_cli.receive.store import Store
 
-    seen: set[int] = set()
+    last: int | None = None
     with Store(store_path) as store:
         while True:
-            for stored in reversed(store.list(since=since)):
-                if stored.id in seen:
-                    continue
-                seen.add(stored.id)
-                inbox.put(
-                    Arrival(
-                        stored.received_at,
-                        stored.body,
-                        stored.headers,
-                        stored.event_type,
-                        stored.project_id,
-                        parse_body(stored.body)[0],
-                    )
-                )
-            await asyncio.sleep(interval)
+            # Until the first one, by time (an index range over the seconds since ``since``);
+            # from then on, by id: each look reads only what it has not seen.
+            new = store.after(0, since=since) if last is None else store.after(last)
+            for stored in new:
+                stored.document = parse_body(stored.body)[0]
+                inbox.put(stored)
+                last = stored.id
+            await sleep(interval)

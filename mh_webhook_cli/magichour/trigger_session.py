@@ -1,21 +1,24 @@
 """One run of ``mhw trigger``: a listener (ours, or a running one's store), the cost question,
-the check of :mod:`mh_webhook_cli.magichour.trigger`, and its report.
+the check of :mod:`mh_webhook_cli.magichour.trigger`, and its outcome.
+
+What happens goes to the reporter the command hands in, as typed events
+(:data:`TriggerActivity`): this module knows nothing of formats
+(:mod:`mh_webhook_cli.report.trigger` renders them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, Union
 
 from mh_webhook_cli.errors import ApiError, ExitCode, MhwError
 from mh_webhook_cli.event_loop import stop_on_signals
-from mh_webhook_cli.magichour.api import MagicHourApi, estimate_credits
+from mh_webhook_cli.magichour.api import JobKind, MagicHourApi, estimate_credits
 from mh_webhook_cli.magichour.trigger import (
-    Arrival,
     Inbox,
     Step,
     TriggerPlan,
@@ -23,11 +26,58 @@ from mh_webhook_cli.magichour.trigger import (
     poll_store,
     run_trigger,
 )
-from mh_webhook_cli.report.console import Format, emit_json, error, info, show
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.receive.listener import Delivery
+    from mh_webhook_cli.receive.activity import Reporter
     from mh_webhook_cli.tunnel import TunnelRequest
+
+
+@dataclass(frozen=True)
+class WaitingAt:
+    """Where the job's webhooks are awaited: our own listener's URL, or a running listener's
+    store (then ``store`` is set, and ``where`` is its URL when it announced one)."""
+
+    where: str | None
+    store: Path | None = None
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What the job will cost, said before anything is spent."""
+
+    kind: JobKind
+    credits: int
+    balance: int | None
+    """The account's credits, when the API said."""
+
+
+@dataclass(frozen=True)
+class NotStarted:
+    """The API key could not be checked (so nothing was spent): why."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """Ctrl-C or SIGTERM before the verdict: the job, if it started, goes on."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The verdict, with the plan it was reached for."""
+
+    result: TriggerResult
+    plan: TriggerPlan
+
+
+TriggerActivity = Union[Step, WaitingAt, CostEstimate, NotStarted, Interrupted, Finished]  # noqa: UP007 (a runtime alias)
+
+
+class TriggerReporter(Protocol):
+    """Shows a run of ``mhw trigger``; chosen by the command."""
+
+    def report(self, activity: TriggerActivity) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +96,8 @@ class AttachedListener:
 
     store: Path
     webhook_url: str | None
-    """Where it receives webhooks, when it announced itself (see ``listener_registry``)."""
+    """Where it receives webhooks, when it announced itself (see
+    :mod:`mh_webhook_cli.receive.registry`)."""
 
 
 @dataclass
@@ -57,7 +108,7 @@ class _Run:
     plan: TriggerPlan
     account: dict[str, object]
     ask: bool
-    on_step: Callable[[Step], None]
+    reporter: TriggerReporter
     download_to: Path | None
     inbox: Inbox = field(default_factory=Inbox)
 
@@ -66,9 +117,13 @@ class _Run:
     ) -> TriggerResult | None:
         """Say the cost, ask, then check the job's webhooks at ``endpoint``; None on Ctrl-C."""
         self.plan = replace(self.plan, endpoint=endpoint)
-        await _confirm(self.plan, self.account, self.ask)
+        await _confirm(self.plan, self.account, self.ask, self.reporter)
         check = run_trigger(
-            self.plan, self.api, self.inbox, on_step=self.on_step, download_to=self.download_to
+            self.plan,
+            self.api,
+            self.inbox,
+            on_step=self.reporter.report,
+            download_to=self.download_to,
         )
         return await _until_stopped(check, stopped)
 
@@ -80,54 +135,38 @@ async def run_session(
     listener: OwnListener | AttachedListener,
     ask: bool,
     download_to: Path | None,
-    output_format: Format,
+    reporter: TriggerReporter,
+    listener_reporter: Reporter,
 ) -> int:
-    """The exit code of one end-to-end check (see :class:`.trigger.Verdict`)."""
-    from mh_webhook_cli.report import trigger as render_trigger
+    """The exit code of one end-to-end check (see :class:`.trigger.Verdict`).
 
-    def on_step(step: Step) -> None:
-        if output_format is Format.TEXT:
-            show([render_trigger.step_line(step)])
-
+    ``listener_reporter`` shows our own listener's activity, when it is ours.
+    """
     async with api:
         try:
             # Free, and it proves the key before anything is spent.
             account = await api.account()
         except ApiError as failure:
-            error(str(failure))
+            reporter.report(NotStarted(str(failure)))
             return ExitCode.API_ERROR
-        run = _Run(api, plan, account, ask, on_step, download_to)
+        run = _Run(api, plan, account, ask, reporter, download_to)
         if isinstance(listener, OwnListener):
-            result = await _with_own_listener(run, listener)
+            result = await _with_own_listener(run, listener, listener_reporter)
         else:
             result = await _attached(run, listener)
     if result is None:
-        error("interrupted: the job, if it started, goes on without us")
+        reporter.report(Interrupted())
         return ExitCode.FAILED
-    if output_format is Format.JSON:
-        emit_json(render_trigger.result_json(result, run.plan))
-    else:
-        show(render_trigger.result_lines(result))
+    reporter.report(Finished(result, run.plan))
     return result.verdict.exit_code
 
 
-async def _with_own_listener(run: _Run, own: OwnListener) -> TriggerResult | None:
+async def _with_own_listener(
+    run: _Run, own: OwnListener, reporter: Reporter
+) -> TriggerResult | None:
     from mh_webhook_cli.receive.http import Limits
     from mh_webhook_cli.receive.listener import ListenConfig
-    from mh_webhook_cli.receive.session import Presenter, Session
-
-    def delivered(delivery: Delivery) -> None:
-        request = delivery.request
-        run.inbox.put(
-            Arrival(
-                delivery.received_at,
-                request.body,
-                request.headers,
-                delivery.event_type,
-                delivery.project_id,
-                delivery.document,
-            )
-        )
+    from mh_webhook_cli.receive.session import Session
 
     session = Session(
         ListenConfig(secrets=run.plan.secrets),
@@ -135,11 +174,11 @@ async def _with_own_listener(run: _Run, own: OwnListener) -> TriggerResult | Non
         own.port,
         own.store,
         Limits(),
-        Presenter(Format.TEXT, verbose=False, show_deliveries=False),
+        reporter,
         expected=(),
         count=1,
         tunnel=own.tunnel,
-        on_delivery=delivered,
+        on_received=run.inbox.put,
     )
     session.stop_on_signals()
     async with session.serving() as endpoint:
@@ -148,13 +187,12 @@ async def _with_own_listener(run: _Run, own: OwnListener) -> TriggerResult | Non
             if endpoint.public_url is None
             else f"{endpoint.webhook_url} ({endpoint.url})"
         )
-        info(f"listening for the job's webhooks at {where}")
+        run.reporter.report(WaitingAt(where))
         return await run.until(endpoint.webhook_url, session.stopped())
 
 
 async def _attached(run: _Run, listener: AttachedListener) -> TriggerResult | None:
-    where = f" at {listener.webhook_url}" if listener.webhook_url else ""
-    info(f"watching the store of the running listener{where}: {listener.store}")
+    run.reporter.report(WaitingAt(listener.webhook_url, listener.store))
     interrupted = asyncio.Event()
     stop_on_signals(interrupted.set)
     poller = asyncio.ensure_future(poll_store(listener.store, time.time() - 1, run.inbox))
@@ -164,12 +202,13 @@ async def _attached(run: _Run, listener: AttachedListener) -> TriggerResult | No
         poller.cancel()
 
 
-async def _confirm(plan: TriggerPlan, account: dict[str, object], ask: bool) -> None:
+async def _confirm(
+    plan: TriggerPlan, account: dict[str, object], ask: bool, reporter: TriggerReporter
+) -> None:
     """Say what the job costs; unless told ``--yes``, ask before spending it."""
-    cost = estimate_credits(plan.kind, plan.text)
     credits = account.get("credits")
-    balance = f" of your {credits:,}" if isinstance(credits, int) else ""
-    info(f"a real {plan.kind} job costs about {cost} credit(s){balance}")
+    balance = credits if isinstance(credits, int) else None
+    reporter.report(CostEstimate(plan.kind, estimate_credits(plan.kind, plan.text), balance))
     if not ask:
         return
     import typer

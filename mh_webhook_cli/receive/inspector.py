@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mh_webhook_cli.core.json_text import dumps
-from mh_webhook_cli.core.request import Request
+from mh_webhook_cli.core.request import ForwardResult, Received, Request
 from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.receive.http import Limits, Response, Server, serve
-from mh_webhook_cli.receive.store import ForwardResult, Store, StoredRequest
+from mh_webhook_cli.receive.store import Store
 
 if TYPE_CHECKING:
     import httpx
@@ -88,16 +88,16 @@ _REQUEST_PATH = re.compile(r"/api/requests/(\d{1,18})(/raw|/replay)?")
 class Views(Protocol):
     """How requests look on the page: the presentation layer's part, handed in by the CLI."""
 
-    def row(self, request: StoredRequest) -> dict[str, Any]:
+    def row(self, request: Received) -> dict[str, Any]:
         """One line of the list."""
 
     def live_row(self, record: dict[str, Any]) -> dict[str, Any]:
         """One line of the list from a published record (``mhw listen --format json``'s)."""
 
-    def detail(self, request: StoredRequest) -> dict[str, Any]:
+    def detail(self, request: Received) -> dict[str, Any]:
         """Everything the detail pane shows."""
 
-    def raw(self, request: StoredRequest) -> bytes:
+    def raw(self, request: Received) -> bytes:
         """The capture as raw HTTP, for download."""
 
 
@@ -114,7 +114,7 @@ class Filters:
         """Whether rows must be read and tested here, beyond what the store's query selects."""
         return bool(self.text) or self.verdict not in (None, "invalid")
 
-    def matches(self, request: StoredRequest) -> bool:
+    def matches(self, request: Received) -> bool:
         if self.verdict == "invalid" and request.valid:
             return False
         if self.verdict not in (None, "invalid") and request.verification != self.verdict:
@@ -122,7 +122,7 @@ class Filters:
         if self.event_glob and not fnmatchcase(request.event_type or "", self.event_glob):
             return False
         if self.text:
-            fields = (request.event_type, request.project_id, request.path, request.client)
+            fields = (request.event_type, request.project_id, request.target, request.client)
             wanted = self.text.lower()
             return any(wanted in (value or "").lower() for value in fields) or wanted == str(
                 request.id
@@ -323,9 +323,7 @@ class Inspector:
         rows, after = await self._read(self._page_of, filters, cursor)
         return _json({"rows": [self._views.row(row) for row in rows], "next": after})
 
-    def _page_of(
-        self, filters: Filters, before: int | None
-    ) -> tuple[list[StoredRequest], int | None]:
+    def _page_of(self, filters: Filters, before: int | None) -> tuple[list[Received], int | None]:
         """One page, newest first, and the id to continue after (None at the end).
 
         A filter the store cannot apply reads up to :data:`SCAN_ROWS` rows and answers with
@@ -342,7 +340,7 @@ class Inspector:
                 event_glob=glob, invalid_only=invalid_only, limit=PAGE_ROWS, before=before
             )
             return rows, rows[-1].id if len(rows) == PAGE_ROWS else None
-        found: list[StoredRequest] = []
+        found: list[Received] = []
         scanned = 0
         while scanned < SCAN_ROWS:
             batch = store.list(event_glob=glob, invalid_only=invalid_only, limit=500, before=before)
@@ -358,14 +356,14 @@ class Inspector:
         return found, before
 
     async def _with_request(
-        self, request_id: int, answer: Callable[[StoredRequest], Response]
+        self, request_id: int, answer: Callable[[Received], Response]
     ) -> Response:
         stored = await self._read(self._get, request_id)
         if stored is None:
             return _plain(404, f"no request {request_id} in the capture store")
         return answer(stored)
 
-    def _download(self, stored: StoredRequest) -> Response:
+    def _download(self, stored: Received) -> Response:
         disposition = f'attachment; filename="mhw-request-{stored.id}.http"'
         headers = (
             ("content-type", "application/octet-stream"),
@@ -397,14 +395,14 @@ class Inspector:
         return _json(await self._send_again(stored, url, self._resign_secret if resign else None))
 
     async def _send_again(
-        self, stored: StoredRequest, url: str, resign_with: str | None
+        self, stored: Received, url: str, resign_with: str | None
     ) -> ForwardResult:
         """Replay ``stored`` to ``url``; what came back, as a forward's result is shown."""
         import httpx
 
         from mh_webhook_cli.errors import DeadlineExceeded
-        from mh_webhook_cli.receive.listener import FORWARD_BODY_CHARACTERS
         from mh_webhook_cli.send.client import small_read_client
+        from mh_webhook_cli.send.forward import FORWARD_BODY_CHARACTERS
         from mh_webhook_cli.send.replay import describe_failure, replay, replay_headers
 
         if self._client is None:
@@ -443,7 +441,7 @@ class Inspector:
             self._store = Store(self._store_path)
         return self._store
 
-    def _get(self, request_id: int) -> StoredRequest | None:
+    def _get(self, request_id: int) -> Received | None:
         store = self._opened()
         return None if store is None else store.get(request_id)
 
@@ -491,7 +489,7 @@ class _Feed(asyncio.Protocol):
         self._gone(self)
 
 
-def _first_target(stored: StoredRequest) -> str | None:
+def _first_target(stored: Received) -> str | None:
     return next((forward["target"] for forward in stored.forwards), None)
 
 

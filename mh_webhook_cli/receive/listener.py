@@ -6,29 +6,37 @@ One request's path, in order:
 2. submit it to the capture store and wait until it is *committed*;
 3. answer the sender (after ``--respond-delay``, or with the handler's status
    under ``--mirror-status``);
-4. off the request path: hand it to the presenter, forward it to the user's
-   handlers, record each forward result in the store.
+4. off the request path: tell the session (which tells its reporter), forward it to the
+   user's handlers (:mod:`mh_webhook_cli.send.forward`), record each forward result in the
+   store.
 
-Nothing here decides how things look: a :class:`Delivery` goes to a callback,
-and the command decides between rich lines and JSON.
+Nothing here decides how things look: a :class:`~mh_webhook_cli.core.request.Received` goes
+to a callback, and the command's reporter decides between rich lines and JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from mh_webhook_cli.core.catalog import Finding, parse_body, validate_event
-from mh_webhook_cli.core.hosts import is_local, same_host
+from mh_webhook_cli.core.catalog import parse_body, validate_event
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
-from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS, Request
+from mh_webhook_cli.core.request import (
+    UNCHECKED,
+    UNSIGNED,
+    VERIFIED,
+    FindingRecord,
+    ForwardResult,
+    Received,
+    Request,
+    matches,
+    read_event,
+)
 from mh_webhook_cli.core.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
@@ -37,67 +45,15 @@ from mh_webhook_cli.core.signing import (
     check,
     repeats_signature_header,
 )
-from mh_webhook_cli.errors import DeadlineExceeded, StoreClosed, UsageError
+from mh_webhook_cli.errors import StoreClosed
+from mh_webhook_cli.receive.activity import RequestReceived
 from mh_webhook_cli.receive.http import Response
-from mh_webhook_cli.receive.store import ForwardResult, NewRequest
-from mh_webhook_cli.send.client import FORWARDED_HEADER
-from mh_webhook_cli.send.client import request as bounded_request
+from mh_webhook_cli.send.forward import ForwardRoute, forward, stopped_forward, was_forwarded
 
 if TYPE_CHECKING:
     import httpx
 
     from mh_webhook_cli.receive.store import GroupCommitter, Receipt
-
-VERIFIED = Reason.OK.value
-"""The verification of a correctly signed request (a plain string: cheaper than the enum)."""
-UNSIGNED = "unsigned"
-UNCHECKED = "unchecked"
-
-
-@dataclass(frozen=True)
-class ForwardRoute:
-    """Where to forward: every event, or those whose type matches ``pattern`` (``video.*``)."""
-
-    url: str
-    pattern: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ForwardRoute:
-        """``URL`` or ``PATTERN=URL``, as given to ``--forward-to``."""
-        pattern, equals, url = text.partition("=")
-        if equals and "://" not in pattern:
-            return cls(url.strip(), pattern.strip())
-        return cls(text.strip())
-
-    def wants(self, event_type: str | None) -> bool:
-        return self.pattern is None or matches(event_type, (self.pattern,))
-
-
-def refuse_forwarding_loop(routes: Sequence[ForwardRoute], host: str, port: int) -> None:
-    """UsageError when a route leads straight back to a listener bound to ``host``:``port``.
-
-    What can be told without a DNS lookup (see :mod:`mh_webhook_cli.core.hosts`): the same port,
-    on the bound address itself however spelled or, for a listener on a loopback or
-    any-address, on ``localhost``, a loopback or an any-address. Every other way back (a
-    name of this machine, a tunnel, a second listener forwarding here) is cut by
-    :data:`FORWARDED_HEADER` after one hop.
-    """
-    for route in routes:
-        parts = urlsplit(route.url)
-        target_port = parts.port or (443 if parts.scheme == "https" else 80)
-        target = parts.hostname or ""
-        if target_port == port and (
-            same_host(target, host) or (is_local(target) and is_local(host))
-        ):
-            raise UsageError(
-                f"--forward-to {route.url} is this listener itself: every request would be "
-                "forwarded to itself again and again; forward to your handler's port"
-            )
-
-
-def matches(event_type: str | None, patterns: Sequence[str]) -> bool:
-    """Whether an event type matches any of ``patterns`` (``video.*``); no patterns match all."""
-    return not patterns or any(fnmatch.fnmatchcase(event_type or "", p) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -121,52 +77,6 @@ class ListenConfig:
     forward_timeout: float = MAGIC_HOUR_TIMEOUT_SECONDS
 
 
-@dataclass
-class Delivery:
-    """A received request and what the listener made of it."""
-
-    request: Request
-    received_at: float
-    document: Any
-    """The body parsed as JSON; None when it is not JSON."""
-    verification: str
-    findings: list[Finding]
-    answer: int
-    id: int | None = None
-    retry_of: int | None = None
-    """The stored delivery this one repeats (same type, project and body): a retry."""
-    shown: bool = True
-    """Whether ``--events`` lets it be shown and forwarded (it is stored regardless)."""
-    forwarding: bool = False
-    """Forward results will follow (see ``Listener``'s ``on_forwarded``)."""
-    forwards: list[ForwardResult] = field(default_factory=list)
-    event_type: str | None = field(init=False)
-    project_id: str | None = field(init=False)
-    project_status: str | None = field(init=False)
-
-    def __post_init__(self) -> None:
-        # Read once: the pipeline, the display and the store each ask for them.
-        document = self.document if isinstance(self.document, dict) else {}
-        payload = document.get("payload")
-        if not isinstance(payload, dict):
-            payload = {}
-        self.event_type = _text(document.get("type"))
-        self.project_id = _text(payload.get("id"))
-        self.project_status = _text(payload.get("status"))
-
-    @property
-    def valid(self) -> bool:
-        return self.verification == VERIFIED and not self.findings
-
-
-def _text(value: Any) -> str | None:
-    """``value`` if it is a string: events come from anyone, so no assumptions."""
-    return value if isinstance(value, str) else None
-
-
-Notify = Callable[[Delivery], None]
-
-
 class Listener:
     """The request handler of ``mhw listen`` (see the module docstring for the order of work)."""
 
@@ -174,15 +84,15 @@ class Listener:
         self,
         config: ListenConfig,
         committer: GroupCommitter | None,
-        on_delivery: Notify,
-        on_forwarded: Notify | None = None,
+        on_received: Callable[[RequestReceived], None],
+        on_forwarded: Callable[[Received], None] | None = None,
         client: httpx.AsyncClient | None = None,
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self._committer = committer
-        self._on_delivery = on_delivery
-        self._on_forwarded = on_forwarded or (lambda delivery: None)
+        self._on_received = on_received
+        self._on_forwarded = on_forwarded or (lambda received: None)
         self._client = client
         self._warn = warn or (lambda message: None)
         """Says one line about a failure that is not the sender's (the store, a forward)."""
@@ -191,22 +101,23 @@ class Listener:
         self._forwarding: set[asyncio.Task[Any]] = set()
         self._responses: dict[int, Response] = {}
         self.counts: Counter[tuple[str, str]] = Counter()
-        """Deliveries by (event type, verification), for the summary on exit."""
+        """Requests by (event type, verification), for the summary on exit."""
         self.closing_refusals = 0
         """Requests answered 503 because the store was closing: their senders retry them."""
 
     def handle(self, request: Request) -> Response | Awaitable[Response]:
-        delivery = self.judge(request)
+        received = self.judge(request)
+        shown = matches(received.event_type, self.config.event_patterns)
         needs_coroutine = self.config.respond_delay > 0 or (
-            self.config.mirror_status and self._routes_for(delivery)
+            self.config.mirror_status and self._routes_for(received, shown)
         )
         if needs_coroutine:
-            return self._answer_slowly(delivery)
+            return self._answer_slowly(received, shown)
         if self._committer is None:
-            self._accepted(delivery)
-            return self._response(delivery.answer)
+            self._accepted(received, shown)
+            return self._response(received.answer)
         # The common case without a task per request: answer when the commit future resolves.
-        committed = self._committer.submit(self._record(delivery))
+        committed = self._committer.submit(received)
         answered: asyncio.Future[Response] = committed.get_loop().create_future()
 
         def after_commit(done: asyncio.Future[Receipt]) -> None:
@@ -214,16 +125,19 @@ class Listener:
             if failure is not None:
                 answered.set_result(self._store_failed(failure))
                 return
-            delivery.id, delivery.retry_of = done.result()
-            answered.set_result(self._response(delivery.answer))
-            self._accepted(delivery, done.get_loop())
+            received.id, received.retry_of = done.result()
+            answered.set_result(self._response(received.answer))
+            self._accepted(received, shown, done.get_loop())
 
         committed.add_done_callback(after_commit)
         return answered
 
-    def judge(self, request: Request) -> Delivery:
+    def judge(self, request: Request) -> Received:
         """Verify and validate ``request``, and decide the answer (pure computation)."""
-        document, findings = _inspect(request.body) if request.method == "POST" else (None, [])
+        if request.method == "POST":
+            document, findings = _inspect(request.body)
+        else:
+            document, findings = None, []
         verification = self._verification(request)
         config = self.config
         if request.method != "POST":
@@ -234,9 +148,10 @@ class Listener:
             answer = 401
         else:
             answer = config.respond_status
-        delivery = Delivery(request, time.time(), document, verification, findings, answer)
-        delivery.shown = matches(delivery.event_type, config.event_patterns)
-        return delivery
+        event_type, project_id = read_event(document)
+        return Received(
+            request, time.time(), verification, findings, answer, event_type, project_id, document
+        )
 
     def _verification(self, request: Request) -> str:
         by_name = request.by_name
@@ -256,27 +171,10 @@ class Listener:
         )
         return reason.value
 
-    def _record(self, delivery: Delivery) -> NewRequest:
-        request = delivery.request
-        return NewRequest(
-            received_at=delivery.received_at,
-            method=request.method,
-            path=request.target,
-            headers=request.headers,
-            body=request.body,
-            client=request.client,
-            event_type=delivery.event_type,
-            project_id=delivery.project_id,
-            verification=delivery.verification,
-            findings=[
-                {"path": f.path, "code": f.code, "message": f.message} for f in delivery.findings
-            ],
-            response_status=delivery.answer,
-        )
-
     def _accepted(
         self,
-        delivery: Delivery,
+        received: Received,
+        shown: bool,
         loop: asyncio.AbstractEventLoop | None = None,
         forwarded: bool = False,
     ) -> None:
@@ -284,85 +182,94 @@ class Listener:
 
         ``loop`` saves a system call when the caller has it (the commit future's loop).
         """
-        self.counts[(delivery.event_type or "(not an event)", delivery.verification)] += 1
-        routes = [] if forwarded else self._routes_for(delivery)
-        delivery.forwarding = bool(routes)
+        self.counts[(received.event_type or "(not an event)", received.verification)] += 1
+        routes = [] if forwarded else self._routes_for(received, shown)
         # Scheduled, not called: the answer is written first, rendering comes after it.
-        (loop or asyncio.get_running_loop()).call_soon(self._on_delivery, delivery)
+        (loop or asyncio.get_running_loop()).call_soon(
+            self._on_received, RequestReceived(received, shown, bool(routes))
+        )
         if routes:
-            self._forward_in_background(delivery, routes)
+            self._forward_in_background(received, routes)
 
-    async def _answer_slowly(self, delivery: Delivery) -> Response:
+    async def _answer_slowly(self, received: Received, shown: bool) -> Response:
         """``--respond-delay`` or ``--mirror-status``: answers that take a task each."""
-        routes = self._routes_for(delivery)
+        routes = self._routes_for(received, shown)
         mirrored = self.config.mirror_status and bool(routes)
         if mirrored:
             # The handler's status is the answer, so forward first and store what was sent.
             # Until it is stored nothing is acknowledged, and Magic Hour would retry.
-            results = await self._forward_all(delivery, routes, mirrored=True)
+            results = await self._forward_all(received, routes, mirrored=True)
             status = results[0]["status"]
-            delivery.answer = status if status is not None else 502
+            received.answer = status if status is not None else 502
         if self._committer is not None:
             try:
-                delivery.id, delivery.retry_of = await self._committer.submit(
-                    self._record(delivery)
-                )
+                received.id, received.retry_of = await self._committer.submit(received)
             except Exception as failure:
                 return self._store_failed(failure)
             if mirrored:
-                await self._record_forwards(delivery)
-        self._accepted(delivery, forwarded=mirrored)
+                await self._record_forwards(received)
+        self._accepted(received, shown, forwarded=mirrored)
         if self.config.respond_delay > 0:
             await asyncio.sleep(self.config.respond_delay)
-        return self._response(delivery.answer)
+        return self._response(received.answer)
 
-    def _routes_for(self, delivery: Delivery) -> list[ForwardRoute]:
+    def _routes_for(self, received: Received, shown: bool) -> list[ForwardRoute]:
         if not self._routes:  # the usual case: no --forward-to
             return []
-        if not delivery.shown or delivery.answer in (404, 405):
+        if not shown or received.answer in (404, 405):
             return []
-        if FORWARDED_HEADER in delivery.request.by_name:
+        if was_forwarded(received.request):
             return []  # forwarded by a listener already: forwarding it again could loop
-        return [route for route in self._routes if route.wants(delivery.event_type)]
+        return [route for route in self._routes if route.wants(received.event_type)]
 
     async def _forward_all(
-        self, delivery: Delivery, routes: Sequence[ForwardRoute], *, mirrored: bool = False
+        self, received: Received, routes: Sequence[ForwardRoute], *, mirrored: bool = False
     ) -> list[ForwardResult]:
         client = self._client
         assert client is not None, "forwarding needs an httpx client"
+        config = self.config
         try:
             results = await asyncio.gather(
-                *(forward(client, route.url, delivery.request, self.config) for route in routes)
+                *(
+                    forward(
+                        client,
+                        route.url,
+                        received.request,
+                        extra_headers=config.forward_headers,
+                        timeout=config.forward_timeout,
+                    )
+                    for route in routes
+                )
             )
         except asyncio.CancelledError:
             if not mirrored:  # stopped (see stop_forwarding): still shown, with why
-                delivery.forwards = [_stopped(route.url) for route in routes]
-                self._on_forwarded(delivery)
+                received.forwards = [stopped_forward(route.url) for route in routes]
+                self._on_forwarded(received)
             raise
-        delivery.forwards = list(results)
-        if not mirrored:  # a mirrored delivery is stored and shown with its forwards, later
+        received.forwards = list(results)
+        if not mirrored:  # a mirrored request is stored and shown with its forwards, later
             try:
-                await self._record_forwards(delivery)
+                await self._record_forwards(received)
             finally:
-                self._on_forwarded(delivery)
+                self._on_forwarded(received)
         return list(results)
 
-    async def _record_forwards(self, delivery: Delivery) -> None:
+    async def _record_forwards(self, received: Received) -> None:
         """Store the forward results through the committer's writer, off the loop.
 
         Awaited before they are shown, so that what is shown can be found in the store.
         """
-        if self._committer is None or delivery.id is None:
+        if self._committer is None or received.id is None:
             return
         try:
-            await self._committer.record_forwards(delivery.id, delivery.forwards)
+            await self._committer.record_forwards(received.id, received.forwards)
         except Exception as failure:  # the forwarding is done: only its record is missing
-            self._warn(f"could not store the forward results of request #{delivery.id}: {failure}")
+            self._warn(f"could not store the forward results of request #{received.id}: {failure}")
 
     def _store_failed(self, failure: BaseException) -> Response:
         """Answer 500 (503 when stopping), and say so: the sender retries, nothing is lost."""
         if isinstance(failure, StoreClosed):
-            self.closing_refusals += 1  # counted, not shown one by one: see listen_session
+            self.closing_refusals += 1  # counted, not shown one by one: see receive.session
             return _STOPPING
         self._warn(f"answered 500, could not store a request: {failure}")
         return Response(500, b"mhw could not store the request\n")
@@ -376,16 +283,16 @@ class Listener:
             self._responses[status] = response
         return response
 
-    def _forward_in_background(self, delivery: Delivery, routes: Sequence[ForwardRoute]) -> None:
-        task = asyncio.ensure_future(self._forward_all(delivery, routes))
+    def _forward_in_background(self, received: Received, routes: Sequence[ForwardRoute]) -> None:
+        task = asyncio.ensure_future(self._forward_all(received, routes))
         self._forwarding.add(task)
-        task.add_done_callback(partial(self._forwarded, delivery))
+        task.add_done_callback(partial(self._forwarded, received))
 
-    def _forwarded(self, delivery: Delivery, task: asyncio.Task[Any]) -> None:
+    def _forwarded(self, received: Received, task: asyncio.Task[Any]) -> None:
         """A forward task ended: its failure is one line, never an unretrieved exception."""
         self._forwarding.discard(task)
         if not task.cancelled() and (failure := task.exception()) is not None:
-            self._warn(f"could not forward request #{delivery.id}: {failure!r}")
+            self._warn(f"could not forward request #{received.id}: {failure!r}")
 
     @property
     def forwards_under_way(self) -> int:
@@ -416,71 +323,11 @@ _ERROR_BODIES = {
 }
 
 
-FORWARD_BODY_CHARACTERS = 2000
-"""Characters of a handler's answer that are stored and shown; only these are ever kept."""
-
-
-async def forward(
-    client: httpx.AsyncClient, url: str, request: Request, config: ListenConfig
-) -> ForwardResult:
-    """Send the exact bytes and headers received (plus ``-H`` extras) to the user's handler.
-
-    ``--forward-timeout`` bounds the whole exchange, and only the stored start of the answer
-    is kept (see :func:`mh_webhook_cli.send.client.request`): a handler that answers slowly
-    or endlessly costs this listener neither time past the timeout nor memory.
-    """
-    import httpx
-
-    headers = [
-        (name, value) for name, value in request.headers if name.lower() not in HOP_BY_HOP_HEADERS
-    ]
-    headers += [*config.forward_headers, (FORWARDED_HEADER, "1")]
-    try:
-        answer = await bounded_request(
-            client,
-            "POST",
-            url,
-            content=request.body,
-            headers=headers,
-            deadline=config.forward_timeout,
-            keep=FORWARD_BODY_CHARACTERS * 4,  # UTF-8 needs at most 4 bytes a character
-        )
-    except DeadlineExceeded as failure:
-        return ForwardResult(
-            target=url,
-            status=None,
-            latency_ms=None,
-            error=f"no complete answer within {failure.seconds:g} s ({failure.phase})",
-            body=None,
-        )
-    except httpx.HTTPError as failure:
-        return ForwardResult(
-            target=url, status=None, latency_ms=None, error=_describe(failure), body=None
-        )
-    return ForwardResult(
-        target=url,
-        status=answer.status,
-        latency_ms=round(answer.latency_ms, 1),
-        error=None,
-        body=answer.body.decode("utf-8", errors="replace")[:FORWARD_BODY_CHARACTERS],
-    )
-
-
-def _stopped(url: str) -> ForwardResult:
-    """What a forward that mhw stopped before the handler answered came to."""
-    return ForwardResult(
-        target=url, status=None, latency_ms=None, error="stopped: mhw was shutting down", body=None
-    )
-
-
-def _describe(failure: Exception) -> str:
-    text = str(failure) or type(failure).__name__
-    if "refused" in text.lower() or "connect" in type(failure).__name__.lower():
-        return f"cannot connect ({text})"
-    return text
-
-
-def _inspect(body: bytes) -> tuple[Any, list[Finding]]:
-    """The parsed event (None when the body is not JSON) and its schema findings."""
+def _inspect(body: bytes) -> tuple[Any, list[FindingRecord]]:
+    """The parsed event (None when the body is not JSON) and its schema findings, in the form
+    they are stored and shown."""
     document, findings = parse_body(body)
-    return document, findings or validate_event(document)
+    return document, [
+        {"path": f.path, "code": f.code, "message": f.message}
+        for f in findings or validate_event(document)
+    ]

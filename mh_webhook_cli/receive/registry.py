@@ -16,12 +16,9 @@ import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mh_webhook_cli.files import write_private
-
-if TYPE_CHECKING:
-    from mh_webhook_cli.receive.session import Endpoint
 
 
 @dataclass(frozen=True)
@@ -40,6 +37,23 @@ class RunningListener:
     """Its capture store, or None with ``--no-store``."""
     started_at: str
     """When it started listening, ISO 8601 in UTC."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a running listener receives webhooks."""
+
+    url: str
+    public_url: str | None
+    port: int
+    path: str | None = None
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL to register in the Developer Hub: the public one when there is a tunnel."""
+        if self.public_url is None:
+            return self.url
+        return self.public_url.rstrip("/") + (self.path or "/webhook")
 
 
 def registry_dir() -> Path:

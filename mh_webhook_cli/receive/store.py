@@ -35,9 +35,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
+from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.errors import StoreClosed, StoreError
 from mh_webhook_cli.receive.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -78,62 +79,6 @@ _COLUMNS = (
     "verification, findings, response_status, retry_of"
 )
 _INVALID = "(verification != 'ok' OR findings != '[]')"
-
-Finding = dict[str, str]
-"""A schema finding as stored: ``{"path", "code", "message"}``."""
-
-
-class ForwardResult(TypedDict):
-    """What happened when the listener forwarded a request to a handler."""
-
-    target: str
-    status: int | None
-    latency_ms: float | None
-    error: str | None
-    body: str | None
-
-
-@dataclass
-class NewRequest:
-    """One request as the listener received and judged it, before it is stored.
-
-    Treat it as read-only; not frozen only because that makes ``__init__`` two
-    microseconds slower, and a listener builds one per request.
-    """
-
-    received_at: float
-    """Unix seconds."""
-    method: str
-    path: str
-    """The request target as received, query string included."""
-    headers: list[tuple[str, str]]
-    """In the order received, repeated headers kept."""
-    body: bytes
-    """Exactly the bytes received (de-chunked): what a signature covers."""
-    client: str
-    """``ip:port`` of the sender."""
-    event_type: str | None
-    project_id: str | None
-    verification: str
-    """A :class:`~mh_webhook_cli.core.signing.Reason` value, ``unsigned`` or ``unchecked``."""
-    findings: list[Finding]
-    response_status: int
-    """The status the listener answered with."""
-
-    @property
-    def valid(self) -> bool:
-        """Signed correctly and matching the schema: what ``--invalid`` leaves out."""
-        return self.verification == "ok" and not self.findings
-
-
-@dataclass
-class StoredRequest(NewRequest):
-    """A request as read back from the store."""
-
-    id: int
-    forwards: list[ForwardResult] = field(default_factory=list)
-    retry_of: int | None = None
-    """The id of the first stored delivery of the same event, when this one is a retry."""
 
 
 def default_store_path() -> Path:
@@ -183,7 +128,7 @@ class Store:
         self.close()
 
     @_reported
-    def add_many(self, requests: Sequence[NewRequest]) -> builtins.list[Receipt]:
+    def add_many(self, requests: Sequence[Received]) -> builtins.list[Receipt]:
         """Store ``requests`` in one transaction (a group commit); their receipts, in order."""
         try:
             rows = [_row(request) for request in requests]
@@ -194,7 +139,7 @@ class Store:
         with _transaction(self._connection, give_up=self._give_up):
             return _insert_requests(self._connection, rows)
 
-    def add(self, request: NewRequest) -> int:
+    def add(self, request: Received) -> int:
         return self.add_many([request])[0].id
 
     @_reported
@@ -212,7 +157,7 @@ class Store:
         at once with :class:`StoreClosed` (at shutdown, which must not wait for a stranger)."""
         self._give_up.set()
 
-    def get(self, request_id: int) -> StoredRequest | None:
+    def get(self, request_id: int) -> Received | None:
         found = self._select(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,))  # noqa: S608
         return found[0] if found else None
 
@@ -224,7 +169,7 @@ class Store:
         invalid_only: bool = False,
         limit: int | None = None,
         before: int | None = None,
-    ) -> builtins.list[StoredRequest]:
+    ) -> builtins.list[Received]:
         """Requests newest first; ``event_glob`` matches like :func:`fnmatch.fnmatchcase`.
 
         ``before``: only those listed after request ``before``, the next page of a listing
@@ -253,9 +198,19 @@ class Store:
             parameters.append(limit)
         return self._select(sql, parameters)
 
-    def iter_oldest_first(self, page_size: int = 500) -> Iterator[StoredRequest]:
+    def after(self, request_id: int, *, since: float | None = None) -> builtins.list[Received]:
+        """Requests stored after ``request_id`` (received from ``since`` on), oldest first: what
+        a follower of a running listener has not seen yet (``mhw trigger --attach``)."""
+        sql = f"SELECT {_COLUMNS} FROM requests WHERE id > ?"  # noqa: S608
+        parameters: builtins.list[Any] = [request_id]
+        if since is not None:
+            sql += " AND received_at >= ?"
+            parameters.append(since)
+        return self._select(sql + " ORDER BY id", parameters)
+
+    def iter_oldest_first(self, page_size: int = 500) -> Iterator[Received]:
         """Every request, oldest first, a page at a time: an export never holds the whole store."""
-        after: tuple[float, int] = (float("-inf"), 0)
+        after: tuple[float, int | None] = (float("-inf"), 0)
         while True:
             page = self._select(
                 f"SELECT {_COLUMNS} FROM requests WHERE (received_at, id) > (?, ?) "  # noqa: S608
@@ -299,7 +254,7 @@ class Store:
         self._connection.close()
 
     @_reported
-    def _select(self, sql: str, parameters: Sequence[Any]) -> builtins.list[StoredRequest]:
+    def _select(self, sql: str, parameters: Sequence[Any]) -> builtins.list[Received]:
         # One read transaction, so the forwards belong to the same snapshot as the requests.
         with _transaction(self._connection, begin="BEGIN"):
             rows = self._connection.execute(sql, parameters).fetchall()
@@ -347,7 +302,7 @@ class GroupCommitter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._requests: builtins.list[tuple[NewRequest, asyncio.Future[Receipt]]] = []
+        self._requests: builtins.list[tuple[Received, asyncio.Future[Receipt]]] = []
         self._forwards: builtins.list[_Forwards] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = False
@@ -358,7 +313,7 @@ class GroupCommitter:
         self._writer = threading.Thread(target=self._write, name="mhw-store-writer", daemon=True)
         self._writer.start()
 
-    def submit(self, request: NewRequest) -> asyncio.Future[Receipt]:
+    def submit(self, request: Received) -> asyncio.Future[Receipt]:
         """A future resolved with the row's receipt once ``request`` is committed.
 
         It fails with :class:`StoreError` when the row cannot be stored (disk
@@ -439,7 +394,7 @@ class GroupCommitter:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._written, group)
 
-    def _store_requests(self, requests: builtins.list[NewRequest]) -> builtins.list[_Outcome]:
+    def _store_requests(self, requests: builtins.list[Received]) -> builtins.list[_Outcome]:
         """One outcome per request: its receipt, or why it could not be stored."""
         if not requests:
             return []
@@ -451,7 +406,7 @@ class GroupCommitter:
                 return [failure] * len(requests)
         return [self._store_one(request) for request in requests]
 
-    def _store_one(self, request: NewRequest) -> _Outcome:
+    def _store_one(self, request: Received) -> _Outcome:
         try:
             return self.store.add_many([request])[0]
         except Exception as failure:  # it fails this request alone
@@ -508,7 +463,7 @@ _Forwards = tuple[int, Sequence[ForwardResult], "asyncio.Future[None]"]
 class _Group:
     """What one transaction of the writer stores, and what came of it."""
 
-    requests: builtins.list[tuple[NewRequest, asyncio.Future[Receipt]]]
+    requests: builtins.list[tuple[Received, asyncio.Future[Receipt]]]
     forwards: builtins.list[_Forwards]
     receipts: builtins.list[_Outcome] = field(default_factory=list)
     forwards_failure: Exception | None = None
@@ -653,7 +608,7 @@ def _schema_version(connection: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-def _row(request: NewRequest) -> _Row:
+def _row(request: Received) -> _Row:
     """The request as insert parameters ``?1`` to ``?12``; raises on findings that are not JSON.
 
     The body is stored as received. Only the event type and project id, read from the
@@ -669,7 +624,7 @@ def _row(request: NewRequest) -> _Row:
     return (
         request.received_at,
         request.method,
-        request.path,
+        request.target,
         dumps(request.headers),
         request.body,
         int.from_bytes(digest[:8], "big", signed=True),
@@ -678,7 +633,7 @@ def _row(request: NewRequest) -> _Row:
         None if project_id is None else escape_lone_surrogates(project_id),
         request.verification,
         dumps(request.findings),
-        request.response_status,
+        request.answer,
     )
 
 
@@ -705,23 +660,23 @@ def _insert_requests(connection: sqlite3.Connection, rows: Sequence[_Row]) -> li
     return receipts
 
 
-def _stored(row: tuple[Any, ...], forwards: list[str]) -> StoredRequest:
+def _stored(row: tuple[Any, ...], forwards: list[str]) -> Received:
     """A row as read back; ``forwards`` are its forward results as stored (JSON)."""
     (row_id, received_at, method, path, headers, body, client, event_type, project_id) = row[:9]
     verification, findings, response_status, retry_of = row[9:]
-    return StoredRequest(
+    return Received.of(
+        received_at,
+        method,
+        path,
+        [(name, value) for name, value in json.loads(headers)],
+        bytes(body),
+        client,
+        event_type,
+        project_id,
+        verification,
+        json.loads(findings),
+        response_status,
         id=row_id,
-        received_at=received_at,
-        method=method,
-        path=path,
-        headers=[(name, value) for name, value in json.loads(headers)],
-        body=bytes(body),
-        client=client,
-        event_type=event_type,
-        project_id=project_id,
-        verification=verification,
-        findings=json.loads(findings),
-        response_status=response_status,
-        forwards=[json.loads(result) for result in forwards],
         retry_of=retry_of,
+        forwards=[json.loads(result) for result in forwards],
     )

@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.core.http_text import CapturedRequest, format_request
+from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
-from mh_webhook_cli.receive.store import ForwardResult, StoredRequest
 from mh_webhook_cli.report.console import Line, Segment, columns
 from mh_webhook_cli.report.escape import screen_lines
 
@@ -37,27 +37,27 @@ def body_json(body: bytes) -> dict[str, Any]:
         return {"body": base64.b64encode(body).decode("ascii"), "body_base64": True}
 
 
-def summary_json(request: StoredRequest) -> dict[str, Any]:
+def summary_json(request: Received) -> dict[str, Any]:
     """One request for ``mhw events list --format json``: everything but headers and body."""
     return {
         "id": request.id,
         "received_at": utc_iso_ms(request.received_at),
         "method": request.method,
-        "path": request.path,
+        "path": request.target,
         "client": request.client,
         "event_type": request.event_type,
         "project_id": request.project_id,
         "verification": request.verification,
         "valid": request.valid,
         "findings": request.findings,
-        "response_status": request.response_status,
+        "response_status": request.answer,
         "forwards": request.forwards,
         "retry_of": request.retry_of,
         "body_bytes": len(request.body),
     }
 
 
-def detail_json(request: StoredRequest) -> dict[str, Any]:
+def detail_json(request: Received) -> dict[str, Any]:
     """One request in full, for ``show --format json`` and each line of a JSON lines export."""
     return {
         **summary_json(request),
@@ -70,14 +70,14 @@ def _forward_status(forward: ForwardResult) -> str:
     return str(forward["status"]) if forward["status"] is not None else "error"
 
 
-def _schema(request: StoredRequest) -> Segment:
+def _schema(request: Received) -> Segment:
     if not request.findings:
         return ("ok", "")
     count = len(request.findings)
     return (f"{count} finding{'' if count == 1 else 's'}", "red")
 
 
-def list_text(requests: list[StoredRequest]) -> list[Line]:
+def list_text(requests: list[Received]) -> list[Line]:
     """One line per request, newest first: enough to pick the one to ``show``."""
     header: list[Segment] = [
         (title, "bold")
@@ -96,14 +96,14 @@ def list_text(requests: list[StoredRequest]) -> list[Line]:
                 (request.project_id or "-", ""),
                 (request.verification, _VERDICT_STYLES.get(request.verification, "red")),
                 _schema(request),
-                (str(request.response_status), "" if request.response_status < 400 else "red"),
+                (str(request.answer), "" if request.answer < 400 else "red"),
                 (",".join(_forward_status(forward) for forward in request.forwards) or "-", ""),
             ]
         )
     return columns(rows)
 
 
-def detail_text(request: StoredRequest) -> list[Line]:
+def detail_text(request: Received) -> list[Line]:
     """Everything about one request: the verdicts, the headers, and the body made readable."""
     facts: list[list[Segment]] = [
         [
@@ -111,7 +111,7 @@ def detail_text(request: StoredRequest) -> list[Line]:
             (f"{local_time(request.received_at)}  ({utc_iso_ms(request.received_at)})", ""),
         ],
         [("from", "dim"), (request.client, "")],
-        [("request", "dim"), (f"{request.method} {request.path}", "")],
+        [("request", "dim"), (f"{request.method} {request.target}", "")],
         [("event", "dim"), (request.event_type or "-", "")],
         [("project", "dim"), (request.project_id or "-", "")],
         [
@@ -119,7 +119,7 @@ def detail_text(request: StoredRequest) -> list[Line]:
             (request.verification, _VERDICT_STYLES.get(request.verification, "bold red")),
         ],
         [("schema", "dim"), _schema(request)],
-        [("answered", "dim"), (str(request.response_status), "")],
+        [("answered", "dim"), (str(request.answer), "")],
     ]
     if request.retry_of is not None:
         facts.append(
@@ -161,20 +161,20 @@ def _body_lines(body: bytes) -> list[Line]:
     return lines
 
 
-def raw_request(request: StoredRequest) -> bytes:
+def raw_request(request: Received) -> bytes:
     """The request as raw HTTP that ``mhw verify --request -`` reads back with the same body.
 
     A chunked request was stored de-chunked; it is written back as one chunk,
     so its headers stay exactly as received and the body still parses out.
     """
-    captured = CapturedRequest(request.method, request.path, request.headers, request.body)
+    captured = CapturedRequest(request.method, request.target, request.headers, request.body)
     chunked = any(
         name.lower() == "transfer-encoding" and "chunked" in value.lower()
         for name, value in request.headers
     )
     if not chunked:
         return format_request(captured)
-    head = format_request(CapturedRequest(request.method, request.path, request.headers, b""))
+    head = format_request(CapturedRequest(request.method, request.target, request.headers, b""))
     size = f"{len(request.body):x}\r\n".encode()
     return head + size + request.body + b"\r\n0\r\n\r\n" if request.body else head + b"0\r\n\r\n"
 
@@ -191,11 +191,11 @@ def har_head() -> str:
 HAR_TAIL = "]}}\n"
 
 
-def har_entry(request: StoredRequest) -> dict[str, Any]:
+def har_entry(request: Received) -> dict[str, Any]:
     """One request as a HAR entry that browser devtools import."""
     headers = dict((name.lower(), value) for name, value in request.headers)
     host = headers.get("host", "localhost")
-    target = urlsplit(request.path)
+    target = urlsplit(request.target)
     post_data: dict[str, Any] = {"mimeType": headers.get("content-type", "")}
     body = body_json(request.body)
     post_data["text"] = body["body"]
@@ -206,7 +206,7 @@ def har_entry(request: StoredRequest) -> dict[str, Any]:
         "time": 0,
         "request": {
             "method": request.method,
-            "url": f"http://{host}{request.path}",
+            "url": f"http://{host}{request.target}",
             "httpVersion": "HTTP/1.1",
             "cookies": [],
             "headers": [{"name": name, "value": value} for name, value in request.headers],
@@ -220,7 +220,7 @@ def har_entry(request: StoredRequest) -> dict[str, Any]:
             "comment": f"mhw request {request.id}: signature {request.verification}",
         },
         "response": {
-            "status": request.response_status,
+            "status": request.answer,
             "statusText": "",
             "httpVersion": "HTTP/1.1",
             "cookies": [],

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS
+from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS, Received
 from mh_webhook_cli.core.verification import verify
-from mh_webhook_cli.receive.store import StoredRequest
 from mh_webhook_cli.report.events import detail_json, raw_request, summary_json
 from mh_webhook_cli.report.verify import verify_json
 
@@ -32,7 +31,7 @@ class InspectorViews:
         self._tolerance = tolerance
         self._store = store
 
-    def row(self, request: StoredRequest) -> dict[str, Any]:
+    def row(self, request: Received) -> dict[str, Any]:
         return {**summary_json(request), "status": project_status(request.body)}
 
     def live_row(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +53,7 @@ class InspectorViews:
             "retry_of": record.get("retry_of"),
         }
 
-    def detail(self, request: StoredRequest) -> dict[str, Any]:
+    def detail(self, request: Received) -> dict[str, Any]:
         detail = detail_json(request)
         detail["signature"] = self._signature(request)
         detail["curl"] = curl_command(request)
@@ -64,10 +63,10 @@ class InspectorViews:
         detail["verify_command"] = shlex.join(command)
         return detail
 
-    def raw(self, request: StoredRequest) -> bytes:
+    def raw(self, request: Received) -> bytes:
         return raw_request(request)
 
-    def _signature(self, request: StoredRequest) -> dict[str, Any] | None:
+    def _signature(self, request: Received) -> dict[str, Any] | None:
         """``mhw verify --event``'s verdict with its hints; None without a secret to judge by."""
         if not self._secrets:
             return None
@@ -92,7 +91,7 @@ def project_status(body: bytes) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def curl_command(request: StoredRequest) -> dict[str, str]:
+def curl_command(request: Received) -> dict[str, str]:
     """A curl command that sends the captured request again, byte for byte: the text before
     and after its URL, which the page fills in (shell-quoted) with the replay target.
 

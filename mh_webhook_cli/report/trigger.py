@@ -1,11 +1,20 @@
-"""How ``mhw trigger`` shows its timeline and verdict, for people and for machines."""
+"""How ``mhw trigger`` shows its timeline and verdict, for people and for machines: one
+reporter per format for the session's typed events."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mh_webhook_cli.magichour.trigger import Step, TriggerPlan, TriggerResult, Verdict
-from mh_webhook_cli.report.console import Line, Segment
+from mh_webhook_cli.magichour.trigger_session import (
+    CostEstimate,
+    Finished,
+    Interrupted,
+    NotStarted,
+    TriggerActivity,
+    WaitingAt,
+)
+from mh_webhook_cli.report.console import Format, Line, Segment, emit_json, error, info, show
 from mh_webhook_cli.report.listen import verdict_segment
 
 
@@ -61,3 +70,58 @@ def result_json(result: TriggerResult, plan: TriggerPlan) -> dict[str, Any]:
         "other_requests": result.other_requests,
         "downloads": [str(path) for path in result.downloads],
     }
+
+
+def _waiting_message(waiting: WaitingAt) -> str:
+    if waiting.store is None:
+        return f"listening for the job's webhooks at {waiting.where}"
+    where = f" at {waiting.where}" if waiting.where else ""
+    return f"watching the store of the running listener{where}: {waiting.store}"
+
+
+def _cost_message(cost: CostEstimate) -> str:
+    balance = f" of your {cost.balance:,}" if cost.balance is not None else ""
+    return f"a real {cost.kind} job costs about {cost.credits} credit(s){balance}"
+
+
+class TriggerTextReporter:
+    """Shows a run of ``mhw trigger`` for people: the timeline as it happens, then the verdict;
+    progress on stderr. Implements
+    :class:`~mh_webhook_cli.magichour.trigger_session.TriggerReporter`.
+    """
+
+    def report(self, activity: TriggerActivity) -> None:
+        if isinstance(activity, Step):
+            self.step(activity)
+        elif isinstance(activity, WaitingAt):
+            info(_waiting_message(activity))
+        elif isinstance(activity, CostEstimate):
+            info(_cost_message(activity))
+        elif isinstance(activity, NotStarted):
+            error(activity.message)
+        elif isinstance(activity, Interrupted):
+            error("interrupted: the job, if it started, goes on without us")
+        elif isinstance(activity, Finished):
+            self.finished(activity)
+
+    def step(self, step: Step) -> None:
+        show([step_line(step)])
+
+    def finished(self, finished: Finished) -> None:
+        show(result_lines(finished.result))
+
+
+class TriggerJsonReporter(TriggerTextReporter):
+    """For machines: the whole run as one JSON object at the end; progress on stderr as for
+    people."""
+
+    def step(self, step: Step) -> None:
+        """In the final object's ``timeline``."""
+
+    def finished(self, finished: Finished) -> None:
+        emit_json(result_json(finished.result, finished.plan))
+
+
+def trigger_reporter(output_format: Format) -> TriggerTextReporter:
+    """The reporter for ``--format``."""
+    return TriggerJsonReporter() if output_format is Format.JSON else TriggerTextReporter()
