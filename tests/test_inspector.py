@@ -734,3 +734,50 @@ def test_the_list_filters_by_type_verdict_and_text_a_page_at_a_time(store_path: 
         assert status == 400
     finally:
         served.close()
+
+
+def test_listen_ui_streams_each_request_and_says_where_it_is(
+    ui_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``mhw listen --ui``: the inspector's URL is in the banner, the first JSON status line
+    and the ready file; it is its own loopback port, not the webhook port; each request the
+    listener stores reaches an open page as it arrives, judged."""
+    ready = tmp_path / "ready.json"
+    options = ("--port", "0", "--ui", "--ui-port", "0", "--ready-file", str(ready))
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "mh_webhook_cli", "listen", *options, "--format", "json"],
+        env=ui_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(ready.exists, what="the ready file")
+        where = json.loads(ready.read_text())
+        ui_url, url = where["ui_url"], where["url"]
+        assert ui_url.startswith("http://127.0.0.1:") and ui_url != url
+        host = ui_url.removeprefix("http://").strip("/")
+        assert _get(ui_url, "/", {"Host": "rebound.example.com"})[0] == 403
+        status, page_html = _get(ui_url, "/", {"Host": host})
+        assert status == 200
+        token = page_html.decode().split('name="mhw-token" content="')[1].split('"')[0]
+        feed = _open_feed(ui_url, token)
+        feed.settimeout(10)
+        request = signed_request(body_of("video.completed", "cm-live"))
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("POST", "/webhook", request.body, dict(request.headers))
+        assert connection.getresponse().status == 200
+        connection.close()
+        streamed = b""
+        while b"cm-live" not in streamed:
+            streamed += feed.recv(65536)
+        record = json.loads(streamed.split(b"data: ", 1)[1].split(b"\n", 1)[0])
+        assert (record["id"], record["project_id"], record["verification"]) == (1, "cm-live", "ok")
+        feed.close()
+    finally:
+        listener.terminate()
+        out, err = listener.communicate(timeout=10)
+    status_line = json.loads(out.splitlines()[0])
+    assert status_line["state"] == "listening" and status_line["ui_url"] == ui_url
+    assert f"inspect  {ui_url}" in err

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mh_webhook_cli.cli.listener_options import ListenerOptions, listener_options
 from mh_webhook_cli.cli.options import FormatOption, HeaderOption, extra_headers, http_url, patterns
+from mh_webhook_cli.cli.ui import DEFAULT_UI_PORT, UiOption, UiPortOption
 from mh_webhook_cli.core.limits import (
     IDLE_TIMEOUT_DEFAULT,
     MAGIC_HOUR_TIMEOUT_SECONDS,
@@ -18,6 +19,9 @@ from mh_webhook_cli.core.limits import (
 )
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.receive.activity import Reporter
 
 
 @listener_options
@@ -117,6 +121,8 @@ def listen(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print payloads and handler answers.")
     ] = False,
+    ui: UiOption = False,
+    ui_port: UiPortOption = DEFAULT_UI_PORT,
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Receive webhooks locally: show each one live, verify, store and forward it."""
@@ -166,15 +172,25 @@ def listen(
         idle_timeout=idle_timeout,
         max_connections=max_connections,
     )
+    reporter: Reporter = listen_reporter(output_format, verbose)
+    web = None
+    if ui:
+        from mh_webhook_cli.cli.ui import inspector
+        from mh_webhook_cli.report.inspector import InspectorFeed
+
+        first_target = routes[0].url if routes else None
+        web = inspector(store_path, listener.store, secrets, tolerance, ui_port, first_target)
+        reporter = InspectorFeed(reporter, web)
     session = Session(
         config,
         listener.host,
         listener.port,
         store_path,
         limits,
-        listen_reporter(output_format, verbose),
+        reporter,
         expected,
         count,
         plan,
+        inspector=web,
     )
     raise typer.Exit(run_loop(session.run(timeout, ready_file)))

@@ -86,14 +86,11 @@ def ui(
 
 async def _serve(served: Inspector) -> int:
     import asyncio
-    import contextlib
-    import signal
+
+    from mh_webhook_cli.event_loop import stop_on_signals
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C interrupts all the same
-            loop.add_signal_handler(signum, stop.set)
+    stop_on_signals(stop.set)
     url = await served.start()
     info(f"mhw inspector: {url}  (Ctrl-C stops)")
     try:

@@ -38,6 +38,8 @@ class Listening:
     """``--expect`` patterns."""
     count: int
     """With ``--expect``: how many of each."""
+    ui_url: str | None = None
+    """The web inspector's page (``--ui``), on 127.0.0.1 only."""
 
 
 @dataclass(frozen=True)

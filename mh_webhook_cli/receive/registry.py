@@ -47,6 +47,8 @@ class Endpoint:
     public_url: str | None
     port: int
     path: str | None = None
+    ui_url: str | None = None
+    """The web inspector's page, with ``--ui``."""
 
     @property
     def webhook_url(self) -> str:

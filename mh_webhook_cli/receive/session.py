@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import httpx
 
     from mh_webhook_cli.receive.http import Server
+    from mh_webhook_cli.receive.inspector import Inspector
     from mh_webhook_cli.receive.store import GroupCommitter, Store
     from mh_webhook_cli.tunnel import Tunnel, TunnelRequest
 
@@ -73,8 +74,11 @@ class Session:
         count: int,
         tunnel: TunnelRequest | None = None,
         on_received: Callable[[Received], None] | None = None,
+        inspector: Inspector | None = None,
     ) -> None:
         self.config = config
+        self.inspector = inspector
+        """The web inspector (``--ui``): started once the listener is bound, on its own port."""
         self.on_received = on_received
         """Told of every request stored and answered, shown or not (``mhw trigger``'s inbox)."""
         self.tunnel_request = tunnel
@@ -127,6 +131,7 @@ class Session:
                             "public_url": endpoint.public_url,
                             "port": endpoint.port,
                             "store": str(self.store_path) if self.store_path else None,
+                            "ui_url": endpoint.ui_url,
                         },
                     )
                 code = await self._wait(timeout)
@@ -188,7 +193,8 @@ class Session:
             refuse_forwarding_loop(self.config.forwards, self.host, bound_port)
             url = f"http://{reachable_host(self.host)}:{bound_port}{self.config.path or '/'}"
             public_url = await self._open_tunnel(bound_port)
-            yield Endpoint(url, public_url, bound_port, self.config.path)
+            ui_url = await self.inspector.start() if self.inspector is not None else None
+            yield Endpoint(url, public_url, bound_port, self.config.path, ui_url)
         finally:
             await self._shut_down(committer, client, store)
 
@@ -212,6 +218,8 @@ class Session:
             await server.wait_closed(ANSWER_GRACE_SECONDS)
         if self._tunnel is not None:
             self._tunnel.close()
+        if self.inspector is not None:  # its history reads the store: closed before it
+            await self.inspector.close()
         await self._drain()
         stopped = await self.listener.stop_forwarding()
         if stopped:
@@ -363,6 +371,7 @@ class Session:
                 forwards=tuple((route.pattern, route.url) for route in config.forwards),
                 expected=self.expected,
                 count=self.count,
+                ui_url=endpoint.ui_url,
             )
         )
 

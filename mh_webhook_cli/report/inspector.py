@@ -11,12 +11,18 @@ import json
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS, Received
 from mh_webhook_cli.core.verification import verify
+from mh_webhook_cli.receive.activity import Activity, Forwarded, Reporter, RequestReceived
 from mh_webhook_cli.report.events import detail_json, raw_request, summary_json
 from mh_webhook_cli.report.verify import verify_json
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mh_webhook_cli.receive.inspector import Inspector
 
 
 class InspectorViews:
@@ -115,3 +121,29 @@ def curl_command(request: Received) -> dict[str, str]:
         "before_url": f"printf %s {encoded} | base64 -d | {head}",
         "after_url": shlex.join([*options, "--data-binary", "@-"]),
     }
+
+
+class InspectorFeed:
+    """The reporter of ``mhw listen --ui``: the chosen reporter's output, and each request,
+    as ``--format json`` writes it, to the inspector's open pages.
+
+    A request is published when shown and again when its forwards are done (the page updates
+    its row in place). With no page open nothing is built: a page costs only while watched.
+    """
+
+    def __init__(self, reporter: Reporter, inspector: Inspector) -> None:
+        self._reporter = reporter
+        self._inspector = inspector
+
+    def open(self, reader_gone: Callable[[], None]) -> None:
+        self._reporter.open(reader_gone)
+
+    def close(self) -> bool:
+        return self._reporter.close()
+
+    def report(self, activity: Activity) -> None:
+        self._reporter.report(activity)
+        if isinstance(activity, (RequestReceived, Forwarded)) and self._inspector.watched:
+            from mh_webhook_cli.report.listen import request_json
+
+            self._inspector.publish(request_json(activity.received))

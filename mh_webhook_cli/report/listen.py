@@ -259,6 +259,8 @@ def banner_lines(listening: Listening) -> list[Line]:
     lines: list[Line] = [
         [("mhw listening", "bold"), (" on ", ""), (listening.url, "bold cyan"), (any_path, "")]
     ]
+    if listening.ui_url is not None:
+        lines.append([("  inspect  ", ""), (listening.ui_url, "bold cyan")])
     if listening.public_url is not None:
         lines += [
             [("  public   ", ""), (listening.public_url, "bold cyan")],
@@ -480,6 +482,7 @@ class ListenJsonReporter(ListenTextReporter):
                     "url": activity.url,
                     "public_url": activity.public_url,
                     "webhook_url": activity.webhook_url,
+                    "ui_url": activity.ui_url,
                 }
             )
             info(message)  # every status goes to stderr too
