@@ -1,4 +1,5 @@
-"""mhw against the handler from Magic Hour's "Create a Webhook" guide, run as its users run it."""
+"""mhw against the handler from Magic Hour's "Create a Webhook" guide, run as its users run it:
+``uvicorn guide_handlers:app`` (the guide's code, copied into ``tests/guide_handlers.py``)."""
 
 from __future__ import annotations
 
@@ -7,51 +8,53 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import SECRET, Mhw
+from conftest import SECRET, Mhw, wait_for
 
-ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "anchor"
+TESTS = Path(__file__).resolve().parent
 
-pytestmark = [
-    pytest.mark.skipif(
-        importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None,
-        reason="fastapi and uvicorn are not installed (pip install -e '.[dev]' installs them)",
-    ),
-    pytest.mark.skipif(
-        not (ANCHOR / "seed_fastapi_handler.py").exists(),
-        reason=f"the guide's handler is not at {ANCHOR}",
-    ),
-]
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None,
+    reason="fastapi and uvicorn are not installed (pip install -e '.[dev]' installs them)",
+)
 
 
 @pytest.fixture
 def seed_handler(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``uvicorn seed_fastapi_handler:app`` on a free port; yields its URL and its log."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """``uvicorn guide_handlers:app`` on a socket bound here and handed over (``--fd``), so
+    that no other process can take its port in between; yields its URL and its log."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(128)
+    port = listening.getsockname()[1]
     log = tmp_path / "uvicorn.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "seed_fastapi_handler:app", "--port", str(port)],
-            cwd=ANCHOR,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "guide_handlers:app",
+                "--fd",
+                str(listening.fileno()),
+            ],
+            cwd=TESTS,
             stdout=output,
             stderr=subprocess.STDOUT,
             env={"PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin"},
+            pass_fds=(listening.fileno(),),
         )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert server.poll() is None, log.read_text()
-            time.sleep(0.05)
+    listening.close()
+
+    def started() -> bool:
+        assert server.poll() is None, log.read_text()
+        return "Application startup complete" in log.read_text()
+
+    wait_for(started, timeout=20, what="uvicorn serving the guide's handler")
     yield f"http://127.0.0.1:{port}/webhook", log
     server.terminate()
     server.wait(timeout=10)
@@ -65,9 +68,7 @@ def test_all_nine_fixtures_are_accepted_by_the_guides_handler(
     assert result.code == 0, result.stdout + result.stderr
     results = [json.loads(line) for line in result.stdout.splitlines()]
     assert [result["status"] for result in results] == [200] * 9
-    deadline = time.monotonic() + 10
-    while "audio.errored" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: "audio.errored" in log.read_text(), what="the handler's last log line")
     printed = log.read_text()
     for event in ("video.completed", "image.completed", "audio.errored"):
         assert f"Received event: {event}" in printed
@@ -103,9 +104,7 @@ def test_listen_forwards_to_the_guides_handler(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 20
-    while not ready.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(ready.exists, what="the listener's ready file")
     listen_url = json.loads(ready.read_text())["url"]
     sent = mhw("send", "video.completed", "--url", listen_url, "--secret", SECRET)
     assert sent.code == 0, sent.stderr
