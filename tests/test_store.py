@@ -140,17 +140,17 @@ def test_list_is_newest_first_and_filters(store: Store) -> None:
     )
     junk = store.add(request(received_at=now, event_type=None, body=b"5", verification="unsigned"))
 
-    assert [item.id for item in store.list()] == [junk, schema, bad, image, old]
-    assert [item.id for item in store.list(event_glob="video.*")] == [schema, bad, old]
-    assert [item.id for item in store.list(event_glob="[!v]*")] == [image]
-    assert [item.id for item in store.list(since=now - 60)] == [junk, schema, bad, image]
-    assert [item.id for item in store.list(invalid_only=True)] == [junk, schema, bad]
+    assert [item.id for item in store.requests()] == [junk, schema, bad, image, old]
+    assert [item.id for item in store.requests(event_glob="video.*")] == [schema, bad, old]
+    assert [item.id for item in store.requests(event_glob="[!v]*")] == [image]
+    assert [item.id for item in store.requests(since=now - 60)] == [junk, schema, bad, image]
+    assert [item.id for item in store.requests(invalid_only=True)] == [junk, schema, bad]
     assert store.get(schema) is not None and store.get(schema).findings == [finding]  # type: ignore[union-attr]
-    assert [item.id for item in store.list(limit=2)] == [junk, schema]
-    assert [item.id for item in store.list(event_glob="video.*", invalid_only=True, limit=1)] == [
-        schema
-    ]
-    assert [item.id for item in store.iter_oldest_first(page_size=2)] == [
+    assert [item.id for item in store.requests(limit=2)] == [junk, schema]
+    assert [
+        item.id for item in store.requests(event_glob="video.*", invalid_only=True, limit=1)
+    ] == [schema]
+    assert [item.id for item in store.requests(oldest_first=True, page_size=2)] == [
         old,
         image,
         bad,
@@ -166,7 +166,7 @@ def test_retry_of_points_at_the_first_delivery_of_the_same_event(store: Store) -
     other_body = store.add(request(body=BODY.replace(b"complete", b"completed")))
     other_project = store.add(request(project_id="proj-2"))
     junk = [store.add(request(event_type=None, body=b"ping")) for _ in range(2)]
-    retries = {item.id: item.retry_of for item in store.list()}
+    retries = {item.id: item.retry_of for item in store.requests()}
     assert retries[first] is None
     assert retries[retry] == first
     assert retries[again] == first
@@ -196,7 +196,7 @@ def test_forwards_are_attached_in_order(store: Store) -> None:
     store.add_forwards([(row_id, result) for result in results])  # type: ignore[misc]
     stored = store.get(row_id)
     assert stored is not None and stored.forwards == results
-    assert store.list()[0].forwards == results
+    assert next(store.requests()).forwards == results
 
 
 def test_count_and_clear_and_ids_are_not_reused(
@@ -241,7 +241,7 @@ def test_wal_mode_schema_version_and_a_newer_schema_is_refused(path: Path) -> No
     Store(path).close()
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     connection.execute("PRAGMA user_version = 99")
     connection.close()
     with pytest.raises(StoreError, match="schema version 99"):

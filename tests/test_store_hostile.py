@@ -154,7 +154,7 @@ def test_a_row_that_cannot_be_stored_fails_alone_in_its_group(tmp_path: Path) ->
     assert "refused by the test" in str(failed[0])
     assert "JSON serializable" in str(failed[1])
     with Store(path) as store:
-        assert sorted(stored.body for stored in store.list()) == [b"%d" % n for n in range(5)]
+        assert sorted(stored.body for stored in store.requests()) == [b"%d" % n for n in range(5)]
 
 
 def test_retry_detection_costs_the_same_after_50000_identical_bodies(tmp_path: Path) -> None:
@@ -233,7 +233,7 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Pat
     connection.close()
 
     with Store(path) as store:
-        (old,) = store.list()
+        (old,) = store.requests()
         retry = store.get(store.add(request(event, event_type="video.completed", project_id="p1")))
     assert (old.id, old.body, old.event_type, old.forwards[0]["status"]) == (
         1,
@@ -244,7 +244,7 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Pat
     assert retry is not None and retry.retry_of == 1  # the old row is found by the new index
     connection = sqlite3.connect(path)
     try:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         indexes = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
         assert "requests_retry" in indexes and "requests_body_hash" not in indexes
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

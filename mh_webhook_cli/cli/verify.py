@@ -162,8 +162,8 @@ def _with_overrides(
 
 
 def _stored_request(event_id: int, store_path: Path | None) -> tuple[CapturedRequest, float]:
-    from mh_webhook_cli.cli.events import stored_request
     from mh_webhook_cli.core.http_text import CapturedRequest
+    from mh_webhook_cli.receive.store import stored_request
 
     stored = stored_request(event_id, store_path)
     captured = CapturedRequest(stored.method, stored.path, stored.headers, stored.body)

@@ -411,7 +411,7 @@ async def poll_store(store_path: Path, since: float, inbox: Inbox, interval: flo
     seen: set[int] = set()
     with Store(store_path) as store:
         while True:
-            for stored in reversed(store.list(since=since)):
+            for stored in store.requests(since=since, oldest_first=True):
                 if stored.id in seen:
                     continue
                 seen.add(stored.id)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypedDict, TypeVar
 
 from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
-from mh_webhook_cli.errors import ExitCode, MhwError
+from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
 from mh_webhook_cli.receive.migrations import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -78,6 +78,18 @@ _COLUMNS = (
     "verification, findings, response_status, retry_of"
 )
 _INVALID = "(verification != 'ok' OR findings != '[]')"
+"""What ``--invalid`` selects; also the WHERE of the index it walks (word for word)."""
+_ROW = (
+    f"{_COLUMNS}, "  # noqa: S608
+    # A request's forward results as one JSON array, in the order stored, in the same
+    # statement (so the same snapshot) as the request.
+    "coalesce((SELECT '[' || group_concat(result, ',') || ']' FROM "
+    "(SELECT result FROM forwards WHERE request_id = requests.id ORDER BY id)), '[]'), "
+    f"NOT {_INVALID}"
+)
+_GLOB_SPECIALS = frozenset("*?[")
+PAGE_ROWS = 1000
+"""Rows read from SQLite at a time by :meth:`Store.rows`: what a listing holds in memory."""
 
 Finding = dict[str, str]
 """A schema finding as stored: ``{"path", "code", "message"}``."""
@@ -147,6 +159,38 @@ class StoredRequest(NewRequest):
     """The id of the first stored delivery of the same event, when this one is a retry."""
 
 
+class StoredRow(NamedTuple):
+    """A request as stored: its JSON columns still the text mhw wrote, not parsed.
+
+    What ``mhw events`` streams: an export turns a row into a line without building a
+    :class:`StoredRequest` (whose parsing took most of an export's time), and splices
+    the stored JSON in as it is. :meth:`request` reads it in full.
+    """
+
+    id: int
+    received_at: float
+    method: str
+    path: str
+    headers: str
+    """``[[name, value], ...]`` as JSON."""
+    body: bytes
+    client: str
+    event_type: str | None
+    project_id: str | None
+    verification: str
+    findings: str
+    """A JSON array of :data:`Finding`."""
+    response_status: int
+    retry_of: int | None
+    forwards: str
+    """A JSON array of :class:`ForwardResult`, in the order stored."""
+    valid: int
+    """1 when signed correctly and matching the schema (what ``--invalid`` leaves out)."""
+
+    def request(self) -> StoredRequest:
+        return _stored(self)
+
+
 def default_store_path() -> Path:
     """``$MHW_STORE``, else ``events.sqlite3`` in mhw's user data directory."""
     if os.environ.get(STORE_ENV):
@@ -154,6 +198,32 @@ def default_store_path() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path("mhw", appauthor=False) / "events.sqlite3"
+
+
+def open_existing(path: Path | None) -> Store | None:
+    """The store at ``path`` (else the default), or None when nothing was ever captured
+    there: reading must not create one."""
+    resolved = path.expanduser() if path is not None else default_store_path()
+    if not resolved.exists():
+        return None
+    return Store(resolved)
+
+
+def stored_row(request_id: int, path: Path | None) -> StoredRow:
+    """One captured request, or a one-line error naming what to run instead."""
+    opened = open_existing(path)
+    found = None
+    if opened is not None:
+        with opened:
+            found = opened.row(request_id)
+    if found is None:
+        raise UsageError(f"no request {request_id} in the capture store (see 'mhw events list')")
+    return found
+
+
+def stored_request(request_id: int, path: Path | None) -> StoredRequest:
+    """:func:`stored_row`, read in full."""
+    return stored_row(request_id, path).request()
 
 
 P = ParamSpec("P")
@@ -224,49 +294,104 @@ class Store:
         self._give_up.set()
 
     def get(self, request_id: int) -> StoredRequest | None:
-        found = self._select(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,))  # noqa: S608
-        return found[0] if found else None
+        row = self.row(request_id)
+        return None if row is None else self._read(row)
 
-    def list(
+    @_reported
+    def row(self, request_id: int) -> StoredRow | None:
+        """One request as stored, or None."""
+        sql = f"SELECT {_ROW} FROM requests WHERE id = ?"  # noqa: S608
+        found = self._connection.execute(sql, (request_id,)).fetchone()
+        return None if found is None else StoredRow._make(found)
+
+    def requests(
         self,
         *,
         event_glob: str | None = None,
         since: float | None = None,
         invalid_only: bool = False,
         limit: int | None = None,
-    ) -> builtins.list[StoredRequest]:
-        """Requests newest first; ``event_glob`` matches like :func:`fnmatch.fnmatchcase`."""
-        conditions: list[str] = []
-        parameters: list[Any] = []
+        oldest_first: bool = False,
+        page_size: int = PAGE_ROWS,
+    ) -> Iterator[StoredRequest]:
+        """Like :meth:`rows`, each row read into a :class:`StoredRequest`."""
+        for row in self.rows(
+            event_glob=event_glob,
+            since=since,
+            invalid_only=invalid_only,
+            limit=limit,
+            oldest_first=oldest_first,
+            page_size=page_size,
+        ):
+            yield self._read(row)
+
+    def _read(self, row: StoredRow) -> StoredRequest:
+        try:
+            return row.request()
+        except StoreError as failure:
+            raise StoreError(f"capture store {self.path}: {failure}") from failure
+
+    def rows(
+        self,
+        *,
+        event_glob: str | None = None,
+        since: float | None = None,
+        invalid_only: bool = False,
+        limit: int | None = None,
+        oldest_first: bool = False,
+        page_size: int = PAGE_ROWS,
+    ) -> Iterator[StoredRow]:
+        """Requests newest first (or oldest first), ``page_size`` rows at a time from SQLite.
+
+        ``event_glob`` matches like :func:`fnmatch.fnmatchcase`. Memory stays the same
+        whatever the store holds: each page is one short read transaction that resumes
+        after the last row of the one before (by ``(received_at, id)``, which an index
+        holds in order), so no snapshot is held while the caller writes a million lines,
+        and a listener's checkpoints go on meanwhile. Each filter walks an index in the
+        order shown (see ``migrations.index_filters``), so a limited listing reads about
+        as many rows as it shows, however many the store holds.
+        """
+        conditions: builtins.list[str] = []
+        parameters: builtins.list[Any] = []
         if event_glob is not None:
-            # SQLite's GLOB is fnmatch's language except that it negates with ^ instead of !.
-            conditions.append("event_type GLOB ?")
-            parameters.append(event_glob.replace("[!", "[^"))
+            if _GLOB_SPECIALS.isdisjoint(event_glob):
+                # One type: (event_type, received_at) gives its rows in order.
+                conditions.append("event_type = ?")
+                parameters.append(event_glob)
+            else:
+                # A pattern: walk time order and test each row, so that the first rows
+                # come without sorting every match (the unary + keeps SQLite off the
+                # type index, whose range would have to be sorted by time for each page).
+                # SQLite's GLOB is fnmatch's language except that it negates with ^, not !.
+                conditions.append("+event_type GLOB ?")
+                parameters.append(event_glob.replace("[!", "[^"))
         if since is not None:
             conditions.append("received_at >= ?")
             parameters.append(since)
         if invalid_only:
             conditions.append(_INVALID)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        sql = f"SELECT {_COLUMNS} FROM requests {where} ORDER BY received_at DESC, id DESC"  # noqa: S608
-        if limit is not None:
-            sql += " LIMIT ?"
-            parameters.append(limit)
-        return self._select(sql, parameters)
-
-    def iter_oldest_first(self, page_size: int = 500) -> Iterator[StoredRequest]:
-        """Every request, oldest first, a page at a time: an export never holds the whole store."""
-        after: tuple[float, int] = (float("-inf"), 0)
-        while True:
-            page = self._select(
-                f"SELECT {_COLUMNS} FROM requests WHERE (received_at, id) > (?, ?) "  # noqa: S608
-                "ORDER BY received_at, id LIMIT ?",
-                (*after, page_size),
-            )
+        where = "".join(f" AND {condition}" for condition in conditions)
+        order, after = ("ASC", ">") if oldest_first else ("DESC", "<")
+        sql = (
+            f"SELECT {_ROW} FROM requests WHERE (received_at, id) {after} (?, ?){where} "  # noqa: S608
+            f"ORDER BY received_at {order}, id {order} LIMIT ?"
+        )
+        resume: tuple[float, int] = (float("-inf"), 0) if oldest_first else (float("inf"), 0)
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = page_size if remaining is None else min(page_size, remaining)
+            page = self._page(sql, (*resume, *parameters, size))
             yield from page
-            if len(page) < page_size:
+            if len(page) < size:
                 return
-            after = (page[-1].received_at, page[-1].id)
+            if remaining is not None:
+                remaining -= len(page)
+            resume = (page[-1].received_at, page[-1].id)
+
+    @_reported
+    def _page(self, sql: str, parameters: Sequence[Any]) -> builtins.list[StoredRow]:
+        # One statement, so one snapshot: each row's forwards are those of its moment.
+        return builtins.list(map(StoredRow._make, self._connection.execute(sql, parameters)))
 
     @_reported
     def count(self) -> int:
@@ -298,30 +423,6 @@ class Store:
 
     def close(self) -> None:
         self._connection.close()
-
-    @_reported
-    def _select(self, sql: str, parameters: Sequence[Any]) -> builtins.list[StoredRequest]:
-        # One read transaction, so the forwards belong to the same snapshot as the requests.
-        with _transaction(self._connection, begin="BEGIN"):
-            rows = self._connection.execute(sql, parameters).fetchall()
-            forwards: dict[int, builtins.list[str]] = {}
-            ids = [row[0] for row in rows]
-            # Chunks stay under SQLite's limit on the number of parameters in one statement.
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" * len(chunk))
-                for request_id, result in self._connection.execute(
-                    f"SELECT request_id, result FROM forwards WHERE request_id IN ({marks}) "  # noqa: S608
-                    "ORDER BY id",
-                    chunk,
-                ):
-                    forwards.setdefault(request_id, []).append(result)
-        try:
-            return [_stored(row, forwards.get(row[0], [])) for row in rows]
-        except (TypeError, ValueError) as failure:  # a row that another program wrote
-            raise StoreError(
-                f"capture store {self.path}: a stored request is not as mhw writes it: {failure}"
-            ) from failure
 
 
 class GroupCommitter:
@@ -632,15 +733,37 @@ def _create_private_file(path: Path) -> None:
 
 
 def _migrate(connection: sqlite3.Connection, path: Path) -> None:
-    """Run the migrations this file has not run; refuse a file written by a newer mhw."""
+    """Run the migrations this file has not run, in order, recording each one's name;
+    refuse a file written by a newer mhw."""
     version = _schema_version(connection, path)
     if version == SCHEMA_VERSION:
         return  # the usual case takes no write lock, so readers never wait for the listener
     with _transaction(connection):
         # Read again under the write lock: another process may have migrated meanwhile.
         version = _schema_version(connection, path)
-        for migration in MIGRATIONS[version:]:
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS mhw_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+        )
+        applied = {name for (name,) in connection.execute("SELECT name FROM mhw_migrations")}
+        unknown = applied - {migration.__name__ for migration in MIGRATIONS}
+        if unknown:
+            raise StoreError(
+                f"capture store {path} has run migrations this mhw does not know "
+                f"({', '.join(sorted(unknown))}): upgrade mhw or use another --store"
+            )
+        for number, migration in enumerate(MIGRATIONS):
+            # A store from before the names were recorded counted them in user_version.
+            if migration.__name__ in applied or number < version:
+                continue
             migration(connection)
+            connection.execute(
+                "INSERT OR IGNORE INTO mhw_migrations (name, applied_at) VALUES (?, ?)",
+                (migration.__name__, time.time()),
+            )
+        connection.executemany(
+            "INSERT OR IGNORE INTO mhw_migrations (name, applied_at) VALUES (?, NULL)",
+            [(migration.__name__,) for migration in MIGRATIONS[:version]],
+        )
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -706,23 +829,27 @@ def _insert_requests(connection: sqlite3.Connection, rows: Sequence[_Row]) -> li
     return receipts
 
 
-def _stored(row: tuple[Any, ...], forwards: list[str]) -> StoredRequest:
-    """A row as read back; ``forwards`` are its forward results as stored (JSON)."""
-    (row_id, received_at, method, path, headers, body, client, event_type, project_id) = row[:9]
-    verification, findings, response_status, retry_of = row[9:]
-    return StoredRequest(
-        id=row_id,
-        received_at=received_at,
-        method=method,
-        path=path,
-        headers=[(name, value) for name, value in json.loads(headers)],
-        body=bytes(body),
-        client=client,
-        event_type=event_type,
-        project_id=project_id,
-        verification=verification,
-        findings=json.loads(findings),
-        response_status=response_status,
-        forwards=[json.loads(result) for result in forwards],
-        retry_of=retry_of,
-    )
+def _stored(row: StoredRow) -> StoredRequest:
+    """A row read into a :class:`StoredRequest`: the one place that maps a row to a request.
+
+    Raises :class:`StoreError` for a row that another program wrote in another shape.
+    """
+    try:
+        return StoredRequest(
+            id=row.id,
+            received_at=row.received_at,
+            method=row.method,
+            path=row.path,
+            headers=[(name, value) for name, value in json.loads(row.headers)],
+            body=bytes(row.body),
+            client=row.client,
+            event_type=row.event_type,
+            project_id=row.project_id,
+            verification=row.verification,
+            findings=json.loads(row.findings),
+            response_status=row.response_status,
+            forwards=json.loads(row.forwards),
+            retry_of=row.retry_of,
+        )
+    except (TypeError, ValueError) as failure:
+        raise StoreError(f"a stored request is not as mhw writes it: {failure}") from failure
