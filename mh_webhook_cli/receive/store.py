@@ -89,7 +89,9 @@ _ROW = (
 )
 _GLOB_SPECIALS = frozenset("*?[")
 PAGE_ROWS = 1000
-"""Rows read from SQLite at a time by :meth:`Store.rows`: what a listing holds in memory."""
+"""Rows read from SQLite at a time by :meth:`Store.rows`: what a listing holds in memory..."""
+PAGE_BYTES = 8 * 1024 * 1024
+"""...or fewer, once their bodies come to this many bytes (a page of large bodies)."""
 
 Finding = dict[str, str]
 """A schema finding as stored: ``{"path", "code", "message"}``."""
@@ -380,18 +382,32 @@ class Store:
         remaining = limit
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(page_size, remaining)
-            page = self._page(sql, (*resume, *parameters, size))
+            page, whole = self._page(sql, (*resume, *parameters, size))
             yield from page
-            if len(page) < size:
+            if whole and len(page) < size:
                 return
             if remaining is not None:
                 remaining -= len(page)
             resume = (page[-1].received_at, page[-1].id)
 
     @_reported
-    def _page(self, sql: str, parameters: Sequence[Any]) -> builtins.list[StoredRow]:
-        # One statement, so one snapshot: each row's forwards are those of its moment.
-        return builtins.list(map(StoredRow._make, self._connection.execute(sql, parameters)))
+    def _page(self, sql: str, parameters: Sequence[Any]) -> tuple[builtins.list[StoredRow], bool]:
+        """The rows of one page, and False when it stopped early at :data:`PAGE_BYTES`.
+
+        One statement, so one snapshot: each row's forwards are those of its moment.
+        """
+        rows: builtins.list[StoredRow] = []
+        held = 0
+        cursor = self._connection.execute(sql, parameters)
+        try:
+            for row in map(StoredRow._make, cursor):
+                rows.append(row)
+                held += len(row.body)
+                if held >= PAGE_BYTES:
+                    return rows, False
+        finally:
+            cursor.close()
+        return rows, True
 
     @_reported
     def count(self) -> int:

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
 from orjson import Fragment
 
 from mh_webhook_cli import __version__
@@ -253,7 +254,7 @@ def _query_string(path: str) -> list[dict[str, str]]:
 
 def har_entry(row: StoredRow) -> dict[str, Any]:
     """One request as a HAR entry that browser devtools import."""
-    headers: list[list[str]] = json.loads(row.headers)
+    headers: list[list[str]] = orjson.loads(row.headers)  # pairs of strings, as mhw wrote them
     by_name = {name.lower(): value for name, value in headers}
     host = by_name.get("host", "localhost")
     post_data: dict[str, Any] = {"mimeType": by_name.get("content-type", "")}
