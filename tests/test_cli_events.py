@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,66 @@ def test_clear_needs_yes_without_a_terminal(
     assert cleared.code == 0 and "Deleted 2 requests" in cleared.stderr
     with Store(store_path) as store:
         assert store.count() == 0
+
+
+def test_listings_and_exports_hold_one_page_whatever_the_store_holds(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``events list --all --format json`` held every row at once: 3.7 GB at a million."""
+    from mh_webhook_cli.receive.store import PAGE_BYTES
+    from mh_webhook_cli.report.console import Format
+    from mh_webhook_cli.report.events import export, show_list
+
+    monkeypatch.setattr("mh_webhook_cli.receive.store.PAGE_BYTES", PAGE_BYTES // 8)  # 1 MB
+    body = b"a" * (512 * 1024)
+    with Store(store_path) as store:
+        for start in range(0, 48, 8):  # 24 MB of bodies
+            store.add_many([new(body, received_at=float(n)) for n in range(start, start + 8)])
+    outputs = {name: tmp_path / name for name in ("list.json", "export.jsonl", "export.har")}
+    tracemalloc.start()
+    try:
+        with Store(store_path) as store:
+            with outputs["list.json"].open("w") as out:
+                monkeypatch.setattr(sys, "stdout", out)
+                show_list(store.rows(), Format.JSON)
+            for name, har in (("export.jsonl", False), ("export.har", True)):
+                with outputs[name].open("w") as out:
+                    assert export(store.rows(oldest_first=True), out, har=har) == 48
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A page (1 MB of bodies), the text of its lines, and a megabyte gathered for a write.
+    assert peak < 16 * 1024 * 1024, f"{peak / 1e6:.1f} MB held for 24 MB of bodies"
+    listed = json.loads(outputs["list.json"].read_text())
+    assert [item["body_bytes"] for item in listed] == [len(body)] * 48
+    assert [item["id"] for item in listed] == list(range(48, 0, -1))
+    lines = outputs["export.jsonl"].read_text().splitlines()
+    assert [json.loads(line)["body"] for line in lines] == [body.decode()] * 48
+    entries = json.loads(outputs["export.har"].read_text())["log"]["entries"]
+    assert [entry["request"]["bodySize"] for entry in entries] == [len(body)] * 48
+
+
+def test_a_long_listing_is_one_table_sized_by_its_first_page() -> None:
+    """Later pages only widen a column they overflow; the header comes once."""
+    from mh_webhook_cli.receive.store import StoredRequest
+    from mh_webhook_cli.report.events import list_pages
+
+    def stored(row_id: int, event_type: str) -> StoredRequest:
+        return StoredRequest(**{**vars(new(event_type=event_type)), "id": row_id})
+
+    requests = [stored(1000 - n, "video.completed") for n in range(5)]
+    requests.append(stored(7, "video.a.much.longer.type"))
+    pages = [[shown_plain(line) for line in page] for page in list_pages(requests, page_rows=3)]
+    assert [len(page) for page in pages] == [3, 3]
+    assert pages[0][0].split()[:2] == ["id", "received"]
+    lines = [line for page in pages for line in page]
+    assert sum(line.startswith("id ") for line in lines) == 1
+    received_at = lines[0].index("received")
+    assert all(line[received_at].isdigit() for line in lines[1:])  # ids 995..7 padded alike
+    event_at = lines[0].index("event")
+    project_at = {line.index("proj-1") for line in lines[1:]}
+    assert event_at < min(project_at) and len(project_at) == 2  # only the long type pushed
+
+
+def shown_plain(line: object) -> str:
+    return line if isinstance(line, str) else "".join(text for text, _ in line)  # type: ignore[attr-defined]

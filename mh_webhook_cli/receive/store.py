@@ -767,19 +767,19 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
                 f"capture store {path} has run migrations this mhw does not know "
                 f"({', '.join(sorted(unknown))}): upgrade mhw or use another --store"
             )
-        for number, migration in enumerate(MIGRATIONS):
-            # A store from before the names were recorded counted them in user_version.
-            if migration.__name__ in applied or number < version:
-                continue
-            migration(connection)
-            connection.execute(
-                "INSERT OR IGNORE INTO mhw_migrations (name, applied_at) VALUES (?, ?)",
-                (migration.__name__, time.time()),
-            )
+        # A store from before the names were recorded counted its migrations in user_version
+        # (when they ran is not known).
         connection.executemany(
             "INSERT OR IGNORE INTO mhw_migrations (name, applied_at) VALUES (?, NULL)",
             [(migration.__name__,) for migration in MIGRATIONS[:version]],
         )
+        for migration in MIGRATIONS[version:]:
+            if migration.__name__ not in applied:
+                migration(connection)
+                connection.execute(
+                    "INSERT INTO mhw_migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.__name__, time.time()),
+                )
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -294,19 +294,12 @@ def har_entry(row: StoredRow) -> dict[str, Any]:
 
 
 def export(rows: Iterable[StoredRow], target: IO[str], *, har: bool) -> int:
-    """Write ``rows`` to ``target`` as JSON lines, or as one HAR document, a page per write;
-    how many there were."""
-    count = 0
-    if har:
-        target.write(har_head())
-        for page in _pages(rows):
-            target.write(("," if count else "") + ",".join(dumps(har_entry(row)) for row in page))
-            count += len(page)
-        target.write(HAR_TAIL)
-    else:
-        for page in _pages(rows):
-            target.write("".join(dumps(detail_json(row)) + "\n" for row in page))
-            count += len(page)
+    """Write ``rows`` to ``target`` as JSON lines, or as one HAR document; how many there were."""
+    if not har:
+        return _write(target, (dumps(detail_json(row)) + "\n" for row in rows))
+    target.write(har_head())
+    count = _write(target, _joined(dumps(har_entry(row)) for row in rows))
+    target.write(HAR_TAIL)
     return count
 
 
@@ -314,14 +307,10 @@ def show_list(rows: Iterable[StoredRow], output_format: Format) -> None:
     """``mhw events list``: one JSON array, or the table (nothing at all when empty)."""
     if output_format is Format.JSON:
         # Streamed in pieces, and the same text as dumps() of the whole list.
-        out = sys.stdout
-        out.write("[")
-        count = 0
-        for page in _pages(rows):
-            out.write(("," if count else "") + ",".join(dumps(summary_json(row)) for row in page))
-            count += len(page)
-        out.write("]\n")
-        out.flush()
+        sys.stdout.write("[")
+        _write(sys.stdout, _joined(dumps(summary_json(row)) for row in rows))
+        sys.stdout.write("]\n")
+        sys.stdout.flush()
         return
     for lines in list_pages(row.request() for row in rows):
         show(lines)
@@ -348,12 +337,30 @@ def show_replay(result: SendResult, output_format: Format) -> None:
         show(send_text(result, None))
 
 
-def _pages(rows: Iterable[StoredRow], size: int = PAGE_ROWS) -> Iterator[list[StoredRow]]:
-    page: list[StoredRow] = []
-    for row in rows:
-        page.append(row)
-        if len(page) >= size:
-            yield page
-            page = []
-    if page:
-        yield page
+_WRITE_CHARACTERS = 1 << 20
+"""What :func:`_write` gathers before a write: few calls, and memory that a row count
+cannot blow up (a page of rows may hold megabytes of bodies)."""
+
+
+def _write(target: IO[str], texts: Iterable[str]) -> int:
+    """Write ``texts`` to ``target`` about a megabyte at a time; how many there were."""
+    count = size = 0
+    gathered: list[str] = []
+    for text in texts:
+        gathered.append(text)
+        size += len(text)
+        count += 1
+        if size >= _WRITE_CHARACTERS:
+            target.write("".join(gathered))
+            gathered.clear()
+            size = 0
+    target.write("".join(gathered))
+    return count
+
+
+def _joined(documents: Iterable[str]) -> Iterator[str]:
+    """``documents`` with a comma before each but the first: the items of a JSON array."""
+    separator = ""
+    for document in documents:
+        yield separator + document
+        separator = ","
