@@ -598,13 +598,14 @@ def test_a_filtered_listing_reads_as_much_whatever_the_store_holds(tmp_path: Pat
         common = [(100.0 + n, "video.completed", "ok") for n in range(size - 100)]
         fill_directly(path, rare + common)
         with Store(path) as store:
-            for name, filters in {
+            listings: dict[str, dict[str, Any]] = {
                 "none": {},
                 "invalid": {"invalid_only": True},
                 "type": {"event_glob": "image.completed"},
                 "type and since": {"event_glob": "image.completed", "since": 50.0},
                 "since": {"since": size - 200.0},
-            }.items():
+            }
+            for name, filters in listings.items():
                 costs.setdefault(name, []).append(steps_to_list(store, **filters))
     for name, (small, large) in costs.items():
         assert large <= 2 * small + 5, f"{name}: {small} -> {large} thousand steps"

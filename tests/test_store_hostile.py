@@ -366,21 +366,6 @@ def test_a_held_write_lock_delays_only_the_answers_that_need_it(start_listener: 
     assert [row[2] for row in listening.stored()] == ["clxlocked0000000000000000"]
 
 
-class LockHolds:
-    """How long a connection held the write lock each time, from its statements' trace."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.seconds: list[float] = []
-        self._taken = 0.0
-        connection.set_trace_callback(self._statement)
-
-    def _statement(self, sql: str) -> None:
-        if sql == "BEGIN IMMEDIATE":
-            self._taken = time.perf_counter()
-        elif sql == "COMMIT":
-            self.seconds.append(time.perf_counter() - self._taken)
-
-
 def test_events_clear_on_a_big_store_leaves_a_listener_answering(start_listener: Start) -> None:
     """Deleting a million rows in one transaction once stalled every sender for 2.3 s."""
     listening = start_listener("--secret", SECRET)
@@ -396,7 +381,7 @@ def test_events_clear_on_a_big_store_leaves_a_listener_answering(start_listener:
     deleted: list[int] = []
     with Store(listening.store) as store:
         # The connection's own trace: what 'mhw events clear' runs is this same method.
-        holds = LockHolds(store._connection)
+        holds = store.trace_lock_holds()
         clearing = threading.Thread(target=lambda: deleted.append(store.clear()))
         clearing.start()
         slowest = 0.0

@@ -290,6 +290,11 @@ class Store:
         with _transaction(self._connection, give_up=self._give_up):
             self._connection.executemany(_INSERT_FORWARD, rows)
 
+    def trace_lock_holds(self) -> LockHolds:
+        """From now on, time each write transaction of this connection: how long
+        :meth:`clear` (or anything else) keeps a listener waiting, for a benchmark or a test."""
+        return LockHolds(self._connection)
+
     def give_up_waiting(self) -> None:
         """From any thread: a wait for another connection's write lock, now or later, fails
         at once with :class:`StoreClosed` (at shutdown, which must not wait for a stranger)."""
@@ -439,6 +444,22 @@ class Store:
 
     def close(self) -> None:
         self._connection.close()
+
+
+class LockHolds:
+    """How long a connection held the write lock each time, from its statements' trace."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.seconds: builtins.list[float] = []
+        """One entry per committed write transaction, in order."""
+        self._taken = 0.0
+        connection.set_trace_callback(self._statement)
+
+    def _statement(self, sql: str) -> None:
+        if sql == "BEGIN IMMEDIATE":
+            self._taken = time.perf_counter()
+        elif sql == "COMMIT":
+            self.seconds.append(time.perf_counter() - self._taken)
 
 
 class GroupCommitter:
