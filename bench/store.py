@@ -93,6 +93,9 @@ def fill(path: Path, start_number: int, end_number: int, start: float) -> None:
 @dataclass
 class Run:
     seconds: float
+    """Wall time."""
+    cpu_seconds: float
+    """User and system time: steadier than wall time on a shared machine."""
     peak_mb: float
 
 
@@ -106,7 +109,7 @@ def run(command: list[str], output: Path, env: dict[str, str]) -> Run:
     with output.open("wb") as out:
         started = time.perf_counter()
         finished = subprocess.run(
-            [TIME, "-f", "%M", "-o", str(report), *command],
+            [TIME, "-f", "%M %U %S", "-o", str(report), *command],
             stdout=out,
             stderr=subprocess.PIPE,
             env=env,
@@ -114,7 +117,8 @@ def run(command: list[str], output: Path, env: dict[str, str]) -> Run:
         took = time.perf_counter() - started
     if finished.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {finished.stderr.decode()}")
-    return Run(took, int(report.read_text().split()[-1]) / 1024)
+    peak_kb, user, system = report.read_text().split()[-3:]
+    return Run(took, float(user) + float(system), int(peak_kb) / 1024)
 
 
 def python_anchor(path: Path, output: Path) -> None:
@@ -185,9 +189,10 @@ def main() -> int:
                 [sqlite_shell, "-json", str(path), ANCHOR_SQL], anchor_output, env
             )
         else:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             python_anchor(path, anchor_output)
-            results.setdefault(anchor_name, {})[size] = Run(time.perf_counter() - began, 0.0)
+            took = time.perf_counter() - began
+            results.setdefault(anchor_name, {})[size] = Run(took, time.process_time() - cpu, 0.0)
         for name, command in commands.items():
             results.setdefault(name, {})[size] = run(command, output, env)
         anchor = results[anchor_name][size]
@@ -197,12 +202,13 @@ def main() -> int:
             note = ""
             if name.startswith(("export", "list --all")):
                 note = (
-                    f"  {size / measured.seconds:9,.0f} rows/s  "
-                    f"{measured.seconds / anchor.seconds:4.1f}x the anchor"
+                    f"  {size / measured.seconds:9,.0f} rows/s"
+                    f"  {measured.seconds / anchor.seconds:4.1f}x the anchor"
+                    f" ({measured.cpu_seconds / max(anchor.cpu_seconds, 0.01):.1f}x in CPU time)"
                 )
             print(
-                f"  {name:30} {measured.seconds:7.2f} s  {measured.peak_mb:6.0f} MB peak  "
-                f"{growth:5.1f}x the {sizes[0]:,} time{note}",
+                f"  {name:30} {measured.seconds:7.2f} s ({measured.cpu_seconds:6.2f} s CPU)"
+                f"  {measured.peak_mb:5.0f} MB peak  {growth:5.1f}x the {sizes[0]:,} time{note}",
                 flush=True,
             )
     largest = sizes[-1]
