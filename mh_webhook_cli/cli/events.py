@@ -156,7 +156,7 @@ def export_command(
 
     opened = open_existing(store)
     try:
-        target = sys.stdout if output is None else output.expanduser().open("w", encoding="utf-8")
+        target = sys.stdout.buffer if output is None else output.expanduser().open("wb")
     except OSError as failure:
         raise UsageError(f"cannot write {output}: {failure.strerror}") from None
     try:

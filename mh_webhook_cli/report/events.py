@@ -293,13 +293,13 @@ def har_entry(row: StoredRow) -> dict[str, Any]:
     }
 
 
-def export(rows: Iterable[StoredRow], target: IO[str], *, har: bool) -> int:
+def export(rows: Iterable[StoredRow], target: IO[bytes], *, har: bool) -> int:
     """Write ``rows`` to ``target`` as JSON lines, or as one HAR document; how many there were."""
     if not har:
-        return _write(target, (dumps(detail_json(row)) + "\n" for row in rows))
-    target.write(har_head())
-    count = _write(target, _joined(dumps(har_entry(row)) for row in rows))
-    target.write(HAR_TAIL)
+        return _write(target, (_json_line(detail_json(row)) for row in rows))
+    target.write(har_head().encode())
+    count = _write(target, _joined(_json(har_entry(row)) for row in rows))
+    target.write(HAR_TAIL.encode())
     return count
 
 
@@ -307,10 +307,11 @@ def show_list(rows: Iterable[StoredRow], output_format: Format) -> None:
     """``mhw events list``: one JSON array, or the table (nothing at all when empty)."""
     if output_format is Format.JSON:
         # Streamed in pieces, and the same text as dumps() of the whole list.
-        sys.stdout.write("[")
-        _write(sys.stdout, _joined(dumps(summary_json(row)) for row in rows))
-        sys.stdout.write("]\n")
-        sys.stdout.flush()
+        out = sys.stdout.buffer
+        out.write(b"[")
+        _write(out, _joined(_json(summary_json(row)) for row in rows))
+        out.write(b"]\n")
+        out.flush()
         return
     for lines in list_pages(row.request() for row in rows):
         show(lines)
@@ -337,30 +338,47 @@ def show_replay(result: SendResult, output_format: Format) -> None:
         show(send_text(result, None))
 
 
-_WRITE_CHARACTERS = 1 << 20
-"""What :func:`_write` gathers before a write: few calls, and memory that a row count
-cannot blow up (a page of rows may hold megabytes of bodies)."""
+_WRITE_BYTES = 1 << 16
+"""What :func:`_write` gathers before a write: few calls, and a megabyte body is a few of
+them (larger pieces cost more in fresh memory from the kernel than they save)."""
 
 
-def _write(target: IO[str], texts: Iterable[str]) -> int:
-    """Write ``texts`` to ``target`` about a megabyte at a time; how many there were."""
+def _write(target: IO[bytes], pieces: Iterable[bytes]) -> int:
+    """Write ``pieces`` to ``target`` about :data:`_WRITE_BYTES` at a time; how many."""
     count = size = 0
-    gathered: list[str] = []
-    for text in texts:
-        gathered.append(text)
-        size += len(text)
+    gathered: list[bytes] = []
+    for piece in pieces:
+        gathered.append(piece)
+        size += len(piece)
         count += 1
-        if size >= _WRITE_CHARACTERS:
-            target.write("".join(gathered))
+        if size >= _WRITE_BYTES:
+            target.write(b"".join(gathered))
             gathered.clear()
             size = 0
-    target.write("".join(gathered))
+    target.write(b"".join(gathered))
     return count
 
 
-def _joined(documents: Iterable[str]) -> Iterator[str]:
+def _joined(documents: Iterable[bytes]) -> Iterator[bytes]:
     """``documents`` with a comma before each but the first: the items of a JSON array."""
-    separator = ""
+    separator = b""
     for document in documents:
         yield separator + document
-        separator = ","
+        separator = b","
+
+
+def _json(data: Any) -> bytes:
+    """:func:`~mh_webhook_cli.core.json_text.dumps` as UTF-8, the usual case without a
+    round trip through ``str``: orjson's ASCII output without DEL is what dumps returns
+    unchanged; anything else goes through dumps itself."""
+    try:
+        text = orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return dumps(data).encode()
+    if text.isascii() and b"\x7f" not in text:
+        return text
+    return dumps(data).encode()
+
+
+def _json_line(data: Any) -> bytes:
+    return _json(data) + b"\n"
