@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from conftest import wait_for
 from mh_webhook_cli.receive.migrations import SCHEMA_VERSION
 from mh_webhook_cli.receive.store import (
     ForwardResult,
@@ -609,3 +610,38 @@ def test_a_filtered_listing_reads_as_much_whatever_the_store_holds(tmp_path: Pat
                 costs.setdefault(name, []).append(steps_to_list(store, **filters))
     for name, (small, large) in costs.items():
         assert large <= 2 * small + 5, f"{name}: {small} -> {large} thousand steps"
+
+
+def wal_frames(path: Path) -> tuple[int, int]:
+    """The WAL's frames, and how many of them are copied into the database (from the
+    wal-index header in the -shm file: mxFrame at byte 16, nBackfill at byte 96)."""
+    header = Path(f"{path}-shm").read_bytes()[:100]
+    return int.from_bytes(header[16:20], sys.byteorder), int.from_bytes(
+        header[96:100], sys.byteorder
+    )
+
+
+def test_a_listener_checkpoints_beside_its_commits_not_in_them(path: Path) -> None:
+    """The commit that took the WAL past 1,000 pages also copied it into the database and
+    synced the disk: 200-400 ms at a million rows, which every answer of its group waited."""
+    from mh_webhook_cli.receive.store import INLINE_CHECKPOINT_PAGES
+
+    checked: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        async with committer_on(path) as committer:
+            for group in range(20):
+                await asyncio.gather(
+                    *(committer.submit(request(body=b"%d-%d" % (group, n))) for n in range(30))
+                )
+            frames = wait_for(
+                lambda: (framed := wal_frames(path))[0] > 0 and framed[0] == framed[1] and framed,
+                what="the WAL copied into the database",
+            )
+            checked.append(frames)
+            autocheckpoint = committer.store._connection.execute("PRAGMA wal_autocheckpoint")
+            assert autocheckpoint.fetchone()[0] == INLINE_CHECKPOINT_PAGES
+
+    asyncio.run(main())
+    # Far below SQLite's own 1,000 pages, so no commit checkpointed: the checkpointer did.
+    assert 0 < checked[0][0] < 1000
