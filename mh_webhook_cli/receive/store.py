@@ -14,7 +14,12 @@ consistent snapshot while the listener writes, and a writer killed mid-burst
 (SIGKILL) leaves every committed transaction intact and the rest rolled back.
 ``synchronous=NORMAL`` survives a process crash (what SIGKILL is); only a power
 loss can drop the last few commits, which a developer tool can accept for the
-throughput it buys.
+throughput it buys. A listener copies the WAL back into the database on a thread
+of its own (:class:`_Checkpointer`), so that no commit, and no answer, waits for it.
+
+Reading streams: :meth:`Store.rows` gives a page of rows at a time, each page one
+short read, so ``mhw events`` holds a page whatever the store holds. The schema
+changes only through the named migrations of :mod:`mh_webhook_cli.receive.migrations`.
 
 Request bodies and headers can be sensitive, so the file is created 0600 in a
 directory created 0700. This module is the only one that imports sqlite3.

@@ -61,6 +61,9 @@ def summary_json(row: StoredRow) -> dict[str, Any]:
 
     The stored JSON columns go in as they are: mhw wrote them with
     :func:`~mh_webhook_cli.core.json_text.dumps`, so they are already what it prints.
+    orjson never refuses the rest (dumps' stdlib fallback could not write a Fragment):
+    SQLite's text comes out as valid UTF-8, so no string holds a lone surrogate, and
+    every number is SQLite's 64-bit integer.
     """
     return {
         "id": row.id,
