@@ -567,6 +567,12 @@ def test_pages_resume_exactly_after_their_last_row_even_among_equal_times(
             assert [r.id for r in store.rows(page_size=page_size, event_glob="image.*")] == [
                 i for i in newest_first if (i - 1) % 3 == 0
             ]
+            # Two types merged, with times shared across them.
+            assert [r.id for r in store.rows(page_size=page_size, event_glob="*e*")] == (
+                newest_first
+            )
+            merged = store.rows(page_size=page_size, event_glob="*", limit=5, oldest_first=True)
+            assert [r.id for r in merged] == newest_first[::-1][:5]
 
 
 def steps_to_list(store: Store, **filters: Any) -> int:
@@ -603,6 +609,7 @@ def test_a_filtered_listing_reads_as_much_whatever_the_store_holds(tmp_path: Pat
                 "none": {},
                 "invalid": {"invalid_only": True},
                 "type": {"event_glob": "image.completed"},
+                "type pattern": {"event_glob": "ima*"},
                 "type and since": {"event_glob": "image.completed", "since": 50.0},
                 "since": {"since": size - 200.0},
             }
@@ -645,3 +652,24 @@ def test_a_listener_checkpoints_beside_its_commits_not_in_them(path: Path) -> No
     asyncio.run(main())
     # Far below SQLite's own 1,000 pages, so no commit checkpointed: the checkpointer did.
     assert 0 < checked[0][0] < 1000
+
+
+@pytest.mark.parametrize("merged_at_most", [32, 1])
+def test_a_pattern_lists_the_same_whether_merged_by_type_or_walked_in_time(
+    path: Path, monkeypatch: pytest.MonkeyPatch, merged_at_most: int
+) -> None:
+    """Past MERGE_TYPES matching types (a flood of junk types), a pattern walks time order."""
+    monkeypatch.setattr("mh_webhook_cli.receive.store.MERGE_TYPES", merged_at_most)
+    kinds = ["a*b", "a[b", "video.completed", "image.completed", "a?c"]  # types are text too
+    fill_directly(path, [(float(n % 4), kinds[n % 5], "ok") for n in range(40)])
+    newest_first = sorted(range(1, 41), key=lambda i: ((i - 1) % 4, i), reverse=True)
+    with Store(path) as store:
+        for pattern, wanted in {
+            "a*": {"a*b", "a[b", "a?c"},
+            "a[*]b": {"a*b"},
+            "[!a]*": {"video.completed", "image.completed"},
+            "*": set(kinds),
+        }.items():
+            assert [r.id for r in store.rows(event_glob=pattern, page_size=3)] == [
+                i for i in newest_first if kinds[(i - 1) % 5] in wanted
+            ], pattern

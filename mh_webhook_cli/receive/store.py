@@ -30,6 +30,8 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
+import heapq
+import itertools
 import json
 import os
 import queue
@@ -100,6 +102,12 @@ _ROW = (
     f"NOT {_INVALID}"
 )
 _GLOB_SPECIALS = frozenset("*?[")
+_FIRST_TYPE = "SELECT min(event_type) FROM requests"
+_NEXT_TYPE = "SELECT min(event_type) FROM requests WHERE event_type > ?"
+MERGE_TYPES_SEEN = 256
+"""``--type`` with a pattern reads the store's distinct event types, up to this many..."""
+MERGE_TYPES = 32
+"""...and merges the rows of up to this many matching ones; past either, it walks time order."""
 PAGE_ROWS = 1000
 """Rows read from SQLite at a time by :meth:`Store.rows`: what a listing holds in memory..."""
 PAGE_BYTES = 8 * 1024 * 1024
@@ -368,22 +376,45 @@ class Store:
         holds in order), so no snapshot is held while the caller writes a million lines,
         and a listener's checkpoints go on meanwhile. Each filter walks an index in the
         order shown (see ``migrations.index_filters``), so a limited listing reads about
-        as many rows as it shows, however many the store holds.
+        as many rows as it shows, however many the store holds. A pattern (``video.*``)
+        merges the rows of each event type it matches, each type's from its index.
         """
+        filters = (since, invalid_only, limit, oldest_first, page_size)
+        if event_glob is None or _GLOB_SPECIALS.isdisjoint(event_glob):
+            return self._walk(event_glob, None, *filters)
+        # SQLite's GLOB is fnmatch's language except that it negates with ^ instead of !.
+        pattern = event_glob.replace("[!", "[^")
+        types = self._event_types(pattern)
+        if types is None:
+            # Too many kinds of event to merge: walk time order, testing each row.
+            return self._walk(None, pattern, *filters)
+        # Each matching type's rows come in order from (event_type, received_at); merged,
+        # they are the pattern's rows in order, without sorting every match of it.
+        streams = [self._walk(event_type, None, *filters) for event_type in types]
+        merged = heapq.merge(*streams, key=_time_order, reverse=not oldest_first)
+        return itertools.islice(merged, limit)
+
+    def _walk(
+        self,
+        event_type: str | None,
+        pattern: str | None,
+        since: float | None,
+        invalid_only: bool,
+        limit: int | None,
+        oldest_first: bool,
+        page_size: int,
+    ) -> Iterator[StoredRow]:
+        """:meth:`rows` of one event type, or of those matching ``pattern``, a page at a time."""
         conditions: builtins.list[str] = []
         parameters: builtins.list[Any] = []
-        if event_glob is not None:
-            if _GLOB_SPECIALS.isdisjoint(event_glob):
-                # One type: (event_type, received_at) gives its rows in order.
-                conditions.append("event_type = ?")
-                parameters.append(event_glob)
-            else:
-                # A pattern: walk time order and test each row, so that the first rows
-                # come without sorting every match (the unary + keeps SQLite off the
-                # type index, whose range would have to be sorted by time for each page).
-                # SQLite's GLOB is fnmatch's language except that it negates with ^, not !.
-                conditions.append("+event_type GLOB ?")
-                parameters.append(event_glob.replace("[!", "[^"))
+        if event_type is not None:
+            conditions.append("event_type = ?")
+            parameters.append(event_type)
+        if pattern is not None:
+            # The unary + keeps SQLite off the type index: its range would be sorted by time
+            # for every page. Walking time order finds the first rows without sorting.
+            conditions.append("+event_type GLOB ?")
+            parameters.append(pattern)
         if since is not None:
             conditions.append("received_at >= ?")
             parameters.append(since)
@@ -406,6 +437,23 @@ class Store:
             if remaining is not None:
                 remaining -= len(page)
             resume = (page[-1].received_at, page[-1].id)
+
+    @_reported
+    def _event_types(self, pattern: str) -> builtins.list[str] | None:
+        """The stored event types that GLOB ``pattern`` matches, read from the type index
+        one seek per type; None when the store holds more than :data:`MERGE_TYPES_SEEN`
+        types (junk from strangers), or the pattern matches more than :data:`MERGE_TYPES`."""
+        matching: builtins.list[str] = []
+        (event_type,) = self._connection.execute(_FIRST_TYPE).fetchone()
+        for _ in range(MERGE_TYPES_SEEN):
+            if event_type is None:
+                return matching
+            if self._connection.execute("SELECT ? GLOB ?", (event_type, pattern)).fetchone()[0]:
+                matching.append(event_type)
+                if len(matching) > MERGE_TYPES:
+                    return None
+            (event_type,) = self._connection.execute(_NEXT_TYPE, (event_type,)).fetchone()
+        return None
 
     @_reported
     def _page(self, sql: str, parameters: Sequence[Any]) -> tuple[builtins.list[StoredRow], bool]:
@@ -718,6 +766,10 @@ class _Group:
     forwards: builtins.list[_Forwards]
     receipts: builtins.list[_Outcome] = field(default_factory=list)
     forwards_failure: Exception | None = None
+
+
+def _time_order(row: StoredRow) -> tuple[float, int]:
+    return row.received_at, row.id
 
 
 def _waited_for_the_lock(failure: Exception) -> bool:
