@@ -96,7 +96,7 @@ def wrk(url: str, script: Path, seconds: int) -> Run:
         check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)$", output, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
     p99_ms = float(p99.group(1)) * _MILLISECONDS[p99.group(2)]  # type: ignore[union-attr]
     completed = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     sent = int(re.search(r"^sent (\d+)$", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
