@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import io
 import json
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -253,3 +256,71 @@ def test_clear_needs_yes_without_a_terminal(
     assert cleared.code == 0 and "Deleted 2 requests" in cleared.stderr
     with Store(store_path) as store:
         assert store.count() == 0
+
+
+def test_listings_and_exports_hold_one_page_whatever_the_store_holds(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``events list --all --format json`` held every row at once: 3.7 GB at a million.
+
+    The memory each takes with 80 requests and with 160 must be the same: a page.
+    """
+    from mh_webhook_cli.report.console import Format
+    from mh_webhook_cli.report.events import export, show_list
+
+    monkeypatch.setattr("mh_webhook_cli.receive.store.PAGE_BYTES", 256 * 1024)
+    body = b"a" * (64 * 1024)
+    outputs = {name: tmp_path / name for name in ("list.json", "export.jsonl", "export.har")}
+    peaks: dict[str, list[int]] = {}
+    for size in (80, 160):
+        with Store(store_path) as store:
+            store.add_many([new(body, received_at=float(n)) for n in range(size - 80, size)])
+        with Store(store_path) as store:
+            for name in outputs:
+                tracemalloc.start()
+                try:
+                    with outputs[name].open("wb") as out:
+                        if name == "list.json":
+                            with monkeypatch.context() as patched:
+                                patched.setattr(sys, "stdout", io.TextIOWrapper(out))
+                                show_list(store.rows(), Format.JSON)
+                        else:
+                            rows = store.rows(oldest_first=True)
+                            assert export(rows, out, har=name == "export.har") == size
+                    peaks.setdefault(name, []).append(tracemalloc.get_traced_memory()[1])
+                finally:
+                    tracemalloc.stop()
+    for name, (half, whole) in peaks.items():
+        assert whole < 1.25 * half, f"{name}: {half / 1e6:.1f} MB, then {whole / 1e6:.1f} MB"
+    listed = json.loads(outputs["list.json"].read_text())
+    assert [item["body_bytes"] for item in listed] == [len(body)] * 160
+    assert [item["id"] for item in listed] == list(range(160, 0, -1))
+    lines = outputs["export.jsonl"].read_text().splitlines()
+    assert [json.loads(line)["body"] for line in lines] == [body.decode()] * 160
+    entries = json.loads(outputs["export.har"].read_text())["log"]["entries"]
+    assert [entry["request"]["bodySize"] for entry in entries] == [len(body)] * 160
+
+
+def test_a_long_listing_is_one_table_sized_by_its_first_page() -> None:
+    """Later pages only widen a column they overflow; the header comes once."""
+    from mh_webhook_cli.report.events import list_pages
+
+    def stored(row_id: int, event_type: str) -> Received:
+        return dataclasses.replace(new(event_type=event_type), id=row_id)
+
+    requests = [stored(1000 - n, "video.completed") for n in range(5)]
+    requests.append(stored(7, "video.a.much.longer.type"))
+    pages = [[shown_plain(line) for line in page] for page in list_pages(requests, page_rows=3)]
+    assert [len(page) for page in pages] == [3, 3, 1]  # the header and 6 rows, by threes
+    assert pages[0][0].split()[:2] == ["id", "received"]
+    lines = [line for page in pages for line in page]
+    assert sum(line.startswith("id ") for line in lines) == 1
+    received_at = lines[0].index("received")
+    assert all(line[received_at].isdigit() for line in lines[1:])  # ids 995..7 padded alike
+    event_at = lines[0].index("event")
+    project_at = {line.index("proj-1") for line in lines[1:]}
+    assert event_at < min(project_at) and len(project_at) == 2  # only the long type pushed
+
+
+def shown_plain(line: object) -> str:
+    return line if isinstance(line, str) else "".join(text for text, _ in line)  # type: ignore[attr-defined]

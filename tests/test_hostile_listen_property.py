@@ -120,7 +120,7 @@ def test_any_request_is_answered_stored_exactly_and_shown_as_one_line_each(
         return
     with Store(served.store) as store:
         (found,) = [
-            request for request in store.list(limit=None) if ("X-Seq", seq) in request.headers
+            request for request in store.requests(limit=None) if ("X-Seq", seq) in request.headers
         ]
     assert found.body == body
     assert found.target == "/" + path.decode("latin-1")

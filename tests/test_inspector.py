@@ -563,18 +563,20 @@ def test_a_page_that_stops_reading_never_holds_up_publish_or_the_other_pages() -
         served.close()
 
 
-def test_store_list_pages_newest_first_after_a_request(store_path: Path) -> None:
+def test_store_pages_newest_first_following_a_request(store_path: Path) -> None:
     now = time.time()
     ids = fill(
         store_path,
         *(signed_request(b"{}", received_at=now + index) for index in range(7)),
     )
     with Store(store_path) as store:
-        first = store.list(limit=3)
-        second = store.list(limit=3, before=first[-1].id)
-        third = store.list(limit=3, before=second[-1].id)
+        first = list(store.rows(limit=3))
+        second = list(store.rows(limit=3, following=first[-1].id))
+        third = list(store.rows(limit=3, following=second[-1].id))
         assert [r.id for r in first + second + third] == ids[::-1]
-        assert store.list(before=ids[0]) == []
+        assert list(store.rows(following=ids[0])) == []
+        # Oldest first, the same request continues the other way.
+        assert [r.id for r in store.rows(oldest_first=True, following=ids[2])] == ids[3:]
 
 
 def test_a_hundred_thousand_stored_requests_page_in_and_filter_without_a_stall(
@@ -583,9 +585,15 @@ def test_a_hundred_thousand_stored_requests_page_in_and_filter_without_a_stall(
     now = time.time() - 100_000
     image = signed_request(b"{}", event_type="image.completed", project="cm-deep", received_at=now)
     one = signed_request(body_of("video.completed", "cm-bulk"))
+    # Each its own body, as the listener stores them (its type and project come from it).
     bulk = (
-        dataclasses.replace(one, project_id=f"cm-{index}", received_at=now + 1 + index)
-        for index in range(100_000)
+        dataclasses.replace(
+            one,
+            request=dataclasses.replace(one.request, body=body_of("video.completed", f"cm-{i}")),
+            project_id=f"cm-{i}",
+            received_at=now + 1 + i,
+        )
+        for i in range(100_000)
     )
     with Store(store_path) as store:
         store.add_many([image, *bulk])

@@ -79,7 +79,7 @@ class Listening:
     def stored(self) -> list[tuple[Any, ...]]:
         """(id, type, project id, verification, answer, body) of every stored request."""
         with Store(self.store) as store:
-            requests = sorted(store.list(limit=None), key=lambda request: request.id or 0)
+            requests = sorted(store.requests(), key=lambda request: request.id or 0)
         return [
             (r.id, r.event_type, r.project_id, r.verification, r.answer, r.body) for r in requests
         ]
@@ -559,7 +559,7 @@ def test_header_values_are_kept_as_sent_without_surrounding_whitespace(
     assert b" 200 " in answer.split(b"\r\n", 1)[0]
     listening.stop()
     with Store(listening.store) as store:
-        (request,) = store.list()
+        (request,) = store.requests()
     assert request.headers == [
         ("X-Inner", "a  b\tc"),
         ("X-Padded", "v"),

@@ -91,7 +91,7 @@ def test_a_reader_that_stops_reading_never_stops_the_listener(
         process.wait()
     assert process.returncode == 0
     with Store(store) as stored:
-        assert len(stored.list(limit=None)) == requests
+        assert len(list(stored.requests())) == requests
     said = stderr.read_text()
     assert "stdout is not being read: dropping output lines" in said
     assert "output line(s) dropped: stdout was not read fast enough" in said
@@ -123,7 +123,7 @@ def test_a_reader_that_leaves_ends_the_listener_quietly(
     assert "Traceback" not in said and "BrokenPipeError" not in said
     assert answers[0] == 200 and 500 not in answers
     with Store(store) as stored:  # every request answered 200 was stored
-        assert len(stored.list(limit=None)) == 1 + answers.count(200)
+        assert len(list(stored.requests())) == 1 + answers.count(200)
 
 
 def test_a_reader_that_leaves_ends_the_emulator_without_failing_api_calls(
@@ -283,4 +283,4 @@ def test_a_listener_started_with_stdout_closed_prints_to_no_connection(
         process.kill()
         process.wait()
     with Store(store) as stored:
-        assert len(stored.list(limit=None)) == 3
+        assert len(list(stored.requests())) == 3

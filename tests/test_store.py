@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from conftest import wait_for
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.errors import StoreClosed, StoreError
 from mh_webhook_cli.receive.migrations import SCHEMA_VERSION
@@ -139,17 +140,17 @@ def test_list_is_newest_first_and_filters(store: Store) -> None:
     )
     junk = store.add(request(received_at=now, event_type=None, body=b"5", verification="unsigned"))
 
-    assert [item.id for item in store.list()] == [junk, schema, bad, image, old]
-    assert [item.id for item in store.list(event_glob="video.*")] == [schema, bad, old]
-    assert [item.id for item in store.list(event_glob="[!v]*")] == [image]
-    assert [item.id for item in store.list(since=now - 60)] == [junk, schema, bad, image]
-    assert [item.id for item in store.list(invalid_only=True)] == [junk, schema, bad]
+    assert [item.id for item in store.requests()] == [junk, schema, bad, image, old]
+    assert [item.id for item in store.requests(event_glob="video.*")] == [schema, bad, old]
+    assert [item.id for item in store.requests(event_glob="[!v]*")] == [image]
+    assert [item.id for item in store.requests(since=now - 60)] == [junk, schema, bad, image]
+    assert [item.id for item in store.requests(invalid_only=True)] == [junk, schema, bad]
     assert store.get(schema) is not None and store.get(schema).findings == [finding]  # type: ignore[union-attr]
-    assert [item.id for item in store.list(limit=2)] == [junk, schema]
-    assert [item.id for item in store.list(event_glob="video.*", invalid_only=True, limit=1)] == [
-        schema
-    ]
-    assert [item.id for item in store.iter_oldest_first(page_size=2)] == [
+    assert [item.id for item in store.requests(limit=2)] == [junk, schema]
+    assert [
+        item.id for item in store.requests(event_glob="video.*", invalid_only=True, limit=1)
+    ] == [schema]
+    assert [item.id for item in store.requests(oldest_first=True, page_size=2)] == [
         old,
         image,
         bad,
@@ -165,7 +166,7 @@ def test_retry_of_points_at_the_first_delivery_of_the_same_event(store: Store) -
     other_body = store.add(request(body=BODY.replace(b"complete", b"completed")))
     other_project = store.add(request(project_id="proj-2"))
     junk = [store.add(request(event_type=None, body=b"ping")) for _ in range(2)]
-    retries = {item.id: item.retry_of for item in store.list()}
+    retries = {item.id: item.retry_of for item in store.requests()}
     assert retries[first] is None
     assert retries[retry] == first
     assert retries[again] == first
@@ -195,7 +196,7 @@ def test_forwards_are_attached_in_order(store: Store) -> None:
     store.add_forwards([(row_id, result) for result in results])  # type: ignore[misc]
     stored = store.get(row_id)
     assert stored is not None and stored.forwards == results
-    assert store.list()[0].forwards == results
+    assert next(store.requests()).forwards == results
 
 
 def test_count_and_clear_and_ids_are_not_reused(
@@ -240,7 +241,7 @@ def test_wal_mode_schema_version_and_a_newer_schema_is_refused(path: Path) -> No
     Store(path).close()
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     connection.execute("PRAGMA user_version = 99")
     connection.close()
     with pytest.raises(StoreError, match="schema version 99"):
@@ -511,3 +512,164 @@ def test_sigkill_mid_burst_keeps_every_acknowledged_request(path: Path) -> None:
     finally:
         connection.close()
     assert ids <= stored
+
+
+def test_a_store_that_ran_a_migration_this_mhw_does_not_know_is_refused(path: Path) -> None:
+    Store(path).close()
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("INSERT INTO mhw_migrations (name, applied_at) VALUES ('from_later', 0)")
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    connection.close()
+    with pytest.raises(StoreError, match=r"migrations this mhw does not know \(from_later\)"):
+        Store(path)
+
+
+def fill_directly(path: Path, rows: list[tuple[float, str, str]]) -> None:
+    """``(received_at, event_type, verification)`` rows, inserted at SQLite's speed."""
+    Store(path).close()  # the schema, as mhw makes it
+    with sqlite3.connect(path) as connection:
+        connection.executemany(
+            "INSERT INTO requests (received_at, method, path, headers, body, body_hash, client, "
+            "event_type, project_id, verification, findings, response_status) "
+            "VALUES (?, 'POST', '/', '[]', x'7b7d', 0, 'c', ?, 'p', ?, '[]', 200)",
+            rows,
+        )
+
+
+@pytest.mark.parametrize("page_bytes", [8 * 1024 * 1024, 5])
+def test_pages_resume_exactly_after_their_last_row_even_among_equal_times(
+    path: Path, monkeypatch: pytest.MonkeyPatch, page_bytes: int
+) -> None:
+    """A page ends inside a run of equal times (or after any row, when its bodies are
+    large): the next one must start with the row after it, never skip or repeat one."""
+    monkeypatch.setattr("mh_webhook_cli.receive.store.PAGE_BYTES", page_bytes)
+    times = [100.0] * 9 + [50.0] * 5 + [200.0] * 9
+    kinds = ["image.completed" if n % 3 == 0 else "video.completed" for n in range(len(times))]
+    fill_directly(
+        path,
+        [
+            (t, kind, "ok" if n % 2 else "bad")
+            for n, (t, kind) in enumerate(zip(times, kinds, strict=True))
+        ],
+    )
+    newest_first = sorted(range(1, len(times) + 1), key=lambda i: (times[i - 1], i), reverse=True)
+    with Store(path) as store:
+        for page_size in (1, 2, 4, 100):
+            listed = [r.id for r in store.rows(page_size=page_size)]
+            assert listed == newest_first
+            assert [r.id for r in store.rows(page_size=page_size, oldest_first=True)] == (
+                newest_first[::-1]
+            )
+            assert [r.id for r in store.rows(page_size=page_size, limit=7)] == newest_first[:7]
+            assert [r.id for r in store.rows(page_size=page_size, invalid_only=True)] == [
+                i for i in newest_first if (i - 1) % 2 == 0
+            ]
+            assert [r.id for r in store.rows(page_size=page_size, event_glob="image.*")] == [
+                i for i in newest_first if (i - 1) % 3 == 0
+            ]
+            # Two types merged, with times shared across them.
+            assert [r.id for r in store.rows(page_size=page_size, event_glob="*e*")] == (
+                newest_first
+            )
+            merged = store.rows(page_size=page_size, event_glob="*", limit=5, oldest_first=True)
+            assert [r.id for r in merged] == newest_first[::-1][:5]
+
+
+def steps_to_list(store: Store, **filters: Any) -> int:
+    """Thousands of SQLite VM instructions to read the first 20 rows a filter selects:
+    what a listing costs, measured without a clock."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store._connection.set_progress_handler(count, 1000)
+    try:
+        assert len(list(store.rows(limit=20, **filters))) == 20
+    finally:
+        store._connection.set_progress_handler(None, 0)
+    return steps
+
+
+def test_a_filtered_listing_reads_as_much_whatever_the_store_holds(tmp_path: Path) -> None:
+    """--invalid scanned every row (817 ms at a million): each filter walks an index now.
+
+    The rows it selects are the oldest ones, so a scan newest first would read them all.
+    """
+    costs: dict[str, list[int]] = {}
+    for size in (2_000, 60_000):
+        path = tmp_path / f"{size}.sqlite3"
+        rare = [(float(n), "image.completed", "bad") for n in range(100)]
+        common = [(100.0 + n, "video.completed", "ok") for n in range(size - 100)]
+        fill_directly(path, rare + common)
+        with Store(path) as store:
+            listings: dict[str, dict[str, Any]] = {
+                "none": {},
+                "invalid": {"invalid_only": True},
+                "type": {"event_glob": "image.completed"},
+                "type pattern": {"event_glob": "ima*"},
+                "type and since": {"event_glob": "image.completed", "since": 50.0},
+                "since": {"since": size - 200.0},
+            }
+            for name, filters in listings.items():
+                costs.setdefault(name, []).append(steps_to_list(store, **filters))
+    for name, (small, large) in costs.items():
+        assert large <= 2 * small + 5, f"{name}: {small} -> {large} thousand steps"
+
+
+def wal_frames(path: Path) -> tuple[int, int]:
+    """The WAL's frames, and how many of them are copied into the database (from the
+    wal-index header in the -shm file: mxFrame at byte 16, nBackfill at byte 96)."""
+    header = Path(f"{path}-shm").read_bytes()[:100]
+    return int.from_bytes(header[16:20], sys.byteorder), int.from_bytes(
+        header[96:100], sys.byteorder
+    )
+
+
+def test_a_listener_checkpoints_beside_its_commits_not_in_them(path: Path) -> None:
+    """The commit that took the WAL past 1,000 pages also copied it into the database and
+    synced the disk: 200-400 ms at a million rows, which every answer of its group waited."""
+    from mh_webhook_cli.receive.store import INLINE_CHECKPOINT_PAGES
+
+    checked: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        async with committer_on(path) as committer:
+            for group in range(20):
+                await asyncio.gather(
+                    *(committer.submit(request(body=b"%d-%d" % (group, n))) for n in range(30))
+                )
+            frames = wait_for(
+                lambda: (framed := wal_frames(path))[0] > 0 and framed[0] == framed[1] and framed,
+                what="the WAL copied into the database",
+            )
+            checked.append(frames)
+            autocheckpoint = committer.store._connection.execute("PRAGMA wal_autocheckpoint")
+            assert autocheckpoint.fetchone()[0] == INLINE_CHECKPOINT_PAGES
+
+    asyncio.run(main())
+    # Far below SQLite's own 1,000 pages, so no commit checkpointed: the checkpointer did.
+    assert 0 < checked[0][0] < 1000
+
+
+@pytest.mark.parametrize("merged_at_most", [32, 1])
+def test_a_pattern_lists_the_same_whether_merged_by_type_or_walked_in_time(
+    path: Path, monkeypatch: pytest.MonkeyPatch, merged_at_most: int
+) -> None:
+    """Past MERGE_TYPES matching types (a flood of junk types), a pattern walks time order."""
+    monkeypatch.setattr("mh_webhook_cli.receive.store.MERGE_TYPES", merged_at_most)
+    kinds = ["a*b", "a[b", "video.completed", "image.completed", "a?c"]  # types are text too
+    fill_directly(path, [(float(n % 4), kinds[n % 5], "ok") for n in range(40)])
+    newest_first = sorted(range(1, 41), key=lambda i: ((i - 1) % 4, i), reverse=True)
+    with Store(path) as store:
+        for pattern, wanted in {
+            "a*": {"a*b", "a[b", "a?c"},
+            "a[*]b": {"a*b"},
+            "[!a]*": {"video.completed", "image.completed"},
+            "*": set(kinds),
+        }.items():
+            assert [r.id for r in store.rows(event_glob=pattern, page_size=3)] == [
+                i for i in newest_first if kinds[(i - 1) % 5] in wanted
+            ], pattern

@@ -27,7 +27,7 @@ from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
 from mh_webhook_cli.core.request import Received
 from mh_webhook_cli.core.settings import mask
 from mh_webhook_cli.errors import StoreError
-from mh_webhook_cli.receive.migrations import SCHEMA_VERSION
+from mh_webhook_cli.receive.migrations import MIGRATIONS, SCHEMA_VERSION
 from mh_webhook_cli.receive.store import GroupCommitter, Store
 
 # Valid JSON whose strings Python reads as lone surrogates, which have no UTF-8 form.
@@ -156,7 +156,7 @@ def test_a_row_that_cannot_be_stored_fails_alone_in_its_group(tmp_path: Path) ->
     assert "refused by the test" in str(failed[0])
     assert "JSON serializable" in str(failed[1])
     with Store(path) as store:
-        assert sorted(stored.body for stored in store.list()) == [b"%d" % n for n in range(5)]
+        assert sorted(stored.body for stored in store.requests()) == [b"%d" % n for n in range(5)]
 
 
 def test_retry_detection_costs_the_same_after_50000_identical_bodies(tmp_path: Path) -> None:
@@ -235,7 +235,7 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Pat
     connection.close()
 
     with Store(path) as store:
-        (old,) = store.list()
+        (old,) = store.requests()
         retry = store.get(store.add(request(event, event_type="video.completed", project_id="p1")))
     assert (old.id, old.body, old.event_type, old.forwards[0]["status"]) == (
         1,
@@ -246,9 +246,70 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Pat
     assert retry is not None and retry.retry_of == 1  # the old row is found by the new index
     connection = sqlite3.connect(path)
     try:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         indexes = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
         assert "requests_retry" in indexes and "requests_body_hash" not in indexes
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        connection.close()
+
+
+V2_SCHEMA = (
+    *V1_SCHEMA[:-1],
+    "DROP INDEX requests_body_hash",
+    "CREATE INDEX requests_retry ON requests (body_hash, event_type, project_id) "
+    "WHERE event_type IS NOT NULL",
+    "PRAGMA user_version = 2",
+)
+"""The schema of the store as mhw wrote it before its migrations had names."""
+
+
+def test_a_version_2_store_opens_with_every_row_found_by_every_filter(tmp_path: Path) -> None:
+    """A store made before this mhw opens in it, every row found by every listing."""
+    path = tmp_path / "events.sqlite3"
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    for statement in V2_SCHEMA:
+        connection.execute(statement)
+    rows = []
+    for n in range(2500):  # more than a page; pairs share a timestamp, across page ends too
+        event_type = "image.completed" if n % 5 == 0 else "video.completed"
+        body = b'{"type":"%s","n":%d}' % (event_type.encode(), n)
+        verification = "mismatch" if n % 7 == 0 else "ok"
+        rows.append((1.8e9 + n // 2, body, body_hash(body), event_type, verification))
+    connection.executemany(
+        "INSERT INTO requests (received_at, method, path, headers, body, body_hash, client, "
+        "event_type, project_id, verification, findings, response_status) "
+        "VALUES (?, 'POST', '/', '[]', ?, ?, 'c', ?, 'p1', ?, '[]', 200)",
+        rows,
+    )
+    result = '{"target":"t","status":200,"latency_ms":1.0,"error":null,"body":null}'
+    connection.executemany(
+        "INSERT INTO forwards (request_id, result) VALUES (?, ?)", [(1, result), (2500, result)]
+    )
+    connection.close()
+    ids = list(range(1, 2501))  # newest first: by time, then by id
+    newest_first = sorted(ids, key=lambda i: (rows[i - 1][0], i), reverse=True)
+
+    with Store(path) as store:
+        assert [r.id for r in store.requests()] == newest_first
+        assert [r.id for r in store.requests(oldest_first=True)] == newest_first[::-1]
+        assert [r.id for r in store.requests(invalid_only=True)] == [
+            i for i in newest_first if (i - 1) % 7 == 0
+        ]
+        images = [i for i in newest_first if (i - 1) % 5 == 0]
+        assert [r.id for r in store.requests(event_glob="image.completed")] == images
+        assert [r.id for r in store.requests(event_glob="im*")] == images
+        assert [r.id for r in store.requests(since=1.8e9 + 1000)] == newest_first[:500]
+        assert [r.forwards[0]["status"] for r in store.requests() if r.forwards] == [200, 200]
+        again = rows[41][1]  # a retry of an old row is still found, through the new index
+        retry = store.add(request(again, event_type="video.completed", project_id="p1"))
+        assert store.get(retry).retry_of == 42  # type: ignore[union-attr]
+    connection = sqlite3.connect(path)
+    try:
+        recorded = connection.execute("SELECT name FROM mhw_migrations ORDER BY rowid").fetchall()
+        assert [name for (name,) in recorded] == [m.__name__ for m in MIGRATIONS]
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         connection.close()
@@ -307,21 +368,6 @@ def test_a_held_write_lock_delays_only_the_answers_that_need_it(start_listener: 
     assert [row[2] for row in listening.stored()] == ["clxlocked0000000000000000"]
 
 
-class LockHolds:
-    """How long a connection held the write lock each time, from its statements' trace."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.seconds: list[float] = []
-        self._taken = 0.0
-        connection.set_trace_callback(self._statement)
-
-    def _statement(self, sql: str) -> None:
-        if sql == "BEGIN IMMEDIATE":
-            self._taken = time.perf_counter()
-        elif sql == "COMMIT":
-            self.seconds.append(time.perf_counter() - self._taken)
-
-
 def test_events_clear_on_a_big_store_leaves_a_listener_answering(start_listener: Start) -> None:
     """Deleting a million rows in one transaction once stalled every sender for 2.3 s."""
     listening = start_listener("--secret", SECRET)
@@ -337,7 +383,7 @@ def test_events_clear_on_a_big_store_leaves_a_listener_answering(start_listener:
     deleted: list[int] = []
     with Store(listening.store) as store:
         # The connection's own trace: what 'mhw events clear' runs is this same method.
-        holds = LockHolds(store._connection)
+        holds = store.trace_lock_holds()
         clearing = threading.Thread(target=lambda: deleted.append(store.clear()))
         clearing.start()
         slowest = 0.0

@@ -378,7 +378,7 @@ def stored(delivery: Any, directory: Path) -> Any:
                 delivery.answer,
             )
         )
-        (found,) = store.list(limit=None)
+        (found,) = store.requests()
     assert (found.body, found.target, found.headers) == (
         request.body,
         request.target,

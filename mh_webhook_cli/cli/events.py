@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
-from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -16,6 +14,7 @@ from mh_webhook_cli.cli.options import (
     FormatOption,
     HeaderOption,
     SecretOption,
+    StoreOption,
     command_group,
     extra_headers,
     http_url,
@@ -24,69 +23,14 @@ from mh_webhook_cli.cli.options import (
 from mh_webhook_cli.cli.ui import ui
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.errors import ExitCode, UsageError
-from mh_webhook_cli.report.console import Format, emit_json, info, show
-
-if TYPE_CHECKING:
-    from mh_webhook_cli.core.request import Received
-    from mh_webhook_cli.receive.store import Store
+from mh_webhook_cli.report.console import Format, info
 
 app = command_group()
-
-StoreOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        metavar="PATH",
-        help="Capture store to read; by default $MHW_STORE or events.sqlite3 in mhw's data dir.",
-        show_default=False,
-    ),
-]
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class ExportFormat(str, Enum):
     JSONL = "jsonl"
     HAR = "har"
-
-
-def _open(path: Path | None) -> Store | None:
-    """The store, or None when nothing was ever captured: reading must not create one."""
-    from mh_webhook_cli.receive.store import Store, default_store_path
-
-    resolved = path.expanduser() if path is not None else default_store_path()
-    if not resolved.exists():
-        return None
-    return Store(resolved)
-
-
-def stored_request(request_id: int, path: Path | None) -> Received:
-    """One captured request, or a one-line error (exit 1) naming what to run instead."""
-    opened = _open(path)
-    found = None
-    if opened is not None:
-        with opened:
-            found = opened.get(request_id)
-    if found is None:
-        raise UsageError(f"no request {request_id} in the capture store (see 'mhw events list')")
-    return found
-
-
-def parse_since(text: str, now: float) -> float:
-    """``30m``, ``1h``, ``2d`` ago, or an ISO 8601 time (UTC when it has no zone)."""
-    duration = _DURATION.fullmatch(text.strip())
-    if duration:
-        return now - float(duration.group(1)) * _UNIT_SECONDS[duration.group(2).lower()]
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"--since {text!r} is neither a duration (30m, 1h, 2d) nor an ISO 8601 time"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 @app.command("list")
@@ -120,24 +64,25 @@ def list_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """List captured requests, newest first."""
-    from mh_webhook_cli.report.events import list_text, summary_json
+    from mh_webhook_cli.core.times import parse_time
+    from mh_webhook_cli.receive.store import open_existing
+    from mh_webhook_cli.report.events import show_list
 
-    cutoff = None if since is None else parse_since(since, time.time())
-    opened = _open(store)
+    cutoff = None if since is None else parse_time(since, now=time.time(), what="--since")
+    opened = open_existing(store)
     if opened is None:
-        requests = []
-    else:
-        with opened:
-            requests = opened.list(
+        show_list([], output_format)
+        return
+    with opened:
+        show_list(
+            opened.rows(
                 event_glob=event_glob,
                 since=cutoff,
                 invalid_only=invalid,
                 limit=None if show_all else limit,
-            )
-    if output_format is Format.JSON:
-        emit_json([summary_json(request) for request in requests])
-    elif requests:
-        show(list_text(requests))
+            ),
+            output_format,
+        )
 
 
 @app.command("show")
@@ -155,18 +100,12 @@ def show_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Show one captured request: verdicts, headers and body."""
-    from mh_webhook_cli.report.events import detail_json, detail_text, raw_request
+    from mh_webhook_cli.receive.store import stored_row
+    from mh_webhook_cli.report.events import show_detail
 
     if raw and output_format is Format.JSON:
         raise UsageError("give --raw or --format json, not both")
-    found = stored_request(request_id, store)
-    if raw:
-        sys.stdout.buffer.write(raw_request(found))
-        sys.stdout.buffer.flush()
-    elif output_format is Format.JSON:
-        emit_json(detail_json(found))
-    else:
-        show(detail_text(found))
+    show_detail(stored_row(request_id, store), output_format, raw=raw)
 
 
 @app.command("export")
@@ -193,27 +132,17 @@ def export_command(
     store: StoreOption = None,
 ) -> None:
     """Export every captured request, oldest first."""
-    from mh_webhook_cli.core.json_text import dumps
-    from mh_webhook_cli.report.events import HAR_TAIL, detail_json, har_entry, har_head
+    from mh_webhook_cli.receive.store import open_existing
+    from mh_webhook_cli.report.events import export
 
-    opened = _open(store)
+    opened = open_existing(store)
     try:
-        target = sys.stdout if output is None else output.expanduser().open("w", encoding="utf-8")
+        target = sys.stdout.buffer if output is None else output.expanduser().open("wb")
     except OSError as failure:
         raise UsageError(f"cannot write {output}: {failure.strerror}") from None
-    requests = iter(()) if opened is None else opened.iter_oldest_first()
-    count = 0
     try:
-        if export_format is ExportFormat.HAR:
-            target.write(har_head())
-        for request in requests:
-            if export_format is ExportFormat.HAR:
-                target.write(("," if count else "") + dumps(har_entry(request)))
-            else:
-                target.write(dumps(detail_json(request)) + "\n")
-            count += 1
-        if export_format is ExportFormat.HAR:
-            target.write(HAR_TAIL)
+        rows = () if opened is None else opened.rows(oldest_first=True)
+        count = export(rows, target, har=export_format is ExportFormat.HAR)
     finally:
         if opened is not None:
             opened.close()
@@ -252,7 +181,8 @@ def replay_command(
     """Send a captured request again: the exact bytes and headers, or re-signed with --resign."""
     from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS
     from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-    from mh_webhook_cli.report.send import send_json, send_text
+    from mh_webhook_cli.receive.store import stored_request
+    from mh_webhook_cli.report.events import show_replay
     from mh_webhook_cli.send.client import FORWARDED_HEADER
     from mh_webhook_cli.send.delivery import (
         Delivery,
@@ -274,10 +204,7 @@ def replay_command(
     delivery = Delivery(to, found.body, found.event_type, [*original, *extra])
     with make_client(tls_context(insecure=False, cacert=None)) as client:
         result = send_once(client, delivery, signer, timeout)
-    if output_format is Format.JSON:
-        emit_json(send_json(result, None))
-    else:
-        show(send_text(result, None))
+    show_replay(result, output_format)
     if not result.ok():
         raise typer.Exit(ExitCode.FAILED)
 
@@ -288,7 +215,9 @@ def clear_command(
     store: StoreOption = None,
 ) -> None:
     """Delete every captured request (asks first, unless --yes)."""
-    opened = _open(store)
+    from mh_webhook_cli.receive.store import open_existing
+
+    opened = open_existing(store)
     if opened is None:
         info("The capture store is empty.")
         return

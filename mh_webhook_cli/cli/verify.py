@@ -140,14 +140,8 @@ def _load_request(
 def _stored_request(event_id: int, store_path: Path | None) -> tuple[CapturedRequest, float]:
     """A request ``mhw listen`` stored, and when it arrived; a usage error when there is none."""
     from mh_webhook_cli.core.http_text import CapturedRequest
-    from mh_webhook_cli.receive.store import Store, default_store_path
+    from mh_webhook_cli.receive.store import stored_request
 
-    path = store_path.expanduser() if store_path is not None else default_store_path()
-    stored = None
-    if path.exists():  # reading must not create a store
-        with Store(path) as opened:
-            stored = opened.get(event_id)
-    if stored is None:
-        raise UsageError(f"no request {event_id} in the capture store (see 'mhw events list')")
+    stored = stored_request(event_id, store_path)
     captured = CapturedRequest(stored.method, stored.target, stored.headers, stored.body)
     return captured, stored.received_at

@@ -46,7 +46,7 @@ from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received, Request
 from mh_webhook_cli.errors import MhwError
 from mh_webhook_cli.receive.http import Limits, Response, Server, serve
-from mh_webhook_cli.receive.store import Store
+from mh_webhook_cli.receive.store import Store, StoredRow
 
 if TYPE_CHECKING:
     import httpx
@@ -88,13 +88,13 @@ _REQUEST_PATH = re.compile(r"/api/requests/(\d{1,18})(/raw|/replay)?")
 class Views(Protocol):
     """How requests look on the page: the presentation layer's part, handed in by the CLI."""
 
-    def row(self, request: Received) -> dict[str, Any]:
+    def row(self, row: StoredRow) -> dict[str, Any]:
         """One line of the list."""
 
     def live_row(self, record: dict[str, Any]) -> dict[str, Any]:
         """One line of the list from a published record (``mhw listen --format json``'s)."""
 
-    def detail(self, request: Received) -> dict[str, Any]:
+    def detail(self, row: StoredRow) -> dict[str, Any]:
         """Everything the detail pane shows."""
 
     def raw(self, request: Received) -> bytes:
@@ -114,19 +114,17 @@ class Filters:
         """Whether rows must be read and tested here, beyond what the store's query selects."""
         return bool(self.text) or self.verdict not in (None, "invalid")
 
-    def matches(self, request: Received) -> bool:
-        if self.verdict == "invalid" and request.valid:
+    def matches(self, row: StoredRow) -> bool:
+        if self.verdict == "invalid" and row.valid:
             return False
-        if self.verdict not in (None, "invalid") and request.verification != self.verdict:
+        if self.verdict not in (None, "invalid") and row.verification != self.verdict:
             return False
-        if self.event_glob and not fnmatchcase(request.event_type or "", self.event_glob):
+        if self.event_glob and not fnmatchcase(row.event_type or "", self.event_glob):
             return False
         if self.text:
-            fields = (request.event_type, request.project_id, request.target, request.client)
+            fields = (row.event_type, row.project_id, row.path, row.client)
             wanted = self.text.lower()
-            return any(wanted in (value or "").lower() for value in fields) or wanted == str(
-                request.id
-            )
+            return any(wanted in (value or "").lower() for value in fields) or wanted == str(row.id)
         return True
 
 
@@ -285,7 +283,7 @@ class Inspector:
             return _plain(404, "not found")
         request_id, action = int(found.group(1)), found.group(2)
         if action is None and request.method == "GET":
-            return self._with_request(request_id, lambda stored: _json(self._views.detail(stored)))
+            return self._detail(request_id)
         if action == "/raw" and request.method == "GET":
             return self._with_request(request_id, self._download)
         if action == "/replay" and request.method == "POST":
@@ -323,7 +321,7 @@ class Inspector:
         rows, after = await self._read(self._page_of, filters, cursor)
         return _json({"rows": [self._views.row(row) for row in rows], "next": after})
 
-    def _page_of(self, filters: Filters, before: int | None) -> tuple[list[Received], int | None]:
+    def _page_of(self, filters: Filters, before: int | None) -> tuple[list[StoredRow], int | None]:
         """One page, newest first, and the id to continue after (None at the end).
 
         A filter the store cannot apply reads up to :data:`SCAN_ROWS` rows and answers with
@@ -336,14 +334,18 @@ class Inspector:
         glob = filters.event_glob
         invalid_only = filters.verdict == "invalid"
         if not filters.needs_scan():
-            rows = store.list(
-                event_glob=glob, invalid_only=invalid_only, limit=PAGE_ROWS, before=before
+            rows = list(
+                store.rows(
+                    event_glob=glob, invalid_only=invalid_only, limit=PAGE_ROWS, following=before
+                )
             )
             return rows, rows[-1].id if len(rows) == PAGE_ROWS else None
-        found: list[Received] = []
+        found: list[StoredRow] = []
         scanned = 0
         while scanned < SCAN_ROWS:
-            batch = store.list(event_glob=glob, invalid_only=invalid_only, limit=500, before=before)
+            batch = list(
+                store.rows(event_glob=glob, invalid_only=invalid_only, limit=500, following=before)
+            )
             scanned += len(batch)
             for row in batch:
                 before = row.id
@@ -354,6 +356,12 @@ class Inspector:
             if len(batch) < 500:
                 return found, None
         return found, before
+
+    async def _detail(self, request_id: int) -> Response:
+        stored = await self._read(self._get_row, request_id)
+        if stored is None:
+            return _plain(404, f"no request {request_id} in the capture store")
+        return _json(self._views.detail(stored))
 
     async def _with_request(
         self, request_id: int, answer: Callable[[Received], Response]
@@ -444,6 +452,10 @@ class Inspector:
     def _get(self, request_id: int) -> Received | None:
         store = self._opened()
         return None if store is None else store.get(request_id)
+
+    def _get_row(self, request_id: int) -> StoredRow | None:
+        store = self._opened()
+        return None if store is None else store.row(request_id)
 
 
 class _Feed(asyncio.Protocol):

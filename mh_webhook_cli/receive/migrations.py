@@ -1,9 +1,14 @@
-"""The capture store's schema, as an ordered list of migrations.
+"""The capture store's schema, as an ordered list of named migrations (as llm's migrations.py).
 
-``PRAGMA user_version`` records how many of :data:`MIGRATIONS` a store file has
-run; opening it runs the rest, in order, in one transaction. A migration is
-never edited once released (a store out there has run it as it was): a change
-is a new function at the end of the list.
+Each migration is a function, applied once, in order, and recorded by its name in
+the store's ``mhw_migrations`` table with the time it ran; ``PRAGMA user_version``
+holds how many have run, so that opening an up-to-date store costs one pragma and
+no write lock, and a store written by a newer mhw (more than this list, or a name
+it does not know) is refused instead of misread. Opening a store runs the missing
+ones in one transaction (:func:`mh_webhook_cli.receive.store._migrate`).
+
+A migration is never edited or renamed once released (a store out there has run it
+as it was): a change is a new function at the end of :data:`MIGRATIONS`.
 """
 
 from __future__ import annotations
@@ -66,8 +71,45 @@ def index_retry_lookup(connection: sqlite3.Connection) -> None:
     )
 
 
+def index_filters(connection: sqlite3.Connection) -> None:
+    """Version 3: the filters of ``mhw events list`` read only what they show.
+
+    ``--invalid`` scanned every row (817 ms at a million) and ``--type`` read its
+    event's rows in id order, then sorted them by time. Now ``--type`` walks
+    ``(event_type, received_at)`` newest first, and ``--invalid`` a partial index
+    of only the invalid rows (its WHERE is ``store._INVALID``, word for word, which
+    is how SQLite knows a query may use it). The index on ``event_type`` alone is
+    the new one's prefix, so it goes.
+    """
+    connection.execute("DROP INDEX IF EXISTS requests_event_type")
+    connection.execute(
+        "CREATE INDEX IF NOT EXISTS requests_type_received ON requests (event_type, received_at)"
+    )
+    connection.execute(
+        "CREATE INDEX IF NOT EXISTS requests_invalid ON requests (received_at) "
+        "WHERE (verification != 'ok' OR findings != '[]')"
+    )
+
+
+def shrink_retry_index(connection: sqlite3.Connection) -> None:
+    """Version 4: the retry lookup keyed by the body's hash alone (66 -> 21 bytes an event).
+
+    The listener reads the event type and project id from the body, so equal bodies
+    have equal types and projects: the first entry of a hash is the answer, and the
+    insert still checks type, project and bytes on that row. A body without an event
+    type stays out of the index, so a flood of ``{}`` still walks nothing.
+    """
+    connection.execute("DROP INDEX IF EXISTS requests_retry")
+    connection.execute(
+        "CREATE INDEX requests_retry ON requests (body_hash) WHERE event_type IS NOT NULL"
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     create_tables,
     index_retry_lookup,
+    index_filters,
+    shrink_retry_index,
 )
+"""In the order they run; each one's ``__name__`` is what a store records."""
 SCHEMA_VERSION = len(MIGRATIONS)

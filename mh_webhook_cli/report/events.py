@@ -3,23 +3,43 @@
 Kept apart from :mod:`mh_webhook_cli.report.verify` so that ``mhw events`` and the
 verification views can change independently; the same split applies here,
 each ``*_text`` has its ``*_json`` next to it so the two cannot drift apart.
+The ``show_*`` functions and :func:`export` decide between them, so that the
+command only parses its options and reads the store.
+
+Listings and exports stream: they take the store's rows as an iterator and write
+a page at a time, so a million rows cost the memory of one page. The JSON views
+read a :class:`~mh_webhook_cli.receive.store.StoredRow`, whose headers, findings
+and forwards are JSON text as mhw stored it: it goes into the output as it is
+(``orjson.Fragment``) instead of being parsed and written again, which was most
+of an export's time.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
+import sys
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+from orjson import Fragment
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.core.http_text import CapturedRequest, format_request
+from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
-from mh_webhook_cli.report.console import Line, Segment, columns
+from mh_webhook_cli.receive.store import PAGE_ROWS, StoredRow
+from mh_webhook_cli.report.console import Format, Line, Segment, columns, emit_json, show
 from mh_webhook_cli.report.escape import screen_lines
+
+if TYPE_CHECKING:
+    from mh_webhook_cli.send.delivery import SendResult
 
 _VERDICT_STYLES = {"ok": "green", "unsigned": "yellow", "unchecked": "dim"}
 
@@ -37,33 +57,39 @@ def body_json(body: bytes) -> dict[str, Any]:
         return {"body": base64.b64encode(body).decode("ascii"), "body_base64": True}
 
 
-def summary_json(request: Received) -> dict[str, Any]:
-    """One request for ``mhw events list --format json``: everything but headers and body."""
+def summary_json(row: StoredRow) -> dict[str, Any]:
+    """One request for ``mhw events list --format json``: everything but headers and body.
+
+    The stored JSON columns go in as they are: mhw wrote them with
+    :func:`~mh_webhook_cli.core.json_text.dumps`, so they are already what it prints.
+    orjson never refuses the rest (dumps' stdlib fallback could not write a Fragment):
+    SQLite's text comes out as valid UTF-8, so no string holds a lone surrogate, and
+    every number is SQLite's 64-bit integer.
+    """
     return {
-        "id": request.id,
-        "received_at": utc_iso_ms(request.received_at),
-        "method": request.method,
-        "path": request.target,
-        "client": request.client,
-        "event_type": request.event_type,
-        "project_id": request.project_id,
-        "verification": request.verification,
-        "valid": request.valid,
-        "findings": request.findings,
-        "response_status": request.answer,
-        "forwards": request.forwards,
-        "retry_of": request.retry_of,
-        "body_bytes": len(request.body),
+        "id": row.id,
+        "received_at": utc_iso_ms(row.received_at),
+        "method": row.method,
+        "path": row.path,
+        "client": row.client,
+        "event_type": row.event_type,
+        "project_id": row.project_id,
+        "verification": row.verification,
+        "valid": bool(row.valid),
+        "findings": Fragment(row.findings),
+        "response_status": row.response_status,
+        "forwards": Fragment(row.forwards),
+        "retry_of": row.retry_of,
+        "body_bytes": len(row.body),
     }
 
 
-def detail_json(request: Received) -> dict[str, Any]:
+def detail_json(row: StoredRow) -> dict[str, Any]:
     """One request in full, for ``show --format json`` and each line of a JSON lines export."""
-    return {
-        **summary_json(request),
-        "headers": [[name, value] for name, value in request.headers],
-        **body_json(request.body),
-    }
+    detail = summary_json(row)
+    detail["headers"] = Fragment(row.headers)
+    detail.update(body_json(row.body))
+    return detail
 
 
 def _forward_status(forward: ForwardResult) -> str:
@@ -77,30 +103,58 @@ def _schema(request: Received) -> Segment:
     return (f"{count} finding{'' if count == 1 else 's'}", "red")
 
 
-def list_text(requests: list[Received]) -> list[Line]:
+_LIST_HEADER: list[Segment] = [
+    (title, "bold")
+    for title in ("id", "received", "event", "project", "signature", "schema", "answer", "fwd")
+]
+
+
+def list_text(requests: Iterable[Received]) -> list[Line]:
     """One line per request, newest first: enough to pick the one to ``show``."""
-    header: list[Segment] = [
-        (title, "bold")
-        for title in ("id", "received", "event", "project", "signature", "schema", "answer", "fwd")
-    ]
-    rows: list[list[Segment]] = [header]
+    return [line for page in list_pages(requests) for line in page]
+
+
+def list_pages(requests: Iterable[Received], page_rows: int = PAGE_ROWS) -> Iterator[list[Line]]:
+    """:func:`list_text` a page at a time, under the header; nothing when there is nothing.
+
+    Aligning a million rows at once meant holding them all: the first page sizes the
+    columns instead, and a later page only widens a column that it overflows.
+    """
+    widths: list[int] = []
+    rows: list[list[Segment]] = [_LIST_HEADER]
     for request in requests:
-        event = request.event_type or "-"
-        if request.retry_of is not None:
-            event += f" (retry of {request.retry_of})"
-        rows.append(
-            [
-                (str(request.id), "cyan"),
-                (local_time(request.received_at), ""),
-                (event, ""),
-                (request.project_id or "-", ""),
-                (request.verification, _VERDICT_STYLES.get(request.verification, "red")),
-                _schema(request),
-                (str(request.answer), "" if request.answer < 400 else "red"),
-                (",".join(_forward_status(forward) for forward in request.forwards) or "-", ""),
-            ]
-        )
-    return columns(rows)
+        rows.append(_list_row(request))
+        if len(rows) >= page_rows:
+            yield _aligned(rows, widths)
+            rows = []
+    if rows and rows != [_LIST_HEADER]:
+        yield _aligned(rows, widths)
+
+
+def _list_row(request: Received) -> list[Segment]:
+    event = request.event_type or "-"
+    if request.retry_of is not None:
+        event += f" (retry of {request.retry_of})"
+    return [
+        (str(request.id), "cyan"),
+        (local_time(request.received_at), ""),
+        (event, ""),
+        (request.project_id or "-", ""),
+        (request.verification, _VERDICT_STYLES.get(request.verification, "red")),
+        _schema(request),
+        (str(request.answer), "" if request.answer < 400 else "red"),
+        (",".join(_forward_status(forward) for forward in request.forwards) or "-", ""),
+    ]
+
+
+def _aligned(rows: list[list[Segment]], widths: list[int]) -> list[Line]:
+    """:func:`columns` with each column at least ``widths`` wide; ``widths`` becomes theirs."""
+    spacer: list[Segment] = [(" " * width, "") for width in widths]
+    table = [spacer, *rows]
+    widths[:] = [
+        max(len(row[i][0]) for row in table if i < len(row)) for i in range(len(_LIST_HEADER))
+    ]
+    return columns(table)[1:]
 
 
 def detail_text(request: Received) -> list[Line]:
@@ -191,36 +245,42 @@ def har_head() -> str:
 HAR_TAIL = "]}}\n"
 
 
-def har_entry(request: Received) -> dict[str, Any]:
+@functools.lru_cache(maxsize=256)
+def _query_string(path: str) -> list[dict[str, str]]:
+    """The query of a request target, as HAR lists it: a store repeats a few targets."""
+    return [
+        {"name": name, "value": value}
+        for name, value in parse_qsl(urlsplit(path).query, keep_blank_values=True)
+    ]
+
+
+def har_entry(row: StoredRow) -> dict[str, Any]:
     """One request as a HAR entry that browser devtools import."""
-    headers = dict((name.lower(), value) for name, value in request.headers)
-    host = headers.get("host", "localhost")
-    target = urlsplit(request.target)
-    post_data: dict[str, Any] = {"mimeType": headers.get("content-type", "")}
-    body = body_json(request.body)
+    headers: list[list[str]] = orjson.loads(row.headers)  # pairs of strings, as mhw wrote them
+    by_name = {name.lower(): value for name, value in headers}
+    host = by_name.get("host", "localhost")
+    post_data: dict[str, Any] = {"mimeType": by_name.get("content-type", "")}
+    body = body_json(row.body)
     post_data["text"] = body["body"]
     if body["body_base64"]:
         post_data["comment"] = "base64: the body is not UTF-8"
     return {
-        "startedDateTime": utc_iso_ms(request.received_at),
+        "startedDateTime": utc_iso_ms(row.received_at),
         "time": 0,
         "request": {
-            "method": request.method,
-            "url": f"http://{host}{request.target}",
+            "method": row.method,
+            "url": f"http://{host}{row.path}",
             "httpVersion": "HTTP/1.1",
             "cookies": [],
-            "headers": [{"name": name, "value": value} for name, value in request.headers],
-            "queryString": [
-                {"name": name, "value": value}
-                for name, value in parse_qsl(target.query, keep_blank_values=True)
-            ],
+            "headers": [{"name": name, "value": value} for name, value in headers],
+            "queryString": _query_string(row.path),
             "postData": post_data,
             "headersSize": -1,
-            "bodySize": len(request.body),
-            "comment": f"mhw request {request.id}: signature {request.verification}",
+            "bodySize": len(row.body),
+            "comment": f"mhw request {row.id}: signature {row.verification}",
         },
         "response": {
-            "status": request.answer,
+            "status": row.response_status,
             "statusText": "",
             "httpVersion": "HTTP/1.1",
             "cookies": [],
@@ -233,3 +293,94 @@ def har_entry(request: Received) -> dict[str, Any]:
         "cache": {},
         "timings": {"send": 0, "wait": 0, "receive": 0},
     }
+
+
+def export(rows: Iterable[StoredRow], target: IO[bytes], *, har: bool) -> int:
+    """Write ``rows`` to ``target`` as JSON lines, or as one HAR document; how many there were."""
+    if not har:
+        return _write(target, (_json_line(detail_json(row)) for row in rows))
+    target.write(har_head().encode())
+    count = _write(target, _joined(_json(har_entry(row)) for row in rows))
+    target.write(HAR_TAIL.encode())
+    return count
+
+
+def show_list(rows: Iterable[StoredRow], output_format: Format) -> None:
+    """``mhw events list``: one JSON array, or the table (nothing at all when empty)."""
+    if output_format is Format.JSON:
+        # Streamed in pieces, and the same text as dumps() of the whole list.
+        out = sys.stdout.buffer
+        out.write(b"[")
+        _write(out, _joined(_json(summary_json(row)) for row in rows))
+        out.write(b"]\n")
+        out.flush()
+        return
+    for lines in list_pages(row.request() for row in rows):
+        show(lines)
+
+
+def show_detail(row: StoredRow, output_format: Format, *, raw: bool = False) -> None:
+    """``mhw events show``: the request as raw HTTP bytes, as JSON, or for people."""
+    if raw:
+        sys.stdout.buffer.write(raw_request(row.request()))
+        sys.stdout.buffer.flush()
+    elif output_format is Format.JSON:
+        emit_json(detail_json(row))
+    else:
+        show(detail_text(row.request()))
+
+
+def show_replay(result: SendResult, output_format: Format) -> None:
+    """``mhw events replay``: what sending the request again did."""
+    from mh_webhook_cli.report.send import send_json, send_text
+
+    if output_format is Format.JSON:
+        emit_json(send_json(result, None))
+    else:
+        show(send_text(result, None))
+
+
+_WRITE_BYTES = 1 << 16
+"""What :func:`_write` gathers before a write: few calls, and a megabyte body is a few of
+them (larger pieces cost more in fresh memory from the kernel than they save)."""
+
+
+def _write(target: IO[bytes], pieces: Iterable[bytes]) -> int:
+    """Write ``pieces`` to ``target`` about :data:`_WRITE_BYTES` at a time; how many."""
+    count = size = 0
+    gathered: list[bytes] = []
+    for piece in pieces:
+        gathered.append(piece)
+        size += len(piece)
+        count += 1
+        if size >= _WRITE_BYTES:
+            target.write(b"".join(gathered))
+            gathered.clear()
+            size = 0
+    target.write(b"".join(gathered))
+    return count
+
+
+def _joined(documents: Iterable[bytes]) -> Iterator[bytes]:
+    """``documents`` with a comma before each but the first: the items of a JSON array."""
+    separator = b""
+    for document in documents:
+        yield separator + document
+        separator = b","
+
+
+def _json(data: Any) -> bytes:
+    """:func:`~mh_webhook_cli.core.json_text.dumps` as UTF-8, the usual case without a
+    round trip through ``str``: orjson's ASCII output without DEL is what dumps returns
+    unchanged; anything else goes through dumps itself."""
+    try:
+        text = orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return dumps(data).encode()
+    if text.isascii() and b"\x7f" not in text:
+        return text
+    return dumps(data).encode()
+
+
+def _json_line(data: Any) -> bytes:
+    return _json(data) + b"\n"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS, Received
 from mh_webhook_cli.core.verification import verify
 from mh_webhook_cli.receive.activity import Activity, Forwarded, Reporter, RequestReceived
+from mh_webhook_cli.receive.store import StoredRow
 from mh_webhook_cli.report.events import detail_json, raw_request, summary_json
 from mh_webhook_cli.report.verify import verify_json
 
@@ -37,8 +38,8 @@ class InspectorViews:
         self._tolerance = tolerance
         self._store = store
 
-    def row(self, request: Received) -> dict[str, Any]:
-        return {**summary_json(request), "status": project_status(request.body)}
+    def row(self, row: StoredRow) -> dict[str, Any]:
+        return {**summary_json(row), "status": project_status(row.body)}
 
     def live_row(self, record: dict[str, Any]) -> dict[str, Any]:
         """A ``mhw listen --format json`` record in the list's shape (that of :meth:`row`)."""
@@ -59,8 +60,9 @@ class InspectorViews:
             "retry_of": record.get("retry_of"),
         }
 
-    def detail(self, request: Received) -> dict[str, Any]:
-        detail = detail_json(request)
+    def detail(self, row: StoredRow) -> dict[str, Any]:
+        detail = detail_json(row)
+        request = row.request()
         detail["signature"] = self._signature(request)
         detail["curl"] = curl_command(request)
         command = ["mhw", "verify", "--event", str(request.id)]
