@@ -370,7 +370,10 @@ async def saturated_row(
         last = max((arrivals[key] for key in created if key in arrivals), default=began)
         values = [arrivals[key] - at for key, at in created.items() if key in arrivals]
     finally:
-        summary = _SUMMARY.search(emulator.stop())
+        stderr = emulator.stop()
+        summary = _SUMMARY.search(stderr)
+    if summary is None:
+        print(stderr[-2000:], file=sys.stderr)
     timeouts = lines.read_text(encoding="utf-8", errors="replace").count("timed out after")
     failed = f"{summary.group(2)} retries, {summary.group(3)} given up" if summary else "?"
     return (

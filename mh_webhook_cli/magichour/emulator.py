@@ -400,14 +400,20 @@ class Emulator:
         """Stop serving, end jobs and deliveries under way (counted as unfinished)."""
         if self._server is not None:
             self._server.close()
+        pending = {*self._jobs, *self._senders}
+        while pending:
+            # Again until each has ended: before Python 3.12, asyncio.wait_for (under every
+            # delivery's deadline) swallows a cancellation that comes as the exchange ends,
+            # and the sender went back to its queue, to wait there for ever (a stop with
+            # deliveries under way hung; tests/test_emulate_burst.py).
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
+        # Now, when no attempt can end any more: each event counted once, delivered or not.
         self.stats.unfinished = len(self._outgoing)
         for outgoing in self._outgoing:
             if outgoing.retry is not None:
                 outgoing.retry.cancel()
-        tasks = [*self._jobs, *self._senders]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run_until_stopped(self, host: str, port: int, on_ready: Callable[[str], None]) -> int:
         """Serve until SIGINT or SIGTERM, then close; ``on_ready`` gets the base URL.
