@@ -253,6 +253,21 @@ def test_a_handler_that_hangs_slows_job_creation_without_stopping_it(
     assert 2 * HOLD_SECONDS * 0.9 <= took < 2 * HOLD_SECONDS + 3
 
 
+def test_without_webhooks_no_job_creation_is_held(
+    emulate: Callable[..., Emulating],  # noqa: F811 (the fixture imported above)
+    handler: StartHandler,
+) -> None:
+    hooks = handler(answering_at_once)  # only for its loop, to create jobs from
+    emulating = emulate("--format", "json", "--queue-seconds", "0", "--render-seconds", "0")
+    created = hooks.run(create_images(emulating.url, 200))
+    assert len(created) == 200
+    calls = wait_for(
+        lambda: len(lines := emulating.json_lines("api")) == 200 and lines, what="200 api lines"
+    )
+    # Each answered as it came: none waited for room in a backlog that cannot exist.
+    assert max(call["latency_ms"] for call in calls) < HOLD_SECONDS * 1000 / 2
+
+
 def test_a_stop_with_deliveries_under_way_ends_at_once_and_counts_them_unfinished(
     emulate: Callable[..., Emulating],  # noqa: F811 (the fixture imported above)
     handler: StartHandler,

@@ -59,6 +59,7 @@ import asyncio
 import errno
 import hmac
 import json
+import math
 import os
 import random
 import re
@@ -358,9 +359,9 @@ class Emulator:
         project's later events for that URL, held back until it has been."""
         self._unsent = 0
         """Events (one per URL) whose first attempt has not begun: the delivery backlog."""
-        self._backlog_limit = (
-            BACKLOG_PER_SENDER * config.delivery_concurrency * len(set(config.webhook_urls))
-        )
+        urls = len(set(config.webhook_urls))
+        # Without a webhook URL there is no backlog, and nothing ever makes room: never held.
+        self._backlog_limit = BACKLOG_PER_SENDER * config.delivery_concurrency * urls or math.inf
         self._held: deque[asyncio.Future[bool]] = deque()
         """Job creations waiting for room in the backlog, oldest first."""
         self._admitted = 0
