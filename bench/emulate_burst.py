@@ -13,9 +13,17 @@ process with 32 keep-alive clients. Each row starts a fresh emulator and reports
 - whether 10 jobs created afterwards, one a second, each arrive within a second, and the
   emulator's CPU meanwhile (a retry storm shows as a busy core), and its own retry count
   (from its summary) and the duplicates the sink saw (retries of what had arrived),
-- then, paced rows: jobs created at a steady rate for ``--paced-seconds``, and their latency.
+- then, paced rows: jobs created at a steady rate for ``--paced-seconds``, and their latency,
+- then, saturated rows (``--saturated SECONDS``): jobs created as fast as 32 clients can for
+  that long, with the emulator's own ``--queue-seconds``/``--render-seconds`` (defaults 0 and
+  0; ``--saturated-job "0.5 2"`` for the real defaults), and, measured in the same window,
+  jobs/s created and completed against webhooks/s the sink received, then how long the
+  backlog took to drain, and the attempts that failed ("timed out" counted apart) from the
+  emulator's own delivery lines. A delivery's timeout must measure the handler: against this
+  sink, which answers at once, there must be none, and deliveries/s must keep up with jobs/s.
 
     python bench/emulate_burst.py [--bursts 96,480,992,2000,4000] [--paced 100,300,1000]
+    python bench/emulate_burst.py --bursts "" --paced "" --saturated 10
     python bench/emulate_burst.py --bursts 2000 --paced "" \\
         --emulator-args "--delivery-concurrency 64"
     cd /tmp && PYTHONPATH=/path/to/other/checkout python /path/to/bench/emulate_burst.py
@@ -168,16 +176,25 @@ class Emulator:
         return self.stderr.read_text(encoding="utf-8", errors="replace")
 
 
-def start_emulator(sink_url: str | None, extra: list[str], pin: bool, scratch: Path) -> Emulator:
+def start_emulator(
+    sink_url: str | None,
+    extra: list[str],
+    pin: bool,
+    scratch: Path,
+    stdout: Path | None = None,
+    job_seconds: tuple[str, str] = ("0", "0"),
+) -> Emulator:
+    """``stdout`` None throws the emulator's lines away; else they go to that file."""
     ready = scratch / f"ready-{time.monotonic_ns()}.json"
     stderr = scratch / f"stderr-{time.monotonic_ns()}.txt"
     command = [sys.executable, "-m", "mh_webhook_cli", "emulate", "--port", "0"]
-    command += ["--queue-seconds", "0", "--render-seconds", "0", "--ready-file", str(ready)]
+    command += ["--queue-seconds", job_seconds[0], "--render-seconds", job_seconds[1]]
+    command += ["--ready-file", str(ready)]
     if sink_url is not None:
         command += ["--webhook-url", sink_url, "--secret", "whsec_bench_secret_0123456789"]
-    with stderr.open("wb") as errors:
+    with stderr.open("wb") as errors, (stdout or Path(os.devnull)).open("wb") as lines:
         process = subprocess.Popen(
-            [*command, *extra], stdout=subprocess.DEVNULL, stderr=errors, env=os.environ.copy()
+            [*command, *extra], stdout=lines, stderr=errors, env=os.environ.copy()
         )
     if pin:
         _pin(process.pid, 0)
@@ -233,6 +250,24 @@ async def create_paced(port: int, rate: float, seconds: float) -> tuple[dict[str
 
     await asyncio.gather(*(client() for _ in range(CLIENTS)))
     return created, len(created) / (time.monotonic() - start)
+
+
+async def create_for(port: int, seconds: float) -> dict[str, float]:
+    """Create image jobs from 32 connections as fast as they are answered, for ``seconds``."""
+    created: dict[str, float] = {}
+    end = time.monotonic() + seconds
+
+    async def client() -> None:
+        connection = await Connection.open(port)
+        try:
+            while time.monotonic() < end:
+                answer = await connection.request("POST", "/v1/ai-image-generator", IMAGE_BODY)
+                created[json.loads(answer)["id"]] = time.monotonic()
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return created
 
 
 async def wait_delivered(sink_port: int, count: int, seconds: float) -> int:
@@ -310,6 +345,45 @@ async def paced_row(
     )
 
 
+async def saturated_row(
+    seconds: float,
+    job_seconds: tuple[str, str],
+    sink_port: int,
+    extra: list[str],
+    pin: bool,
+    scratch: Path,
+    drain: float,
+) -> str:
+    """Jobs as fast as they come for ``seconds``: jobs/s against deliveries/s in that window."""
+    await _get(sink_port, "/reset")
+    lines = scratch / f"stdout-{time.monotonic_ns()}.txt"
+    url = f"http://127.0.0.1:{sink_port}/webhook"
+    emulator = start_emulator(url, extra, pin, scratch, lines, job_seconds)
+    try:
+        began = time.monotonic()
+        created = await create_for(emulator.port, seconds)
+        window = time.monotonic() - began
+        arrivals: dict[str, float] = await _get(sink_port, "/dump")
+        in_window = sum(1 for at in arrivals.values() if at <= began + window)
+        await wait_delivered(sink_port, len(created), drain)
+        arrivals = await _get(sink_port, "/dump")
+        last = max((arrivals[key] for key in created if key in arrivals), default=began)
+        values = [arrivals[key] - at for key, at in created.items() if key in arrivals]
+    finally:
+        stderr = emulator.stop()
+        summary = _SUMMARY.search(stderr)
+    if summary is None:
+        print(stderr[-2000:], file=sys.stderr)
+    timeouts = lines.read_text(encoding="utf-8", errors="replace").count("timed out after")
+    failed = f"{summary.group(2)} retries, {summary.group(3)} given up" if summary else "?"
+    return (
+        f"{len(created) / window:>6,.0f} jobs/s | {in_window / window:>6,.0f} webhooks/s | "
+        f"{len(values):>6,} of {len(created):<6,} {last - began - window:5.1f} s after | "
+        f"{percentile(values, 0.5):6.3f} / {percentile(values, 0.99):6.3f} s | "
+        f"{timeouts:,} timed out; {failed}"
+    )
+
+
 async def creation_without_webhooks(count: int, pin: bool, scratch: Path) -> float:
     emulator = start_emulator(None, [], pin, scratch)
     try:
@@ -338,6 +412,25 @@ async def run(arguments: argparse.Namespace, sink_port: int, scratch: Path) -> N
         print(await burst_row(count, sink_port, extra, pin, scratch, arguments.drain_seconds))
     for each in paced:
         print(await paced_row(each, arguments.paced_seconds, sink_port, extra, pin, scratch))
+    if arguments.saturated:
+        print(
+            f"saturated for {arguments.saturated:g} s, jobs queued/rendering "
+            f"{arguments.saturated_job} s: created | received in the same window | all "
+            "received, how long after the window | latency p50 / p99 | failed attempts"
+        )
+        job_seconds = tuple(arguments.saturated_job.split())
+        assert len(job_seconds) == 2, "--saturated-job takes two numbers: queue and render"
+        print(
+            await saturated_row(
+                arguments.saturated,
+                (job_seconds[0], job_seconds[1]),
+                sink_port,
+                extra,
+                pin,
+                scratch,
+                arguments.drain_seconds,
+            )
+        )
 
 
 def main() -> int:
@@ -345,6 +438,8 @@ def main() -> int:
     parser.add_argument("--bursts", default="96,480,992,2000,4000")
     parser.add_argument("--paced", default="100,300,1000")
     parser.add_argument("--paced-seconds", type=float, default=5.0)
+    parser.add_argument("--saturated", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--saturated-job", default="0 0", help="queue and render seconds")
     parser.add_argument("--drain-seconds", type=float, default=40.0)
     parser.add_argument("--emulator-args", default="", help="extra options for mhw emulate")
     parser.add_argument("--no-pin", dest="pin", action="store_false")

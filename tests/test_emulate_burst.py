@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -18,7 +19,12 @@ import pytest
 from test_emulate import IMAGE, Emulating, emulate  # noqa: F401 (emulate: a fixture)
 
 from conftest import SECRET, Mhw, wait_for
-from mh_webhook_cli.magichour.emulator import DEFAULT_DELIVERY_CONCURRENCY, MAX_ANSWER_BYTES
+from mh_webhook_cli.magichour.emulator import (
+    BACKLOG_PER_SENDER,
+    DEFAULT_DELIVERY_CONCURRENCY,
+    HOLD_SECONDS,
+    MAX_ANSWER_BYTES,
+)
 
 T = TypeVar("T")
 Handle = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -118,8 +124,11 @@ def answering_at_once(hooks: Handler) -> Handle:
     return handle
 
 
-async def create_images(base_url: str, count: int, clients: int = 32) -> dict[str, float]:
-    """Create ``count`` image jobs from ``clients`` connections; id -> when it was asked for.
+async def create_images(
+    base_url: str, count: int, clients: int = 32, *, seconds: float | None = None
+) -> dict[str, float]:
+    """Create ``count`` image jobs from ``clients`` connections (or as many as they get answered
+    in ``seconds``); id -> when it was asked for.
 
     Plain HTTP/1.1 on asyncio streams: an httpx client costs ~10x the CPU a request, and the
     test would measure it rather than the emulator.
@@ -133,11 +142,13 @@ async def create_images(base_url: str, count: int, clients: int = 32) -> dict[st
         f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
     ).encode() + body
 
+    end = None if seconds is None else time.monotonic() + seconds
+
     async def creating() -> None:
         nonlocal remaining
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
-            while remaining > 0:
+            while remaining > 0 and (end is None or time.monotonic() < end):
                 remaining -= 1
                 asked = time.monotonic()
                 writer.write(request)
@@ -185,6 +196,96 @@ def test_a_burst_of_2000_jobs_is_all_delivered_and_the_next_job_is_prompt(
     assert emulating.stop() == 0
     summary = emulating.json_lines("summary")[0]
     assert (summary["attempts"], summary["delivered"], summary["retries"]) == (2001, 2001, 0)
+
+
+def test_under_saturation_deliveries_keep_pace_with_jobs_and_none_times_out(
+    emulate: Callable[..., Emulating],  # noqa: F811 (the fixture imported above)
+    handler: StartHandler,
+) -> None:
+    hooks = handler(answering_at_once)
+    # A short timeout: an attempt that waited for the emulator's own loop would pass it.
+    emulating = emulate(
+        *("--webhook-url", hooks.url, "--secret", SECRET, "--format", "json"),
+        *("--queue-seconds", "0", "--render-seconds", "0", "--delivery-timeout", "2"),
+    )
+    # Jobs as fast as 32 clients get them answered: each completes at once with one event.
+    created = hooks.run(create_images(emulating.url, 10**9, seconds=3))
+    window_end = time.monotonic()
+    arrived_in_window = sum(1 for at in list(hooks.arrivals.values()) if at <= window_end)
+
+    # Behind by no more than the backlog the senders work from (it was thousands, and growing).
+    backlog = BACKLOG_PER_SENDER * DEFAULT_DELIVERY_CONCURRENCY + DEFAULT_DELIVERY_CONCURRENCY
+    assert len(created) - arrived_in_window <= backlog + 32, (len(created), arrived_in_window)
+    wait_for(lambda: len(hooks.arrivals) >= len(created), timeout=5, what="the backlog drained")
+    assert hooks.arrivals.keys() == created.keys()
+
+    assert emulating.stop() == 0
+    summary = emulating.json_lines("summary")[0]
+    assert summary["delivered"] == summary["attempts"] == len(created)
+    assert summary["retries"] == 0
+
+
+def test_a_handler_that_hangs_slows_job_creation_without_stopping_it(
+    emulate: Callable[..., Emulating],  # noqa: F811 (the fixture imported above)
+    handler: StartHandler,
+) -> None:
+    def never_answering(hooks: Handler) -> Handle:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await hooks.read_event(reader)
+            await asyncio.sleep(3600)
+
+        return handle
+
+    hooks = handler(never_answering)
+    emulating = emulate(
+        *("--webhook-url", hooks.url, "--secret", SECRET, "--delivery-concurrency", "1"),
+        *("--queue-seconds", "0", "--render-seconds", "0"),
+    )
+    # One event in flight (hanging) and the backlog full: created at once, one at a time.
+    first = hooks.run(create_images(emulating.url, 1 + BACKLOG_PER_SENDER, clients=1))
+    wait_for(lambda: hooks.requests == 1, what="the first event at the handler")
+    assert len(first) == 1 + BACKLOG_PER_SENDER
+    # The next waits for room, which never comes: held for HOLD_SECONDS, then created anyway.
+    asked = time.monotonic()
+    later = hooks.run(create_images(emulating.url, 2, clients=1))
+    took = time.monotonic() - asked
+    assert len(later) == 2
+    assert 2 * HOLD_SECONDS * 0.9 <= took < 2 * HOLD_SECONDS + 3
+
+
+def test_without_webhooks_no_job_creation_is_held(
+    emulate: Callable[..., Emulating],  # noqa: F811 (the fixture imported above)
+    handler: StartHandler,
+) -> None:
+    hooks = handler(answering_at_once)  # only for its loop, to create jobs from
+    emulating = emulate("--format", "json", "--queue-seconds", "0", "--render-seconds", "0")
+    created = hooks.run(create_images(emulating.url, 200))
+    assert len(created) == 200
+    calls = wait_for(
+        lambda: len(lines := emulating.json_lines("api")) == 200 and lines, what="200 api lines"
+    )
+    # Each answered as it came: none waited for room in a backlog that cannot exist.
+    assert max(call["latency_ms"] for call in calls) < HOLD_SECONDS * 1000 / 2
+
+
+def test_a_stop_with_deliveries_under_way_ends_at_once_and_counts_them_unfinished(
+    emulate: Callable[..., Emulating],  # noqa: F811 (the fixture imported above)
+    handler: StartHandler,
+) -> None:
+    hooks = handler(answering_at_once)
+    emulating = emulate(
+        *("--webhook-url", hooks.url, "--secret", SECRET, "--format", "json"),
+        *("--queue-seconds", "0", "--render-seconds", "0", "--delivery-concurrency", "64"),
+    )
+    created = hooks.run(create_images(emulating.url, 1000))
+    # Stopped while the senders are mid-exchange: each one's cancellation can come as its
+    # answer does, which asyncio.wait_for (before Python 3.12) swallowed: the stop hung.
+    wait_for(lambda: len(hooks.arrivals) >= 100, what="deliveries under way")
+    emulating.process.send_signal(signal.SIGINT)
+    assert emulating.process.wait(timeout=10) == 0
+    summary = emulating.json_lines("summary")[0]
+    assert summary["jobs"] == len(created)
+    assert summary["delivered"] + summary["unfinished"] == len(created)
 
 
 def test_delivery_concurrency_bounds_the_requests_a_handler_gets_at_once(

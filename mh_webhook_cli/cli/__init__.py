@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Annotated
 
 import typer
+import typer.completion
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.cli.options import HELP_OPTIONS, command_group, show_help_when_bare
@@ -45,6 +46,22 @@ GROUPS: dict[str, str] = {
     "config": "Show and change settings (webhook secret, API key, ngrok token).",
 }
 """Command groups (``mhw config set …``), listed after the commands."""
+
+
+def _unset_flags() -> dict[str, bool]:
+    """Typer's own flags of the root (help, completion), as the values they have when not given.
+
+    Unset, they are None, and Typer (0.29) coerces every value that is not a bool through a
+    pydantic TypeAdapter: importing pydantic for it cost every ``mhw X --help`` 20-40 ms
+    before the help was shown (a bare one-command app's ``--help`` exits first). Click's
+    ``default_map`` (documented; nested by subcommand name) gives them False, a bool, which
+    Typer takes as it is. Only the flags Typer declares as bool: with its test switch for
+    shell detection, the completion flags take a shell's name, and False would be refused.
+    ``bench/startup.py`` measures it; tests/test_cli_basics.py checks that help imports no
+    pydantic.
+    """
+    completion = typer.completion.get_completion_inspect_parameters()
+    return {"help": False} | {flag.name: False for flag in completion if flag.annotation is bool}
 
 
 def _print_version(value: bool) -> None:
@@ -84,7 +101,10 @@ def build_app(command: str | None = None, *, everything: bool = False) -> typer.
         name="mhw",
         # Locals in a traceback could show a webhook secret or an API key.
         pretty_exceptions_show_locals=False,
-        context_settings=HELP_OPTIONS,
+        context_settings={
+            **HELP_OPTIONS,
+            "default_map": _unset_flags() | {group: {"help": False} for group in GROUPS},
+        },
     )
     app.callback(invoke_without_command=True)(_root)
     for name, summary in COMMANDS.items():
