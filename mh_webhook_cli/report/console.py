@@ -191,11 +191,11 @@ def columns(rows: Sequence[Sequence[Segment]], gap: int = 2) -> list[Line]:
     ]
     lines: list[Line] = []
     for row in rows:
-        cells: list[Segment] = []
+        aligned: list[Segment] = []
         for i, (text, style) in enumerate(row):
             last = i == len(row) - 1
-            cells.append((text if last else text.ljust(widths[i] + gap), style))
-        lines.append(cells)
+            aligned.append((text if last else text.ljust(widths[i] + gap), style))
+        lines.append(aligned)
     return lines
 
 
@@ -301,6 +301,25 @@ def fit(parts: Sequence[Sequence[Form]], steps: Sequence[Step], width: int | Non
 
 def _escaped(form: Form) -> Form:
     return tuple((shown(text), style) for text, style in form)
+
+
+def wrapped(line: Line, width: int | None) -> list[Line]:
+    """``line`` in lines of at most ``width`` columns: its last segment (a sentence, a fix to
+    follow) folded at spaces under where it starts, never cut, and a word longer than a line
+    (a URL) kept whole. For text that must be read in full, where :func:`fit` would cut."""
+    *lead, (text, style) = [(line, "")] if isinstance(line, str) else line
+    indent = sum(cells(shown(part)) for part, _ in lead)
+    text = shown(text)
+    if width is None or indent + cells(text) <= width:
+        return [line]
+    import textwrap
+
+    room = max(width - indent, 20)
+    folded = textwrap.wrap(text, room, break_long_words=False, break_on_hyphens=False)
+    return [
+        [*(lead if index == 0 else [(" " * indent, "")]), (chunk, style)]
+        for index, chunk in enumerate(folded or [""])
+    ]
 
 
 def emit_json(data: Any) -> None:

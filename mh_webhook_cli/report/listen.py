@@ -8,7 +8,6 @@ warnings and the summary to stderr, so that stdout stays a clean stream of resul
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -53,7 +52,7 @@ from mh_webhook_cli.report.console import (
     within,
 )
 from mh_webhook_cli.report.escape import shown
-from mh_webhook_cli.report.writer import dropped_notice
+from mh_webhook_cli.report.writer import PerTurn, dropped_notice
 
 if TYPE_CHECKING:
     from mh_webhook_cli.report.writer import SessionOutput
@@ -76,11 +75,26 @@ def verdict_segment(verification: str, *, secret: bool = True) -> Segment:
     return (f"✗ {verification}", "bold red")
 
 
-def _short_verdict(verdict: Segment) -> Segment:
-    text, style = verdict
-    if text.startswith(("✓", "✗")):
-        return (text[0], style)
-    return ("unchecked" if text.startswith("signed,") else text, style)
+_SHORT_VERDICTS = {
+    UNCHECKED: "unchecked",
+    "missing_signature": "✗ no signature",
+    "missing_timestamp": "✗ no timestamp",
+    "malformed_signature": "✗ bad signature",
+    "malformed_timestamp": "✗ bad timestamp",
+    "timestamp_too_old": "✗ too old",
+    "timestamp_in_future": "✗ in the future",
+    "signature_mismatch": "✗ mismatch",
+    "ambiguous_headers": "✗ ambiguous",
+}
+"""A verification in fewer columns (``mhw events show N`` explains it in full)."""
+
+
+def _verdict_forms(verification: str, secret: bool) -> tuple[Form, ...]:
+    """The verdict in full, shorter, then its mark alone (✓ or ✗), for the steps to take."""
+    text, style = verdict_segment(verification, secret=secret)
+    short = _SHORT_VERDICTS.get(verification, text)
+    mark = short[0] if short.startswith(("✓", "✗")) else short
+    return ((GAP, (text, style)), (GAP, (short, style)), (GAP, (mark, style)))
 
 
 @lru_cache(maxsize=4)
@@ -93,17 +107,18 @@ def _clock(second: int) -> str:
 TIME, WHAT, PROJECT, STATUS, VERDICT, ANSWER, DELAY, RETRY, FINDINGS, NUMBER = range(10)
 _REQUEST_STEPS = (
     (STATUS, 0),  # the project's status: the event type says as much
-    (DELAY, 0),  # "late" for the sentence on Magic Hour's limit
-    (RETRY, 0),  # "↻ #1" for "retry of #1"
-    (FINDINGS, 0),  # "⚠ 2"
+    (DELAY, 0),  # "late (12 s)" for the sentence on Magic Hour's limit
+    (FINDINGS, 0),  # "⚠ 2" for "⚠ 2 schema finding(s)"
+    (RETRY, 0),  # "retry #1" for "retry of #1"
     (TIME, 0),  # 14:05 for 14:05:12
-    (VERDICT, 10),
+    (VERDICT, 0),  # "✗ mismatch" for "✗ signature_mismatch"
     (PROJECT, 11),  # the middle of the project id
+    (RETRY, 0),  # "↻ #1"
     (WHAT, 0),  # the event type without its padding
     (VERDICT, 0),  # ✓ or ✗ alone
     (TIME, 0),
     (PROJECT, 0),
-    (DELAY, 0),
+    (DELAY, 0),  # "late"
     (WHAT, 5),
 )
 """Never given up: the answer and the request's ``#N`` (``mhw events show N`` needs it)."""
@@ -117,7 +132,6 @@ def request_line(
     clock = _clock(int(received.received_at))
     what = received.event_type or f"{received.request.method} {received.request.target}"
     what_style = "bold cyan" if received.event_type else "bold"
-    verdict = verdict_segment(received.verification, secret=secret)
     late = delay > LATE_SECONDS
     answer = received.answer
     parts: list[tuple[Form, ...]] = [
@@ -125,7 +139,7 @@ def request_line(
         (((f"{what:<16}", what_style),), ((what, what_style),)),
         ((GAP, (received.project_id or "-", "")), ()),
         ((GAP, (received.project_status or "-", "")), ()),
-        ((GAP, verdict), (GAP, _short_verdict(verdict))),
+        _verdict_forms(received.verification, secret),
         ((("  → ", "dim"), (str(answer), "green" if answer < 300 and not late else "red")),),
         _delay_forms(delay) if delay else NOTHING,
         _retry_forms(received.retry_of) if received.retry_of is not None else NOTHING,
@@ -156,7 +170,11 @@ def _delay_forms(delay: float) -> tuple[Form, ...]:
 
 
 def _retry_forms(original: int) -> tuple[Form, ...]:
-    return ((GAP, (f"retry of #{original}", "magenta")), (GAP, (f"↻ #{original}", "magenta")))
+    return (
+        (GAP, (f"retry of #{original}", "magenta")),
+        (GAP, (f"retry #{original}", "magenta")),
+        (GAP, (f"↻ #{original}", "magenta")),
+    )
 
 
 def _findings_forms(count: int) -> tuple[Form, ...]:
@@ -285,14 +303,16 @@ def finding_lines(received: Received, width: int | None = None) -> list[Line]:
 FORWARD_BODY_SHOWN = 500
 LEAD, TARGET, RESULT, LATENCY, SLOW = range(5)
 _FORWARD_STEPS = (
-    (SLOW, 0),
-    (SLOW, 0),
-    (TARGET, 24),
-    (RESULT, 24),
+    (SLOW, 0),  # "> 10 s: it retries"
+    (TARGET, 0),  # the URL without its scheme
+    (RESULT, 24),  # the middle of an error
+    (TARGET, 24),  # the middle of the URL
+    (SLOW, 0),  # "> 10 s"
     (LATENCY, 0),
     (TARGET, 10),
     (RESULT, 8),
 )
+"""Never given up: the request's ``#N``."""
 
 
 def forward_lines(received: Received, verbose: bool, width: int | None = None) -> list[Line]:
@@ -327,7 +347,9 @@ def _forward_line(result: ForwardResult, number: int | None, width: int | None) 
             ((f"  > {LATE_SECONDS:g} s: it retries", "yellow"),),
             ((f"  > {LATE_SECONDS:g} s", "yellow"),),
         )
-    parts = [(lead,), (((result["target"], ""),),), (outcome,), latency, slow]
+    target = result["target"]
+    bare = target.split("://", 1)[-1]
+    parts = [(lead,), (((target, ""),), ((bare, ""),)), (outcome,), latency, slow]
     return fit(parts, _FORWARD_STEPS, width)
 
 
@@ -485,8 +507,8 @@ class ListenTextReporter:
         self._output: SessionOutput | None = None
         self._secret = True
         """Whether the listener checks signatures (its banner says); until then, as if so."""
-        self._drawing: list[Callable[[int | None], list[Line]]] = []
-        """What this loop turn has for stdout, each drawn at the width of the flush."""
+        self._turn = PerTurn(self._draw)
+        """Lines for stdout, each drawn when the turn's lines are written."""
         self._refusals_since = float("-inf")
         self._refusals_shown = 0
         self._refusals_hidden = 0
@@ -505,23 +527,13 @@ class ListenTextReporter:
         return output.stdout.reader_gone
 
     def flush(self) -> None:
-        """Draw and write what is queued for stdout (also at shutdown, when the loop runs no
-        more turns)."""
-        drawing, self._drawing = self._drawing, []
-        if drawing:
-            width = terminal_width("stdout")
-            show([line for draw in drawing for line in draw(width)])
+        """Write what this loop turn queued for stdout (also at shutdown)."""
+        self._turn.flush()
 
-    def _draw(self, draw: Callable[[int | None], list[Line]]) -> None:
-        """Queue lines for stdout: written at the end of this loop turn, or now without one."""
-        if not self._drawing:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # called outside a loop (a library caller, a test)
-                self._drawing.append(draw)
-                self.flush()
-                return
-        self._drawing.append(draw)
+    def _draw(self, drawings: list[Callable[[int | None], list[Line]]]) -> None:
+        """A turn's lines for stdout, drawn at the terminal's width of this moment."""
+        width = terminal_width("stdout")
+        show([line for draw in drawings for line in draw(width)])
 
     def report(self, activity: Activity) -> None:
         if isinstance(activity, RequestReceived):
@@ -572,7 +584,7 @@ class ListenTextReporter:
             )
 
     def request(self, event: RequestReceived) -> None:
-        self._draw(partial(self._request_lines, event))
+        self._turn.add(partial(self._request_lines, event))
 
     def _request_lines(self, event: RequestReceived, width: int | None) -> list[Line]:
         received = event.received
@@ -585,7 +597,7 @@ class ListenTextReporter:
         return lines
 
     def forwarded(self, received: Received) -> None:
-        self._draw(partial(forward_lines, received, self.verbose))
+        self._turn.add(partial(forward_lines, received, self.verbose))
 
     def status(self, message: str, activity: Listening | TunnelChanged) -> None:
         """Something about the listener itself, for machines (people read it on stderr)."""
@@ -616,19 +628,14 @@ class ListenJsonReporter(ListenTextReporter):
         self, verbose: bool = False, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         super().__init__(verbose, clock=clock)
-        self._json_lines: list[dict[str, Any]] = []
+        self._json = PerTurn(emit_json_lines)
 
     def _emit(self, data: dict[str, Any]) -> None:
         """Queue a JSON line; lines of one loop turn are written and flushed together."""
-        if not self._json_lines:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._json_lines.append(data)
+        self._json.add(data)
 
     def flush(self) -> None:
-        """Write the queued JSON lines (also at shutdown, when the loop runs no more turns)."""
-        lines, self._json_lines = self._json_lines, []
-        if lines:
-            emit_json_lines(lines)
+        self._json.flush()
 
     def request(self, event: RequestReceived) -> None:
         if not event.forwarding:  # else written once forwarded, with the forwards' results
