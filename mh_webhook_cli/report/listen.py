@@ -156,13 +156,7 @@ NOTHING: tuple[Form, ...] = ((),)
 def _delay_forms(delay: float) -> tuple[Form, ...]:
     if delay > LATE_SECONDS:
         return (
-            (
-                (
-                    f"  after {delay:g} s: late, Magic Hour gives up at {LATE_SECONDS:g} s "
-                    "and delivers again",
-                    "bold red",
-                ),
-            ),
+            ((f"  late: after {delay:g} s, Magic Hour waits {LATE_SECONDS:g} s", "bold red"),),
             ((f"  late ({delay:g} s)", "bold red"),),
             (("  late", "bold red"),),
         )
@@ -212,12 +206,13 @@ def payload_lines(received: Received, width: int | None = None) -> list[Line]:
     body = received.request.body
     if text is None:  # at most 4 bytes a character: enough for the budget, however long
         text = body[: budget * 4].decode("utf-8", "replace")
-    folded, rest = _folded(shown(text[:budget]), columns, PAYLOAD_LINES_SHOWN)
+    # Twice what the lines hold: a line broken at its last ", " leaves room unused.
+    folded, rest = _folded(shown(text[: budget * 2]), columns, PAYLOAD_LINES_SHOWN)
     if is_json:
         lines: list[Line] = [_highlighted(INDENT + line) for line in folded]
     else:
         lines = [[(INDENT + line, "dim")] for line in folded]
-    if rest or len(text) > budget or (not is_json and len(body) > budget * 4):
+    if rest or len(text) > budget * 2 or (not is_json and len(body) > budget * 4):
         where = f"mhw events show {received.id}" if received.id is not None else "--format json"
         lines.append([(f"{INDENT}… the rest: {where}", "dim")])
     payload = document.get("payload") if isinstance(document, dict) else None
