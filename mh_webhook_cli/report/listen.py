@@ -120,6 +120,7 @@ _REQUEST_STEPS = (
     (PROJECT, 0),
     (DELAY, 0),  # "late"
     (WHAT, 5),
+    (RETRY, 0),
 )
 """Never given up: the answer and the request's ``#N`` (``mhw events show N`` needs it)."""
 
@@ -168,6 +169,7 @@ def _retry_forms(original: int) -> tuple[Form, ...]:
         (GAP, (f"retry of #{original}", "magenta")),
         (GAP, (f"retry #{original}", "magenta")),
         (GAP, (f"↻ #{original}", "magenta")),
+        (),
     )
 
 
