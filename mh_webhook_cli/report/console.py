@@ -169,7 +169,7 @@ def _palette(console: Console) -> _Palette:
 
 
 def _plain(line: Line) -> str:
-    return line if isinstance(line, str) else "".join(text for text, _ in line)
+    return line if isinstance(line, str) else "".join([text for text, _ in line])
 
 
 def _send(name: StreamName, text: str) -> None:

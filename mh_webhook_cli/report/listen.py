@@ -89,6 +89,7 @@ _SHORT_VERDICTS = {
 """A verification in fewer columns (``mhw events show N`` explains it in full)."""
 
 
+@lru_cache(maxsize=64)
 def _verdict_forms(verification: str, secret: bool) -> tuple[Form, ...]:
     """The verdict in full, shorter, then its mark alone (✓ or ✗), for the steps to take."""
     text, style = verdict_segment(verification, secret=secret)
@@ -98,9 +99,17 @@ def _verdict_forms(verification: str, secret: bool) -> tuple[Form, ...]:
 
 
 @lru_cache(maxsize=4)
-def _clock(second: int) -> str:
-    """``14:05:12`` in local time; formatted once a second, not once a request."""
-    return time.strftime("%H:%M:%S", time.localtime(second))
+def _time_forms(second: int) -> tuple[Form, ...]:
+    """``14:05:12`` in local time, then ``14:05``, then nothing; made once a second, not once
+    a request (as are the other parts that many requests share: a listener draws thousands
+    of lines a second)."""
+    clock = time.strftime("%H:%M:%S", time.localtime(second))
+    return (((clock, "dim"), GAP), ((clock[:5], "dim"), GAP), ())
+
+
+@lru_cache(maxsize=64)
+def _answer_forms(answer: int, late: bool) -> tuple[Form, ...]:
+    return ((("  → ", "dim"), (str(answer), "green" if answer < 300 and not late else "red")),)
 
 
 # The parts of a request's line, and the order in which a narrow terminal gives them up.
@@ -130,18 +139,15 @@ def request_line(
 ) -> Line:
     """``14:05:12 video.completed clx… complete ✓ signed → 200 #12``, plus marks for
     retries, schema findings and a delayed answer; fitted to ``width`` columns."""
-    clock = _clock(int(received.received_at))
     what = received.event_type or f"{received.request.method} {received.request.target}"
     what_style = "bold cyan" if received.event_type else "bold"
-    late = delay > LATE_SECONDS
-    answer = received.answer
     parts: list[tuple[Form, ...]] = [
-        (((clock, "dim"), GAP), ((clock[:5], "dim"), GAP), ()),
+        _time_forms(int(received.received_at)),
         (((f"{what:<16}", what_style),), ((what, what_style),)),
         ((GAP, (received.project_id or "-", "")), ()),
         ((GAP, (received.project_status or "-", "")), ()),
         _verdict_forms(received.verification, secret),
-        ((("  → ", "dim"), (str(answer), "green" if answer < 300 and not late else "red")),),
+        _answer_forms(received.answer, delay > LATE_SECONDS),
         _delay_forms(delay) if delay else NOTHING,
         _retry_forms(received.retry_of) if received.retry_of is not None else NOTHING,
         _findings_forms(len(received.findings)) if received.findings else NOTHING,
@@ -154,6 +160,7 @@ NOTHING: tuple[Form, ...] = ((),)
 """A part a line does not have."""
 
 
+@lru_cache(maxsize=8)
 def _delay_forms(delay: float) -> tuple[Form, ...]:
     if delay > LATE_SECONDS:
         return (
