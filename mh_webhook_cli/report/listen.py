@@ -50,6 +50,7 @@ from mh_webhook_cli.report.console import (
     terminal_width,
     warn,
     within,
+    wrapped,
 )
 from mh_webhook_cli.report.escape import shown
 from mh_webhook_cli.report.writer import PerTurn, dropped_notice
@@ -411,8 +412,9 @@ def summary_lines(
     return lines
 
 
-def banner_lines(listening: Listening) -> list[Line]:
-    """Where the listener is and how it is set up; for people, on stderr."""
+def banner_lines(listening: Listening, width: int | None = None) -> list[Line]:
+    """Where the listener is and how it is set up; for people, on stderr (its hint folded
+    at spaces on a terminal narrower than it)."""
     any_path = " (any path)" if listening.any_path else ""
     lines: list[Line] = [
         [("mhw listening", "bold"), (" on ", ""), (listening.url, "bold cyan"), (any_path, "")]
@@ -427,14 +429,18 @@ def banner_lines(listening: Listening) -> list[Line]:
                 (listening.webhook_url or "", "bold green"),
                 ("  ← Developer Hub URL", "dim"),
             ],
-            [
-                (
-                    "           in magichour.ai/developer: Create Webhook, this URL, and the "
-                    "events you handle (image.started may be skipped for fast jobs)",
-                    "dim",
-                )
-            ],
         ]
+        lines += wrapped(
+            [
+                ("           ", ""),
+                (
+                    "in magichour.ai/developer: Create Webhook, this URL, and the events you "
+                    "handle (image.started may be skipped for fast jobs)",
+                    "dim",
+                ),
+            ],
+            width,
+        )
     if listening.secrets:
         lines.append("  secret   " + ", ".join(listening.secrets))
     lines.append(f"  store    {listening.store or 'off (--no-store)'}")
@@ -549,7 +555,7 @@ class ListenTextReporter:
             self._refused(activity)
         elif isinstance(activity, Listening):
             self._secret = bool(activity.secrets)
-            show_stderr(banner_lines(activity))
+            show_stderr(banner_lines(activity, terminal_width("stderr")))
             self.status("listening", activity)
             unsafe = _unsafe_setup_warning(activity)
             if unsafe is not None:
