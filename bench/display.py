@@ -109,7 +109,8 @@ def main() -> int:
     print(
         f"display: text {min(results['text']):.2f} µs/request best, JSON lines "
         f"{min(results['json']):.2f} best; text/JSON median of {arguments.rounds} alternated "
-        f"rounds {ratio:.2f} (target <= {TEXT_TO_JSON:g}; {arguments.requests} requests, {PER_TURN} a turn)"
+        f"rounds {ratio:.2f} (target <= {TEXT_TO_JSON:g}; {arguments.requests} requests, "
+        f"{PER_TURN} a turn)"
     )
     return 0 if ratio <= TEXT_TO_JSON else 1
 
