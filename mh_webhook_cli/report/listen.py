@@ -119,9 +119,9 @@ _REQUEST_STEPS = (
     (STATUS, 0),  # the project's status: the event type says as much
     (DELAY, 0),  # "late (12 s)" for the sentence on Magic Hour's limit
     (FINDINGS, 0),  # "⚠ 2" for "⚠ 2 schema finding(s)"
+    (VERDICT, 0),  # "✗ mismatch" for "✗ signature_mismatch"
     (RETRY, 0),  # "retry #1" for "retry of #1"
     (TIME, 0),  # 14:05 for 14:05:12
-    (VERDICT, 0),  # "✗ mismatch" for "✗ signature_mismatch"
     (PROJECT, 11),  # the middle of the project id
     (RETRY, 0),  # "↻ #1"
     (WHAT, 0),  # the event type without its padding
