@@ -407,3 +407,14 @@ def test_fit_gives_up_parts_in_the_order_asked_and_never_the_rest() -> None:
     assert drawn(fit(parts, steps, 30)) == "keep middle-of-this-long-part"
     assert drawn(fit(parts, steps, 20)) == "keep middle-…ng-part"
     assert drawn(fit(parts, steps, 5)) == "keep mid…art"  # as far as the steps go
+
+
+def test_a_megabyte_type_is_measured_and_drawn_in_bounded_time() -> None:
+    """A sender's ``type`` may be as large as the body: each line measured it whole."""
+    document = {"type": "東" * 500_000, "payload": {"id": "é" * 500_000, "status": "x" * 500_000}}
+    received = judged(json.dumps(document, ensure_ascii=False).encode())
+    started = time.perf_counter()
+    for width in (None, 200, 80):
+        line = drawn(request_line(received, width))
+        assert line.endswith("#123456") and cells(line) <= (width or 1_200), cells(line)
+    assert time.perf_counter() - started < 0.5

@@ -11,7 +11,8 @@ plain form needs no rich at all: importing rich costs more than the rest of a
 
 Every segment's text is passed through :func:`~mh_webhook_cli.report.escape.shown` here, so
 no renderer can let a sender's control characters reach a terminal: a :data:`Line` is always
-one line on screen. Rich draws it as :class:`rich.text.Text`, never as markup.
+one line on screen. Styles are drawn with the escape sequences rich uses for them (learnt once
+per style), around the escaped text: never markup, and no rich object per line.
 
 A long-running session (``mhw listen``, ``mhw emulate``) can :func:`redirect` stdout and
 stderr to a :class:`Sink` that never blocks (:mod:`mh_webhook_cli.report.writer`), so a
@@ -239,6 +240,16 @@ def cut(text: str, width: int) -> str:
     head = within(text, width // 2)
     tail = within(text[::-1], width - 1 - cells(head))[::-1]
     return f"{head}…{tail}"
+
+
+FIELD_SHOWN = 256
+"""Characters of one sender's value a line shows at most (a ``type`` may be a megabyte)."""
+
+
+def bounded(text: str) -> str:
+    """``text``, or its start and ``…`` when longer than :data:`FIELD_SHOWN`: what a line
+    measures and draws stays small whatever a sender sends."""
+    return text if len(text) <= FIELD_SHOWN else text[: FIELD_SHOWN - 1] + "…"
 
 
 def within(text: str, width: int) -> str:

@@ -25,6 +25,7 @@ from mh_webhook_cli.report.console import (
     Format,
     Line,
     Segment,
+    bounded,
     emit_json_lines,
     fit,
     show,
@@ -147,7 +148,7 @@ _API_STEPS = ((0, 0), (3, 0), (0, 0), (1, 12), (0, 0))
 def _api_line(call: ApiCall, width: int | None) -> Line:
     parts = [
         _time_forms(call.at),
-        (((f"{call.method} {call.path}", "bold"),),),
+        (((bounded(f"{call.method} {call.path}"), "bold"),),),
         ((("  → ", "dim"), _status(call.status)),),
         (((f"  {call.latency_ms:.1f} ms", "dim"),), ()),
     ]

@@ -41,6 +41,7 @@ from mh_webhook_cli.report.console import (
     Format,
     Line,
     Segment,
+    bounded,
     columns,
     emit_json_lines,
     fit,
@@ -140,13 +141,13 @@ def request_line(
 ) -> Line:
     """``14:05:12 video.completed clx… complete ✓ signed → 200 #12``, plus marks for
     retries, schema findings and a delayed answer; fitted to ``width`` columns."""
-    what = received.event_type or f"{received.request.method} {received.request.target}"
+    what = bounded(received.event_type or f"{received.request.method} {received.request.target}")
     what_style = "bold cyan" if received.event_type else "bold"
     parts: list[tuple[Form, ...]] = [
         _time_forms(int(received.received_at)),
         (((f"{what:<16}", what_style),), ((what, what_style),)),
-        ((GAP, (received.project_id or "-", "")), ()),
-        ((GAP, (received.project_status or "-", "")), ()),
+        ((GAP, (bounded(received.project_id or "-"), "")), ()),
+        ((GAP, (bounded(received.project_status or "-"), "")), ()),
         _verdict_forms(received.verification, secret),
         _answer_forms(received.answer, delay > LATE_SECONDS),
         _delay_forms(delay) if delay else NOTHING,
