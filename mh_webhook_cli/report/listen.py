@@ -4,6 +4,10 @@ The session hands every :data:`~mh_webhook_cli.receive.activity.Activity` to one
 reporters here (:class:`ListenTextReporter`, :class:`ListenJsonReporter`), which the command
 picks. Requests go to stdout, one line (or one JSON object) each; the banner, statuses,
 warnings and the summary to stderr, so that stdout stays a clean stream of results.
+
+On a terminal each line fits its width of the moment: a line gives up its parts in a set
+order (the project's status, the seconds, the verdict's words, the middle of the project id)
+and never the request's ``#N``, the number ``mhw events show`` takes. Piped, it keeps them all.
 """
 
 from __future__ import annotations
@@ -198,6 +202,7 @@ PAYLOAD_LINES_SHOWN = 4
 a terminal of 24 rows. ``mhw events show`` has all of it."""
 DOWNLOADS_SHOWN = 3
 FINDINGS_SHOWN = 5
+MAX_URL_SHOWN = 2_000
 UNKNOWN_WIDTH = 100
 """The width ``-v`` folds a payload to when it is not drawn on a terminal."""
 INDENT = "    "
@@ -239,9 +244,6 @@ def payload_lines(received: Received, width: int | None = None) -> list[Line]:
     if len(urls) > DOWNLOADS_SHOWN:
         lines.append([(f"{INDENT}  … {len(urls) - DOWNLOADS_SHOWN} more download(s)", "dim")])
     return lines
-
-
-MAX_URL_SHOWN = 2_000
 
 
 def _folded(text: str, columns: int, rows: int) -> tuple[list[str], int]:
