@@ -64,7 +64,9 @@ def post(port: int, body: bytes, path: str = "/") -> int | None:
 
 
 def event(index: int) -> bytes:
-    """An event whose line on stdout is a few kB: 1,200 of them overflow pipe and buffer."""
+    """An event whose lines on stdout take about 700 bytes as text (its id is shortened, its
+    schema findings summed up after five) and 3 kB as JSON: 2,000 of them overflow the pipe
+    and the writer's 1 MiB."""
     padding = "p" * 2500
     return json.dumps({"type": "video.completed", "payload": {"id": f"{index}{padding}"}}).encode()
 
@@ -77,7 +79,7 @@ def test_a_reader_that_stops_reading_never_stops_the_listener(
     args = ["listen", "--store", str(store), "--format", output_format]
     process, ready, stderr = spawn(args, isolated_env, tmp_path)
     try:  # nobody ever reads process.stdout
-        requests = 1200
+        requests = 2000
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda i: post(int(ready["port"]), event(i)), range(requests)))
 

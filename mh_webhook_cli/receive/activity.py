@@ -73,6 +73,9 @@ class RequestReceived:
     """Whether ``--events`` lets it be shown (and forwarded); a reporter hears only of those."""
     forwarding: bool
     """A :class:`Forwarded` for it follows, once its forwards are done."""
+    delay: float = 0.0
+    """Seconds its answer is held back (``--respond-delay``): past Magic Hour's 10 s the
+    sender has given up by then, and delivers again."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,7 +186,8 @@ class Listener:
         routes = [] if forwarded else self._routes_for(received, shown)
         # Scheduled, not called: the answer is written first, rendering comes after it.
         (loop or asyncio.get_running_loop()).call_soon(
-            self._on_received, RequestReceived(received, shown, bool(routes))
+            self._on_received,
+            RequestReceived(received, shown, bool(routes), self.config.respond_delay),
         )
         if routes:
             self._forward_in_background(received, routes)

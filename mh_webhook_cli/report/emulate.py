@@ -20,27 +20,46 @@ from mh_webhook_cli.magichour.emulator import (
     EmulatorStats,
     JobChange,
 )
-from mh_webhook_cli.report.console import Format, Line, Segment, emit_json, show, show_stderr
-from mh_webhook_cli.report.writer import dropped_notice
+from mh_webhook_cli.report.console import (
+    Form,
+    Format,
+    Line,
+    Segment,
+    bounded,
+    emit_json_lines,
+    fit,
+    show,
+    show_stderr,
+    terminal_width,
+)
+from mh_webhook_cli.report.writer import PerTurn, dropped_notice
 
 
 class EmulateReporter:
-    """Shows the emulator's activity as it happens, for people: one line each on stdout.
+    """Shows the emulator's activity as it happens, for people: one line each on stdout,
+    fitted to the terminal's width, written once per loop turn.
 
     The banner and the summary go to stderr in either format.
     """
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
+        self._turn: PerTurn[Activity] = PerTurn(self._write)
 
     def activity(self, activity: Activity) -> None:
-        show([activity_line(activity, show_url=len(self.config.webhook_urls) > 1)])
+        self._turn.add(activity)
+
+    def _write(self, activities: list[Activity]) -> None:
+        width = terminal_width("stdout")
+        show_url = len(self.config.webhook_urls) > 1
+        show([activity_line(activity, show_url=show_url, width=width) for activity in activities])
 
     def ready(self, url: str) -> None:
         show_stderr(banner_lines(url, self.config))
 
     def finish(self, stats: EmulatorStats) -> None:
-        """The last of stdout, before it is closed: nothing more for people."""
+        """The last of stdout, before it is closed."""
+        self._turn.flush()
 
     def summary(self, stats: EmulatorStats, dropped: int) -> None:
         """For people, on stderr, once stdout is done with (``dropped``: lines it lost)."""
@@ -51,12 +70,16 @@ class JsonEmulateReporter(EmulateReporter):
     """``--format json``: one object per line on stdout, a ``status`` line once ready and a
     ``summary`` line last."""
 
+    def __init__(self, config: EmulatorConfig) -> None:
+        super().__init__(config)
+        self._json = PerTurn(emit_json_lines)
+
     def activity(self, activity: Activity) -> None:
-        emit_json(activity_json(activity))
+        self._json.add(activity_json(activity))
 
     def ready(self, url: str) -> None:
         super().ready(url)
-        emit_json(
+        self._json.add(
             {
                 "kind": "status",
                 "state": "ready",
@@ -67,7 +90,8 @@ class JsonEmulateReporter(EmulateReporter):
         )
 
     def finish(self, stats: EmulatorStats) -> None:
-        emit_json({"kind": "summary", **vars(stats)})
+        self._json.add({"kind": "summary", **vars(stats)})
+        self._json.flush()
 
 
 def emulate_reporter(output_format: Format, config: EmulatorConfig) -> EmulateReporter:
@@ -98,73 +122,128 @@ def _status(status: int) -> Segment:
     return (str(status), "green" if status < 300 else "yellow" if status < 500 else "red")
 
 
-def activity_line(activity: Activity, *, show_url: bool = False) -> Line:
-    """``12:00:01.234  POST /v1/ai-image-generator  → 200  0.4 ms`` and the like."""
-    when: Segment = (_clock(activity.at), "dim")
+GAP: Segment = ("  ", "")
+NOTHING: tuple[Form, ...] = ((),)
+
+
+def _time_forms(at: float) -> tuple[Form, ...]:
+    """12:00:01.234, then 12:00:01, then 12:00, then nothing: a narrow terminal's choices."""
+    clock = _clock(at)
+    return (((clock, "dim"), GAP), ((clock[:8], "dim"), GAP), ((clock[:5], "dim"), GAP), ())
+
+
+def activity_line(activity: Activity, *, show_url: bool = False, width: int | None = None) -> Line:
+    """``12:00:01.234  POST /v1/ai-image-generator  → 200  0.4 ms`` and the like, in at most
+    ``width`` columns (all of it when None)."""
     if isinstance(activity, ApiCall):
-        return [
-            when,
-            ("  ", ""),
-            (f"{activity.method} {activity.path}", "bold"),
-            ("  → ", "dim"),
-            _status(activity.status),
-            (f"  {activity.latency_ms:.1f} ms", "dim"),
-        ]
+        return _api_line(activity, width)
     if isinstance(activity, JobChange):
-        return _job_line(when, activity)
-    return _delivery_line(when, activity, show_url)
+        return _job_line(activity, width)
+    return _delivery_line(activity, show_url, width)
 
 
-def _job_line(when: Segment, change: JobChange) -> Line:
+_API_STEPS = ((0, 0), (3, 0), (0, 0), (1, 12), (0, 0))
+
+
+def _api_line(call: ApiCall, width: int | None) -> Line:
+    parts = [
+        _time_forms(call.at),
+        (((bounded(f"{call.method} {call.path}"), "bold"),),),
+        ((("  → ", "dim"), _status(call.status)),),
+        (((f"  {call.latency_ms:.1f} ms", "dim"),), ()),
+    ]
+    return fit(parts, _API_STEPS, width)
+
+
+_JOB_STEPS = ((5, 0), (6, 0), (0, 0), (5, 0), (2, 11), (0, 0), (6, 0), (1, 0), (0, 0), (2, 0))
+"""The skipped event's note, then the refund's, the time, the project id's middle..."""
+
+
+def _job_line(change: JobChange, width: int | None) -> Line:
     status = change.status + (f" {change.error_code}" if change.error_code else "")
-    segments: list[Segment] = [
-        when,
-        ("  job  ", "dim"),
-        (f"{change.kind:<5}", ""),
-        ("  ", ""),
-        (change.project_id, ""),
-        ("  ", ""),
-        (status, "red" if change.error_code else "bold"),
-    ]
-    if change.event_type is not None:
-        segments += [("  → ", "dim"), (change.event_type, "cyan")]
+    skipped: tuple[Form, ...] = NOTHING
     if change.skipped_event is not None:
-        segments.append(
+        skipped = (
             (
-                f"  ({change.skipped_event} skipped: renders under "
-                f"{_seconds(FAST_RENDER_SECONDS)} are too fast for it)",
-                "dim",
-            )
+                (
+                    f"  ({change.skipped_event} skipped: renders under "
+                    f"{_seconds(FAST_RENDER_SECONDS)} are too fast for it)",
+                    "dim",
+                ),
+            ),
+            ((f"  ({change.skipped_event} skipped)", "dim"),),
+            (),
         )
-    if change.error_code:
-        segments.append(("  (credits refunded)", "dim"))
-    return segments
-
-
-def _delivery_line(when: Segment, attempt: DeliveryAttempt, show_url: bool) -> Line:
-    segments: list[Segment] = [
-        when,
-        ("  ", ""),
-        (f"{attempt.event_type:<16}", "bold cyan"),
-        ("  ", ""),
-        (attempt.project_id, ""),
-        (f"  #{attempt.attempt}", "magenta" if attempt.attempt > 1 else "dim"),
+    parts = [
+        _time_forms(change.at),
+        ((("job  ", "dim"), (f"{change.kind:<5}", "")), (("job ", "dim"), (change.kind, ""))),
+        ((GAP, (change.project_id, "")), ()),
+        ((GAP, (status, "red" if change.error_code else "bold")),),
+        ((("  → ", "dim"), (change.event_type, "cyan")),) if change.event_type else NOTHING,
+        skipped,
+        (((("  (credits refunded)", "dim"),), (("  (refunded)", "dim"),), ()))
+        if change.error_code
+        else NOTHING,
     ]
-    if show_url:
-        segments += [("  ", ""), (attempt.url, "")]
-    segments.append(("  → ", "dim"))
-    if attempt.status is not None:
-        segments.append(_status(attempt.status))
-    else:
-        segments.append((attempt.error or "no answer", "red"))
-    segments.append((f"  {attempt.latency_ms:.1f} ms", "dim"))
+    return fit(parts, _JOB_STEPS, width)
+
+
+_DELIVERY_STEPS = (
+    (0, 0),  # 12:00:01 for 12:00:01.234
+    (7, 0),  # ✓ for ✓ delivered, "✗ gave up" for "✗ gave up after 3 attempt(s)"
+    (5, 24),  # the middle of an error
+    (4, 0),  # the URL without its scheme
+    (2, 11),  # the middle of the project id
+    (4, 14),  # the middle of the URL
+    (0, 0),  # 12:00
+    (1, 0),  # the event type without its padding
+    (6, 0),  # the latency
+    (7, 0),
+    (4, 0),
+    (0, 0),
+    (2, 0),
+    (5, 12),
+    (1, 5),
+)
+"""Never given up: the attempt's number and the answer's status."""
+
+
+def _url_forms(url: str) -> tuple[Form, ...]:
+    bare = url.split("://", 1)[-1]
+    return ((GAP, (url, "")), (GAP, (bare, "")), ())
+
+
+def _delivery_line(attempt: DeliveryAttempt, show_url: bool, width: int | None) -> Line:
+    answer: Segment = (
+        _status(attempt.status)
+        if attempt.status is not None
+        else (attempt.error or "no answer", "red")
+    )
     if attempt.ok:
-        segments.append(("  ✓ delivered", "green"))
+        outcome: tuple[Form, ...] = (
+            (("  ✓ delivered", "green"),),
+            (("  ✓", "green"),),
+        )
     elif attempt.retry_in is not None:
-        segments.append((f"  retry in {_seconds(attempt.retry_in)}", "yellow"))
+        retry = _seconds(attempt.retry_in)
+        outcome = ((("  retry in " + retry, "yellow"),), (("  ↻ " + retry, "yellow"),))
     else:
-        segments.append((f"  ✗ gave up after {attempt.attempt} attempt(s)", "bold red"))
-    return segments
+        outcome = (
+            ((f"  ✗ gave up after {attempt.attempt} attempt(s)", "bold red"),),
+            (("  ✗ gave up", "bold red"),),
+            (("  ✗", "bold red"),),
+        )
+    parts = [
+        _time_forms(attempt.at),
+        (((f"{attempt.event_type:<16}", "bold cyan"),), ((attempt.event_type, "bold cyan"),)),
+        ((GAP, (attempt.project_id, "")), ()),
+        (((f"  #{attempt.attempt}", "magenta" if attempt.attempt > 1 else "dim"),),),
+        _url_forms(attempt.url) if show_url else NOTHING,
+        ((("  → ", "dim"), answer),),
+        (((f"  {attempt.latency_ms:.1f} ms", "dim"),), ()),
+        outcome,
+    ]
+    return fit(parts, _DELIVERY_STEPS, width)
 
 
 def activity_json(activity: Activity) -> dict[str, Any]:

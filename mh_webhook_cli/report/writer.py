@@ -17,12 +17,16 @@ terminals alike. It costs one wake-up per batch: the presenter writes once per l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
 
 DEFAULT_LIMIT = 1 << 20
 """Bytes kept for a slow reader (about 10,000 listener lines) before lines are dropped."""
@@ -132,6 +136,34 @@ class BackgroundWriter:
         if self.on_reader_gone is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed: the run is ending anyway
                 self.on_reader_gone()
+
+
+class PerTurn(Generic[Item]):
+    """What a session shows during one turn of its event loop, written together at its end.
+
+    A listener under load handles many requests a turn: one write for all of them (one wake
+    of the :class:`BackgroundWriter`'s thread, one system call) instead of one each. Outside
+    a running loop (a library caller, a test) each item is written at once.
+    """
+
+    def __init__(self, write: Callable[[list[Item]], None]) -> None:
+        self._write = write
+        self._items: list[Item] = []
+
+    def add(self, item: Item) -> None:
+        if not self._items:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:
+                self._write([item])
+                return
+        self._items.append(item)
+
+    def flush(self) -> None:
+        """Write what this turn gathered (also at the end, when the loop runs no more turns)."""
+        items, self._items = self._items, []
+        if items:
+            self._write(items)
 
 
 def _write_all(fd: int, data: bytes) -> None:
