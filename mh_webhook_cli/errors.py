@@ -50,6 +50,9 @@ class ExitCode(IntEnum):
     """``mhw trigger``: the webhook arrived but its signature does not verify."""
     JOB_TIMEOUT = 7
     """``mhw trigger``: the job had not finished when ``--timeout`` ran out."""
+    INTERRUPTED = 130
+    """Ctrl-C (SIGINT) stopped a command that does not stop on it by design (a listener
+    does, and exits 0): a shell reports the same 128 + 2."""
     BROKEN_PIPE = 141
     """stdout's reader went away (``mhw ... | head -1``): mhw stopped quietly, as a filter
     killed by SIGPIPE does (a shell reports those as 128 + 13)."""

@@ -131,9 +131,13 @@ def main() -> None:
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         error(failure.format_message() + hint)
         code = failure.exit_code
-    except typer.Abort:
-        error("aborted")
-        code = ExitCode.FAILED
+    except typer.Abort as failure:
+        # Click turns a Ctrl-C inside a command (at a prompt, say) into Abort.
+        if isinstance(failure.__cause__, KeyboardInterrupt):
+            code = ExitCode.INTERRUPTED
+        else:
+            error("aborted")
+            code = ExitCode.FAILED
     except MhwError as failure:
         error(str(failure))
         code = failure.exit_code
