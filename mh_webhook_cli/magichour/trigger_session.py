@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from mh_webhook_cli.errors import ApiError, Cancelled, ExitCode, MhwError
 from mh_webhook_cli.event_loop import stop_on_signals
@@ -233,8 +233,9 @@ async def _confirm(
     if confirm is None:
         return
     answer = asyncio.ensure_future(confirm())
+    racing: set[asyncio.Future[Any]] = {answer, interrupt}
     try:
-        await asyncio.wait({answer, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
     finally:
         answer.cancel()
     if not answer.done() or answer.cancelled():
@@ -248,7 +249,8 @@ async def _until_stopped(
 ) -> TriggerResult | None:
     """``work``'s result, or None when Ctrl-C came first."""
     check = asyncio.ensure_future(work)
-    await asyncio.wait({check, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+    racing: set[asyncio.Future[Any]] = {check, interrupt}
+    await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
     if check.done():
         return check.result()
     check.cancel()
