@@ -23,6 +23,7 @@ import typer
 
 from mh_webhook_cli import __version__
 from mh_webhook_cli.cli.options import HELP_OPTIONS, command_group, show_help_when_bare
+from mh_webhook_cli.cli.usage_errors import usage_message
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.report.console import error
 
@@ -129,7 +130,7 @@ def main() -> None:
         # Typer's usage errors carry the context of the command that failed.
         context = getattr(failure, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
-        error(failure.format_message() + hint)
+        error(usage_message(failure) + hint)
         code = failure.exit_code
     except typer.Abort as failure:
         # Click turns a Ctrl-C inside a command (at a prompt, say) into Abort.

@@ -159,7 +159,7 @@ def emulate(
             error_code=error_code,
             seed=seed,
             webhook_urls=urls,
-            events=patterns(events),
+            events=patterns(events, "--events"),
             secret=secrets[0] if secrets else None,
             speed=speed,
             delivery_timeout=delivery_timeout,

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mh_webhook_cli.cli.listener_options import ListenerOptions, listener_options
-from mh_webhook_cli.cli.options import FormatOption, HeaderOption, extra_headers, http_url, patterns
+from mh_webhook_cli.cli.options import (
+    FormatOption,
+    HeaderOption,
+    extra_headers,
+    http_url,
+    known_event_pattern,
+    patterns,
+)
 from mh_webhook_cli.cli.ui import DEFAULT_UI_PORT, UiOption, UiPortOption
 from mh_webhook_cli.core.limits import (
     IDLE_TIMEOUT_DEFAULT,
@@ -138,11 +145,18 @@ def listen(
         raise UsageError("--mirror-status needs --forward-to")
     for route in routes:
         http_url(route.url, "--forward-to")
+        if route.pattern is not None:
+            known_event_pattern(route.pattern, "--forward-to")
     refuse_forwarding_loop(routes, listener.host, listener.port)
     if path is not None and not path.startswith("/"):
         raise UsageError(f"--path {path!r} must start with /")
-    if expect and not secrets:
+    expected = patterns(expect, "--expect")
+    if expected and not secrets:
         raise UsageError("--expect waits for validly signed events: it needs a webhook secret")
+    if expected and timeout is None:
+        # No wait suits every run (a 'mhw send' takes milliseconds, a video job minutes), and
+        # a CI job that hangs until the CI's own limit is the worst way to fail.
+        raise UsageError("--expect needs --timeout SECONDS: how long to wait before exit 1")
     if ready_file is not None and not ready_file.parent.is_dir():
         raise UsageError(f"--ready-file: no directory {ready_file.parent}")
     config = ListenConfig(
@@ -154,12 +168,11 @@ def listen(
         respond_delay=respond_delay,
         reject_invalid=reject_invalid,
         mirror_status=mirror_status,
-        event_patterns=patterns(events),
+        event_patterns=patterns(events, "--events"),
         forwards=routes,
         forward_headers=tuple(extra_headers(header)),
         forward_timeout=forward_timeout,
     )
-    expected = patterns(expect)
     store_path = listener.store_path()
     from mh_webhook_cli.event_loop import run_loop
     from mh_webhook_cli.receive.session import Session

@@ -101,9 +101,28 @@ def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[st
     return resolve_secrets(flag, warn=warn, required=required)
 
 
-def patterns(text: str | None) -> tuple[str, ...]:
-    """``'video.*, image.completed'`` as a tuple of event type patterns."""
-    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+def patterns(text: str | None, option: str) -> tuple[str, ...]:
+    """``'video.*, image.completed'`` as a tuple of event type patterns, each of which
+    names or matches at least one event Magic Hour sends: a typo (``vidoe.*``) would
+    otherwise filter out, or wait for, nothing at all, silently."""
+    found = tuple(part.strip() for part in (text or "").split(",") if part.strip())
+    for pattern in found:
+        known_event_pattern(pattern, option)
+    return found
+
+
+def known_event_pattern(pattern: str, option: str) -> None:
+    """UsageError unless ``pattern`` is an event type or a glob matching one, as ``send`` and
+    ``fixtures`` refuse an unknown event."""
+    from fnmatch import fnmatchcase
+
+    from mh_webhook_cli.core.catalog import EVENT_TYPES
+
+    if not any(fnmatchcase(event_type, pattern) for event_type in EVENT_TYPES):
+        raise UsageError(
+            f"{option} {pattern!r} matches no event Magic Hour sends; "
+            f"they are: {', '.join(EVENT_TYPES)}"
+        )
 
 
 def http_url(text: str, option: str) -> str:
@@ -173,8 +192,24 @@ def magic_hour_api(api_key_flag: str | None, api_base_flag: str | None) -> Magic
 
 # The listener's options, shared by `mhw listen` and `mhw trigger` (which runs one).
 
+
+def _bind_host(text: str) -> str:
+    from mh_webhook_cli.core.hosts import bind_host
+    from mh_webhook_cli.errors import InvalidValue
+
+    try:
+        return bind_host(text, "--host")
+    except InvalidValue as failure:
+        raise typer.BadParameter(str(failure).removeprefix("--host ")) from None
+
+
 HostOption = Annotated[
-    str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to your network.")
+    str,
+    typer.Option(
+        metavar="ADDRESS",
+        parser=_bind_host,
+        help="Address to bind; 0.0.0.0 exposes it to your network.",
+    ),
 ]
 PortOption = Annotated[
     int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0, max=65535)

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from mh_webhook_cli.send.delivery import Signer
 
 
+DEFAULT_CONCURRENCY = 10
+
+
 class Kind(str, Enum):
     VIDEO = "video"
     IMAGE = "image"
@@ -132,8 +135,15 @@ def send(
         typer.Option(min=1, help="Load test: send the event N times.", show_default=False),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight with --count.")
-    ] = 10,
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help=f"With --count: requests in flight at once [default: {DEFAULT_CONCURRENCY}].",
+            show_default=False,
+        ),
+    ] = None,
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Send a signed event to a handler as Magic Hour would. Exit 0 accepted, 1 not, 2 usage.
@@ -150,6 +160,8 @@ def send(
     forged = no_sign or bad_signature or abs(timestamp_offset) > DEFAULT_TOLERANCE_SECONDS
     if expect_status is None and forged:
         expect_status = "4xx"  # a handler that accepts a forgery must not pass for one that works
+    if concurrency is not None and count is None:
+        raise UsageError("--concurrency sets how many of --count N go at once: add --count")
     if count is not None and (all_events or lifecycle is not None or retry):
         raise UsageError(
             "--count sends one event type; it does not combine with --all, --lifecycle or --retry"
@@ -179,7 +191,8 @@ def send(
     if count is not None:
         from mh_webhook_cli.send.load import LoadTest, run_load_test
 
-        test = LoadTest(deliveries[0], signer, count, concurrency, timeout, tls, expect_status)
+        in_flight = concurrency or DEFAULT_CONCURRENCY
+        test = LoadTest(deliveries[0], signer, count, in_flight, timeout, tls, expect_status)
         with reporter.progress(count, deliveries[0].event or "event") as on_progress:
             summary = run_load_test(test, on_progress)
         reporter.load(summary)

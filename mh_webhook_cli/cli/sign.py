@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, SecretOption, read_input, webhook_secrets
+from mh_webhook_cli.cli.options import (
+    FormatOption,
+    SecretOption,
+    http_url,
+    read_input,
+    webhook_secrets,
+)
 from mh_webhook_cli.core.signing import sign as sign_body
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format
@@ -44,9 +50,11 @@ def sign(
     """Sign a body: print the Magic Hour signature headers (or a curl command) for it."""
     if file is not None and body_file is not None:
         raise UsageError("give the body as FILE or --body-file, not both")
+    if curl is not None:
+        http_url(curl, "--curl")
     source = body_file if body_file is not None else file
     body = read_input(source, what="body")
     at = int(time.time()) if timestamp is None else timestamp
     signature = sign_body(webhook_secrets(secret)[0], at, body)
-    command = curl_command(curl, signature, at, body, source) if curl else None
+    command = None if curl is None else curl_command(curl, signature, at, body, source)
     show_signature(signature, at, command, output_format)
