@@ -11,10 +11,10 @@ from mh_webhook_cli.cli.options import (
     FormatOption,
     HostOption,
     PortOption,
-    SecretOption,
+    SigningSecretOption,
     http_url,
     patterns,
-    webhook_secrets,
+    signing_secret,
 )
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format
@@ -42,7 +42,7 @@ def emulate(
             show_default=False,
         ),
     ] = None,
-    secret: SecretOption = None,
+    secret: SigningSecretOption = None,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -143,7 +143,7 @@ def emulate(
 
     urls = tuple(http_url(url, "--webhook-url") for url in webhook_url or [])
     # Only a registration signs: without a webhook URL, a configured secret is not needed.
-    secrets = webhook_secrets(secret) if urls else []
+    signer = signing_secret(secret) if urls else None
     if api_key is not None and not api_key.strip():
         raise UsageError("--api-key is empty")
     if ready_file is not None and not ready_file.parent.is_dir():
@@ -160,7 +160,7 @@ def emulate(
             seed=seed,
             webhook_urls=urls,
             events=patterns(events, "--events"),
-            secret=secrets[0] if secrets else None,
+            secret=signer,
             speed=speed,
             delivery_timeout=delivery_timeout,
             delivery_concurrency=delivery_concurrency,

@@ -87,6 +87,7 @@ SecretOption = Annotated[
     typer.Option(
         "--secret",
         "-s",
+        metavar="SECRET",
         help="Webhook secret; else env MAGIC_HOUR_WEBHOOK_SECRET, else config webhook_secret. "
         "Repeat to accept several while rotating.",
         show_default=False,
@@ -99,6 +100,28 @@ def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[st
     from mh_webhook_cli.config_file import webhook_secrets as resolve_secrets
 
     return resolve_secrets(flag, warn=warn, required=required)
+
+
+SigningSecretOption = Annotated[
+    str | None,
+    typer.Option(
+        "--secret",
+        "-s",
+        metavar="SECRET",
+        help="Webhook secret to sign with; else env MAGIC_HOUR_WEBHOOK_SECRET, else config "
+        "webhook_secret.",
+        show_default=False,
+    ),
+]
+"""``--secret`` of a command that signs: one secret, as Magic Hour signs with one (the
+commands that verify take several, see :data:`SecretOption`)."""
+
+
+def signing_secret(flag: str | None, *, required: bool = True) -> str | None:
+    """The secret to sign with: ``--secret``, else the configured one; None when there is
+    none and it is not ``required``."""
+    found = webhook_secrets(None if flag is None else [flag], required=required)
+    return found[0] if found else None
 
 
 def patterns(text: str | None, option: str) -> tuple[str, ...]:

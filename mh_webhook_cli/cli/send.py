@@ -11,11 +11,11 @@ from mh_webhook_cli.cli.options import (
     AssignmentsOption,
     FormatOption,
     HeaderOption,
-    SecretOption,
+    SigningSecretOption,
     extra_headers,
     http_url,
     read_input,
-    webhook_secrets,
+    signing_secret,
 )
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.errors import ExitCode, UsageError
@@ -82,7 +82,7 @@ def send(
     fail: Annotated[
         bool, typer.Option("--fail", help="With --lifecycle, end in errored, not completed.")
     ] = False,
-    secret: SecretOption = None,
+    secret: SigningSecretOption = None,
     no_sign: Annotated[
         bool, typer.Option("--no-sign", help="Send without the signature headers.")
     ] = False,
@@ -232,7 +232,7 @@ def _read_data(data: str) -> tuple[bytes, str]:
 
 
 def _signer(
-    secret: list[str] | None, no_sign: bool, bad_signature: bool, timestamp_offset: int
+    secret: str | None, no_sign: bool, bad_signature: bool, timestamp_offset: int
 ) -> Signer:
     from mh_webhook_cli.send.delivery import Signer
 
@@ -242,4 +242,4 @@ def _signer(
                 "--no-sign sends no signature; drop --secret, --bad-signature, --timestamp-offset"
             )
         return Signer(None)
-    return Signer(webhook_secrets(secret)[0], timestamp_offset, bad_signature)
+    return Signer(signing_secret(secret), timestamp_offset, bad_signature)

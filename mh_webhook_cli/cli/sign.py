@@ -9,10 +9,10 @@ import typer
 
 from mh_webhook_cli.cli.options import (
     FormatOption,
-    SecretOption,
+    SigningSecretOption,
     http_url,
     read_input,
-    webhook_secrets,
+    signing_secret,
 )
 from mh_webhook_cli.core.signing import sign as sign_body
 from mh_webhook_cli.errors import UsageError
@@ -29,7 +29,7 @@ def sign(
         str | None,
         typer.Option("--body-file", "-b", help="Same as FILE.", show_default=False),
     ] = None,
-    secret: SecretOption = None,
+    secret: SigningSecretOption = None,
     timestamp: Annotated[
         int | None,
         typer.Option(
@@ -55,6 +55,6 @@ def sign(
     source = body_file if body_file is not None else file
     body = read_input(source, what="body")
     at = int(time.time()) if timestamp is None else timestamp
-    signature = sign_body(webhook_secrets(secret)[0], at, body)
+    signature = sign_body(signing_secret(secret) or "", at, body)
     command = None if curl is None else curl_command(curl, signature, at, body, source)
     show_signature(signature, at, command, output_format)
