@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import HELP_NAMES
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format, info, warn
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mh_webhook_cli.magichour.api import MagicHourApi
     from mh_webhook_cli.tunnel import TunnelRequest
 
-HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+HELP_OPTIONS = {"help_option_names": HELP_NAMES}
 
 
 def show_help_when_bare(context: typer.Context) -> None:
