@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from mh_webhook_cli import __version__
-from mh_webhook_cli.cli.help_text import command_of
+from mh_webhook_cli.cli.help_text import command_of, examples
 from mh_webhook_cli.cli.options import HELP_OPTIONS, command_group, show_help_when_bare
 from mh_webhook_cli.cli.usage_errors import usage_message
 from mh_webhook_cli.errors import ExitCode, MhwError
@@ -47,6 +47,11 @@ GROUPS: dict[str, str] = {
     "config": "Show and change settings (webhook secret, API key, ngrok token).",
 }
 """Command groups (``mhw config set …``), listed after the commands."""
+EXAMPLES = examples(
+    "mhw listen",
+    "mhw send video.completed --url http://127.0.0.1:8787/",
+    "mhw check http://127.0.0.1:8000/webhook",
+)
 
 
 def _print_version(value: bool) -> None:
@@ -88,10 +93,13 @@ def build_app(command: str | None = None, *, everything: bool = False) -> typer.
         pretty_exceptions_show_locals=False,
         context_settings=HELP_OPTIONS,
     )
-    app.callback(invoke_without_command=True)(_root)
+    app.callback(invoke_without_command=True, epilog=EXAMPLES)(_root)
     for name, summary in COMMANDS.items():
         real = everything or name == command
-        app.command(name, help=summary)(_module(name).__dict__[name] if real else _listed_only)
+        module = _module(name) if real else None
+        app.command(name, help=summary, epilog=getattr(module, "EXAMPLES", None))(
+            module.__dict__[name] if module else _listed_only
+        )
     for name, summary in GROUPS.items():
         real = everything or name == command
         group: typer.Typer = _module(name).app if real else command_group()

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import HeaderOption, SigningSecretOption, extra_headers, http_url
 from mh_webhook_cli.errors import ExitCode, UsageError
 
@@ -24,6 +25,13 @@ CHECKS_HELP = (
     "non-json-not-5xx, answers-within-10s, burst-within-10s"
 )
 """The ids in --only's help (the battery's ids, written out: importing it costs a --help)."""
+
+
+EXAMPLES = examples(
+    "mhw check http://127.0.0.1:8000/webhook",
+    "mhw check http://127.0.0.1:8000/webhook --only forged-signature-rejected",
+    "mhw check http://127.0.0.1:8000/webhook --format junit > report.xml",
+)
 
 
 def check(

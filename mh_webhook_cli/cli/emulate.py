@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import (
     FormatOption,
     HostOption,
@@ -18,6 +19,12 @@ from mh_webhook_cli.cli.options import (
 )
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format
+
+EXAMPLES = examples(
+    "mhw emulate --webhook-url http://127.0.0.1:8787/",
+    "mhw emulate --webhook-url http://127.0.0.1:8787/ --fail-rate 0.5",
+    "mhw emulate --speed 10 --render-seconds 30 --events video.*",
+)
 
 
 def emulate(

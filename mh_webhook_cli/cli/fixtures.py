@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import AssignmentsOption, FormatOption, command_group, read_input
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.report.console import Format
@@ -20,7 +21,7 @@ def _event_types() -> list[str]:
     return list(EVENT_TYPES)
 
 
-@app.command("list")
+@app.command("list", epilog=examples("mhw fixtures list", "mhw fixtures list --format json"))
 def list_command(output_format: FormatOption = Format.TEXT) -> None:
     """List the events: project type and what each one represents."""
     from mh_webhook_cli.core.fixtures import FIXTURE_DESCRIPTIONS
@@ -29,7 +30,14 @@ def list_command(output_format: FormatOption = Format.TEXT) -> None:
     show_fixture_list(FIXTURE_DESCRIPTIONS, output_format)
 
 
-@app.command("show")
+@app.command(
+    "show",
+    epilog=examples(
+        "mhw fixtures show video.completed",
+        "mhw fixtures show image.errored --set payload.error.code=no_source_face",
+        "mhw fixtures show audio.completed > event.json",
+    ),
+)
 def show_command(
     event: Annotated[
         str, typer.Argument(help="One of the nine event types.", autocompletion=_event_types)
@@ -56,7 +64,13 @@ def show_command(
     show_fixture(apply_overrides(document, assignments or []), output_format)
 
 
-@app.command("validate")
+@app.command(
+    "validate",
+    epilog=examples(
+        "mhw fixtures validate event.json",
+        "mhw events show 12 --format json | jq .body | mhw fixtures validate -",
+    ),
+)
 def validate_command(
     file: Annotated[
         str | None,

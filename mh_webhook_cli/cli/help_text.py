@@ -56,3 +56,8 @@ def command_of(app: typer.Typer) -> Any:
     command = typer.main.get_command(app)
     name_the_values(command)
     return command
+
+
+def examples(*commands: str) -> str:
+    """A command's help epilog: a few command lines to start from, one per line."""
+    return "Examples:\n" + "\n".join(f"$ {command}" for command in commands)

@@ -236,11 +236,14 @@ HostOption = Annotated[
     ),
 ]
 PortOption = Annotated[
-    int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0, max=65535)
+    int,
+    typer.Option(metavar="PORT", help="Port to listen on; 0 picks a free one.", min=0, max=65535),
 ]
 StoreOption = Annotated[
     Path | None,
-    typer.Option(help="Capture store file; by default $MHW_STORE or one in mhw's data dir."),
+    typer.Option(
+        metavar="PATH", help="Capture store file; by default $MHW_STORE or one in mhw's data dir."
+    ),
 ]
 StoreToReadOption = Annotated[
     Path | None,
@@ -264,6 +267,7 @@ TunnelOption = Annotated[
 NgrokAuthtokenOption = Annotated[
     str | None,
     typer.Option(
+        metavar="TOKEN",
         help="ngrok authtoken; else env NGROK_AUTHTOKEN, mhw's config, ngrok's own config.",
         show_default=False,
     ),
@@ -271,16 +275,18 @@ NgrokAuthtokenOption = Annotated[
 DomainOption = Annotated[
     str | None,
     typer.Option(
+        metavar="DOMAIN",
         help="Your ngrok static domain (one is free), so the registered URL survives restarts.",
         show_default=False,
     ),
 ]
 RegionOption = Annotated[
-    str | None, typer.Option(help="ngrok region (us, eu, ap, au, sa, jp, in).")
+    str | None, typer.Option(metavar="REGION", help="ngrok region (us, eu, ap, au, sa, jp, in).")
 ]
 NgrokPathOption = Annotated[
     str | None,
     typer.Option(
+        metavar="PATH",
         help="An installed ngrok agent to use; else env PYNGROK_NGROK_PATH, else pyngrok's "
         "(downloaded on first use).",
         show_default=False,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import (
     AssignmentsOption,
     FormatOption,
@@ -42,6 +43,13 @@ def _expected_status(text: str) -> str:
     ):
         return value
     raise typer.BadParameter(f"{text!r} is not a status (401) or a class (4xx)")
+
+
+EXAMPLES = examples(
+    "mhw send video.completed --url http://127.0.0.1:8000/webhook",
+    "mhw send --all --url http://127.0.0.1:8000/webhook --retry",
+    "mhw send image.completed -u http://127.0.0.1:8000/webhook --bad-signature",
+)
 
 
 def send(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import (
     FormatOption,
     SigningSecretOption,
@@ -18,6 +19,12 @@ from mh_webhook_cli.core.signing import sign as sign_body
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format
 from mh_webhook_cli.report.sign import curl_command, show_signature
+
+EXAMPLES = examples(
+    "mhw sign event.json",
+    "mhw sign event.json --curl http://127.0.0.1:8000/webhook",
+    "echo '{}' | mhw sign --timestamp 1700000000 --format json",
+)
 
 
 def sign(

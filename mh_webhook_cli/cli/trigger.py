@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.listener_options import ListenerOptions, listener_options
 from mh_webhook_cli.cli.options import ApiBaseOption, ApiKeyOption, FormatOption, magic_hour_api
 from mh_webhook_cli.errors import UsageError
@@ -30,6 +31,13 @@ DEFAULT_PROMPTS = {
     "video": "A paper boat drifting on a calm pond",
 }
 """Short on purpose: an audio job costs a credit per ten characters."""
+
+
+EXAMPLES = examples(
+    "mhw trigger image",
+    "mhw trigger audio --yes --tunnel --domain you.ngrok-free.app",
+    "mhw trigger image --yes --api-base http://127.0.0.1:8788  # mhw emulate",
+)
 
 
 @listener_options
