@@ -97,9 +97,10 @@ def build_app(command: str | None = None, *, everything: bool = False) -> typer.
     for name, summary in COMMANDS.items():
         real = everything or name == command
         module = _module(name) if real else None
-        app.command(name, help=summary, epilog=getattr(module, "EXAMPLES", None))(
-            module.__dict__[name] if module else _listed_only
-        )
+        # A command run gets its docstring as help (its exit codes, say); listed, its summary.
+        app.command(
+            name, help=None if module else summary, epilog=getattr(module, "EXAMPLES", None)
+        )(module.__dict__[name] if module else _listed_only)
     for name, summary in GROUPS.items():
         real = everything or name == command
         group: typer.Typer = _module(name).app if real else command_group()

@@ -38,15 +38,17 @@ def emulate(
             help="Deliver every event here, signed, as a Developer Hub webhook would "
             "(repeatable; needs a secret).",
             show_default=False,
+            rich_help_panel="Webhooks",
         ),
     ] = None,
     events: Annotated[
         str | None,
         typer.Option(
             "--events",
-            help="The event types the registration lists, e.g. 'image.*,audio.completed'; "
-            "all by default.",
+            help="The event types the registration lists, e.g. 'image.*'; all by default.",
             show_default=False,
+            rich_help_panel="Webhooks",
+            metavar="TYPES",
         ),
     ] = None,
     secret: SigningSecretOption = None,
@@ -55,25 +57,42 @@ def emulate(
         typer.Option(
             help="Accept only this API key; by default any non-empty Bearer key.",
             show_default=False,
+            rich_help_panel="Account",
+            metavar="KEY",
         ),
     ] = None,
     credits: Annotated[
-        int, typer.Option(help="Credits on the account; a job that needs more gets 402.", min=0)
+        int,
+        typer.Option(
+            help="Credits on the account; a job that needs more gets 402.",
+            min=0,
+            rich_help_panel="Account",
+            metavar="N",
+        ),
     ] = 1_000_000,
     tier: Annotated[
         str,
         typer.Option(
             help="The account's plan (free, creator, pro, business): paid models such as "
             "gpt-image-2 need creator or above, and video defaults follow it.",
+            rich_help_panel="Account",
+            metavar="PLAN",
         ),
     ] = "free",
-    queue_seconds: Annotated[float, typer.Option(help="Seconds a job stays queued.", min=0)] = 0.5,
+    queue_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a job stays queued.", min=0, rich_help_panel="Jobs", metavar="SECONDS"
+        ),
+    ] = 0.5,
     render_seconds: Annotated[
         float,
         typer.Option(
             help="Seconds a job renders. Under 1 s no image.started is sent, as Magic Hour "
             "skips it for fast jobs (audio.started is always sent).",
             min=0,
+            rich_help_panel="Jobs",
+            metavar="SECONDS",
         ),
     ] = 2.0,
     fail_rate: Annotated[
@@ -82,6 +101,8 @@ def emulate(
             help="Share of jobs that end in error (credits refunded); 1 fails every job.",
             min=0,
             max=1,
+            rich_help_panel="Jobs",
+            metavar="SHARE",
         ),
     ] = 0.0,
     error_code: Annotated[
@@ -90,18 +111,27 @@ def emulate(
             help="The error failed jobs report, e.g. content_policy_violation (image) or "
             "invalid_voice (audio); a kind without it uses its first documented code.",
             show_default=False,
+            rich_help_panel="Jobs",
+            metavar="CODE",
         ),
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(help="Make project ids and which jobs fail repeatable.", show_default=False),
+        typer.Option(
+            help="Make project ids and which jobs fail repeatable.",
+            show_default=False,
+            rich_help_panel="Jobs",
+            metavar="N",
+        ),
     ] = None,
     speed: Annotated[
         float,
         typer.Option(
             help="Run the retry schedule this many times faster: 100 retries after 10 ms, "
-            "20 ms, 40 ms … instead of 1 s, 2 s, 4 s …",
+            "20 ms, 40 ms and on, instead of 1 s, 2 s, 4 s.",
             min=0.001,
+            rich_help_panel="Webhooks",
+            metavar="FACTOR",
         ),
     ] = 1.0,
     delivery_timeout: Annotated[
@@ -109,6 +139,8 @@ def emulate(
         typer.Option(
             help="Seconds a handler has to answer before the attempt counts as failed.",
             min=0.001,
+            rich_help_panel="Webhooks",
+            metavar="SECONDS",
         ),
     ] = 10.0,
     delivery_concurrency: Annotated[
@@ -118,6 +150,8 @@ def emulate(
             "their turn in order.",
             min=1,
             max=256,
+            rich_help_panel="Webhooks",
+            metavar="N",
         ),
     ] = 16,
     max_retry_time: Annotated[
@@ -126,11 +160,15 @@ def emulate(
             help="Keep retrying a failing delivery this long, in seconds before --speed "
             "(Magic Hour: 24 h).",
             min=0,
+            rich_help_panel="Webhooks",
+            metavar="SECONDS",
         ),
     ] = 86400.0,
     ready_file: Annotated[
         Path | None,
-        typer.Option(help="Write the URL (JSON) here once accepting, for scripts to wait on."),
+        typer.Option(
+            help="Write the URL (JSON) here once accepting, for scripts to wait on.", metavar="PATH"
+        ),
     ] = None,
     output_format: FormatOption = Format.TEXT,
 ) -> None:
@@ -140,7 +178,7 @@ def emulate(
     /v1/text-to-video and /v1/image-to-video, GET and DELETE /v1/{image,audio,video}-projects/ID,
     with the real API's enums, model prices and errors (from the official SDK). Jobs
     go queued → rendering → complete (or error with --fail-rate) and send their events to
-    every --webhook-url, retrying failures after 1 s, 2 s, 4 s … Point clients at it with
+    every --webhook-url, retrying failures after 1 s, 2 s, 4 s and on. Point clients at it with
     MAGIC_HOUR_API_BASE=http://127.0.0.1:8788. Ctrl-C stops it (exit 0) with a summary.
     """
     from mh_webhook_cli.event_loop import run_loop

@@ -10,6 +10,7 @@ named in capitals (``EVENT``), as usage lines write them.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, get_args
 
@@ -23,6 +24,8 @@ _BY_TYPE: dict[Any, str] = {int: "N", float: "N", str: "TEXT", Path: "PATH"}
 
 def name_the_values(command: Any) -> None:
     """Give ``command``'s options and arguments, and its subcommands', their placeholders."""
+    if command.help:
+        command.help = _reflowed(command.help)
     for param in command.params:
         if param.metavar is not None:
             continue
@@ -37,6 +40,13 @@ def name_the_values(command: Any) -> None:
         help_option.metavar = ""
     for subcommand in getattr(command, "commands", {}).values():
         name_the_values(subcommand)
+
+
+def _reflowed(text: str) -> str:
+    """``text`` with each paragraph on one line: rich keeps the line breaks of a docstring's
+    later paragraphs, which then break again at the terminal's width, mid-sentence."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
 
 
 def _placeholder(option: TyperOption) -> str:

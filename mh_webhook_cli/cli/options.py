@@ -163,6 +163,7 @@ def read_input(path: str | None, *, what: str) -> bytes:
     return read(path, what=what)
 
 
+MAGIC_HOUR_API = "Magic Hour API"
 ApiKeyOption = Annotated[
     str | None,
     typer.Option(
@@ -170,6 +171,7 @@ ApiKeyOption = Annotated[
         metavar="KEY",
         help="Magic Hour API key; else env MAGIC_HOUR_API_KEY, config api_key, or the official "
         "Magic Hour CLI's config.",
+        rich_help_panel=MAGIC_HOUR_API,
         show_default=False,
     ),
 ]
@@ -179,7 +181,8 @@ ApiBaseOption = Annotated[
         "--api-base",
         metavar="URL",
         help="Magic Hour API base URL; else env MAGIC_HOUR_API_BASE, config api_base, else "
-        "https://api.magichour.ai (point it at 'mhw emulate' to spend nothing).",
+        "Magic Hour's (point it at 'mhw emulate' to spend nothing).",
+        rich_help_panel=MAGIC_HOUR_API,
         show_default=False,
     ),
 ]
