@@ -141,7 +141,10 @@ def test_http_url_refuses_in_one_line_naming_the_option(url: str, problem: str) 
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::", "[::1]", "localhost", "127.1", ""])
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "0.0.0.0", "::", "[::1]", "localhost", "127.1", ""],  # noqa: S104 - parsed only
+)
 def test_bind_host_takes_addresses_and_names(host: str) -> None:
     assert bind_host(host, "--host") == host
 

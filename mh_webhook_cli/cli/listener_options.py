@@ -86,10 +86,10 @@ PANELS = {
 def _in_panel(annotation: Any, panel: str) -> Any:
     """``Annotated[T, typer.Option(...)]`` with the option shown in ``panel``: a copy, as
     the same option (``--secret``) goes in no panel in commands that run no listener."""
-    base, info, *rest = get_args(annotation)
+    base, info = get_args(annotation)
     placed = copy.copy(info)
     placed.rich_help_panel = panel
-    return Annotated[(base, placed, *rest)]  # type: ignore[return-value]
+    return Annotated[base, placed]
 
 
 def listener_options(command: Callable[..., None]) -> Callable[..., None]:
