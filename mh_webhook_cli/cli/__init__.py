@@ -22,6 +22,7 @@ from typing import Annotated
 import typer
 
 from mh_webhook_cli import __version__
+from mh_webhook_cli.cli.completion import fix_zsh_script
 from mh_webhook_cli.cli.help_text import command_of, examples
 from mh_webhook_cli.cli.options import HELP_OPTIONS, command_group, show_help_when_bare
 from mh_webhook_cli.cli.usage_errors import usage_message
@@ -133,8 +134,12 @@ def main() -> None:
     stdout = sys.stdout
     try:
         # Shell completion looks at every command's options, so it gets them all.
-        app = build_app(_command_in(sys.argv[1:]), everything="_MHW_COMPLETE" in os.environ)
-        code = command_of(app).main(prog_name="mhw", standalone_mode=False)
+        completing = "_MHW_COMPLETE" in os.environ
+        app = build_app(_command_in(sys.argv[1:]), everything=completing)
+        command = command_of(app)
+        if completing or any(arg.endswith("-completion") for arg in sys.argv[1:]):
+            fix_zsh_script()
+        code = command.main(prog_name="mhw", standalone_mode=False)
         sys.stdout.flush()  # here, where a reader that left is handled, not at exit
     except typer.TyperException as failure:
         # Typer's usage errors carry the context of the command that failed.

@@ -7,18 +7,13 @@ from typing import Annotated
 
 import typer
 
+from mh_webhook_cli.cli.completion import event_types
 from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import AssignmentsOption, FormatOption, command_group, read_input
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.report.console import Format
 
 app = command_group()
-
-
-def _event_types() -> list[str]:
-    from mh_webhook_cli.core.catalog import EVENT_TYPES
-
-    return list(EVENT_TYPES)
 
 
 @app.command("list", epilog=examples("mhw fixtures list", "mhw fixtures list --format json"))
@@ -40,7 +35,7 @@ def list_command(output_format: FormatOption = Format.TEXT) -> None:
 )
 def show_command(
     event: Annotated[
-        str, typer.Argument(help="One of the nine event types.", autocompletion=_event_types)
+        str, typer.Argument(help="One of the nine event types.", autocompletion=event_types)
     ],
     project_id: Annotated[
         str | None, typer.Option("--id", help="Project id to use.", show_default=False)
@@ -56,8 +51,8 @@ def show_command(
     from mh_webhook_cli.core.fixtures import apply_overrides, build_fixture
     from mh_webhook_cli.report.fixtures import show_fixture
 
-    if event not in _event_types():
-        raise UsageError(f"unknown event {event!r}; one of: {', '.join(_event_types())}")
+    if event not in event_types(""):
+        raise UsageError(f"unknown event {event!r}; one of: {', '.join(event_types(''))}")
     document = build_fixture(
         event, project_id=project_id, error_code=error_code, now=datetime.now(timezone.utc)
     )

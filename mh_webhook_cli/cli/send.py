@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mh_webhook_cli.cli.completion import event_types
 from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import (
     AssignmentsOption,
@@ -56,7 +57,11 @@ def send(
     url: Annotated[str, typer.Option("--url", "-u", help="The handler's URL.", show_default=False)],
     event: Annotated[
         str | None,
-        typer.Argument(help="Event type to send, e.g. video.completed.", show_default=False),
+        typer.Argument(
+            help="Event type to send, e.g. video.completed.",
+            show_default=False,
+            autocompletion=event_types,
+        ),
     ] = None,
     data: Annotated[
         str | None,
