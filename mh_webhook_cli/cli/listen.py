@@ -133,7 +133,8 @@ def listen(
         float,
         typer.Option(
             metavar="SECONDS",
-            help="Time a forward may take in all, the handler's answer included.",
+            help="Time a forward may take in all: connecting, sending, and the handler's "
+            "complete answer.",
             min=0.1,
             rich_help_panel=FORWARD,
         ),

@@ -168,6 +168,9 @@ async def _ask_to_start() -> bool:
     loop.add_reader(fd, readable)
     try:
         answer = await line
+    except asyncio.CancelledError:  # Ctrl-C: what follows goes below the terminal's ^C
+        sys.stderr.write("\n")
+        raise
     finally:
         loop.remove_reader(fd)
     return answer.split(b"\n")[0].strip().lower() in (b"y", b"yes")
