@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from mh_webhook_cli.core.verification import VerifyResult, verify
     from mh_webhook_cli.errors import (
         ApiError,
+        Cancelled,
         CaptureError,
         ExitCode,
         InvalidValue,
@@ -112,6 +113,7 @@ _HOMES = {
     ),
     "mh_webhook_cli.errors": (
         "ApiError",
+        "Cancelled",
         "CaptureError",
         "ExitCode",
         "InvalidValue",
@@ -132,6 +134,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "ApiError",
+    "Cancelled",
     "CaptureError",
     "CheckOutcome",
     "CheckReport",

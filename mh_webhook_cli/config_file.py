@@ -194,6 +194,12 @@ def set_value(setting: Setting, value: str, *, warn: Warn) -> tuple[str, Path]:
         raise UsageError(f"empty value for {setting.key}; use 'mhw config unset {setting.key}'")
     try:
         value = usable(value, f"value given for {setting.key}", warn)
+        if setting is API_BASE:
+            # Checked now, where the mistake is made: not later, when every command that
+            # reads it fails, and names a --api-base the user never typed.
+            from mh_webhook_cli.core.hosts import http_url
+
+            http_url(value, setting.key)
     except InvalidValue as failure:
         raise InvalidValue(f"{failure}; nothing saved") from None
     config = load_config()

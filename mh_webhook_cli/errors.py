@@ -6,6 +6,7 @@ traceback. A class's code is its ``exit_code``; a subclass inherits it::
 
     Exception
     ├── MhwError ·························· exit 1: a runtime failure the user can fix
+    │   ├── Cancelled ····················· exit 130: Ctrl-C before anything was done
     │   ├── UsageError ···················· exit 2: the command line or an input is wrong
     │   │   └── InvalidValue (+ ValueError)   a value given to mhw is not valid
     │   │       ├── CaptureError              raw HTTP text that is not a request
@@ -50,6 +51,9 @@ class ExitCode(IntEnum):
     """``mhw trigger``: the webhook arrived but its signature does not verify."""
     JOB_TIMEOUT = 7
     """``mhw trigger``: the job had not finished when ``--timeout`` ran out."""
+    INTERRUPTED = 130
+    """Ctrl-C (SIGINT) stopped a command that does not stop on it by design (a listener
+    does, and exits 0): a shell reports the same 128 + 2."""
     BROKEN_PIPE = 141
     """stdout's reader went away (``mhw ... | head -1``): mhw stopped quietly, as a filter
     killed by SIGPIPE does (a shell reports those as 128 + 13)."""
@@ -59,6 +63,13 @@ class MhwError(Exception):
     """An error the user can fix; its message is one line that says how."""
 
     exit_code: ExitCode = ExitCode.FAILED
+
+
+class Cancelled(MhwError):
+    """Ctrl-C stopped mhw before it did anything that cannot be undone; the message says what
+    was left undone."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 class UsageError(MhwError):

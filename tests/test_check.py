@@ -329,7 +329,8 @@ def test_check_command_usage_errors(mhw: Mhw, args: list[str], needle: str) -> N
 
 def test_check_command_refuses_a_url_that_is_not_http(mhw: Mhw) -> None:
     result = mhw("check", "localhost:8000/webhook", "-s", SECRET)
-    assert result.code == 2 and "not an http(s) URL" in result.stderr
+    assert result.code == 2
+    assert "has no scheme: write http://localhost:8000/webhook" in result.stderr
 
 
 def test_check_command_sends_extra_headers(mhw: Mhw) -> None:

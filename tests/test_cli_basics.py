@@ -67,6 +67,8 @@ def test_committed_completion_scripts_are_current(shell: str, isolated_env: dict
     ).stdout
     committed = COMPLETIONS / SHELLS[shell]
     assert generated, f"no completion script generated for {shell}"
+    if shell == "zsh":  # compinit reads a file only when this is its first line
+        assert generated.startswith(b"#compdef mhw\n")
     assert committed.read_bytes() == generated, (
         f"{committed} is stale: regenerate with "
         f"_MHW_COMPLETE=source_{shell} mhw > completions/{SHELLS[shell]}"
@@ -99,6 +101,48 @@ def test_completion_knows_every_command_and_option(
     assert expected in completed.stdout.split()
 
 
+def test_install_completion_writes_a_zsh_file_compinit_reads(
+    isolated_env: dict[str, str],
+) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "mh_webhook_cli", "--install-completion", "zsh"],
+        # Typer's switch to take the shell named rather than the one running the tests.
+        env={**isolated_env, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"},
+        capture_output=True,
+        check=True,
+    )
+    installed = Path(isolated_env["HOME"]) / ".zfunc" / "_mhw"
+    assert installed.read_text().startswith("#compdef mhw\n")
+
+
+def _complete(shell: str, line: str, isolated_env: dict[str, str]) -> str:
+    """What ``line<TAB>`` offers in ``shell``, as its completion script asks mhw."""
+    words = line.split()
+    variables = {
+        "bash": {"COMP_WORDS": line, "COMP_CWORD": str(len(words) - (not line.endswith(" ")))},
+        "zsh": {"_TYPER_COMPLETE_ARGS": line},
+        "fish": {"_TYPER_COMPLETE_ARGS": line, "_TYPER_COMPLETE_FISH_ACTION": "get-args"},
+    }[shell]
+    return subprocess.run(
+        [sys.executable, "-m", "mh_webhook_cli"],
+        env={**isolated_env, "_MHW_COMPLETE": f"complete_{shell}", **variables},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+@pytest.mark.parametrize("command", ["send", "fixtures show"])
+def test_event_names_complete_where_an_event_is_expected(
+    isolated_env: dict[str, str], shell: str, command: str
+) -> None:
+    everything = _complete(shell, f"mhw {command} ", isolated_env)
+    assert "video.completed" in everything and "audio.errored" in everything
+    some = _complete(shell, f"mhw {command} ima", isolated_env)
+    assert "image.completed" in some and "video.completed" not in some
+
+
 def test_exit_codes_follow_the_error_tree() -> None:
     """Declared once, in errors.py: usage 2, runtime failures 1 (a store the disk cannot
     give back is one: the command line was right), the Magic Hour API 3."""
@@ -116,6 +160,7 @@ def test_exit_codes_follow_the_error_tree() -> None:
             errors.StoreClosed,
             errors.TunnelError,
             errors.ApiError,
+            errors.Cancelled,
         )
     }
     assert codes == {
@@ -128,5 +173,6 @@ def test_exit_codes_follow_the_error_tree() -> None:
         errors.StoreClosed: 1,
         errors.TunnelError: 1,
         errors.ApiError: 3,
+        errors.Cancelled: 130,
     }
     assert issubclass(errors.InvalidValue, ValueError)  # what a library caller catches

@@ -89,6 +89,18 @@ def test_magic_hours_own_test_script_mistake() -> None:
     assert {"body_python_separators", "body_ascii_escaped"} <= set(found)
 
 
+def test_a_trailing_newline_is_not_called_pretty_printing() -> None:
+    """Only a newline was added: the one hint says so, nothing about pretty-printed JSON."""
+    _reason, found = codes(COMPACT + b"\n", signed(COMPACT))
+    assert found == ["body_newline_added"]
+
+
+def test_a_reserialized_body_that_also_gained_a_newline_gets_both_hints() -> None:
+    _reason, found = codes(json.dumps(EVENT).encode() + b"\n", signed(COMPACT))
+    assert {"body_python_separators", "body_ascii_escaped", "body_newline_added"} <= set(found)
+    assert "body_pretty_printed" not in found
+
+
 def test_newline_stripped_after_signing() -> None:
     """curl -d @file drops the file's final newline that the signer included."""
     _reason, found = codes(COMPACT, signed(COMPACT + b"\n"))

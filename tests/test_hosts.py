@@ -3,10 +3,12 @@ the listener's URL, the tunnel's upstream and the forwarding-loop check."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import Mhw
-from mh_webhook_cli.core.hosts import http_url, is_local, reachable_host, same_host
+from mh_webhook_cli.core.hosts import bind_host, http_url, is_local, reachable_host, same_host
 from mh_webhook_cli.errors import InvalidValue
 
 PORT = 18787
@@ -119,17 +121,45 @@ def test_http_url_takes_http_and_https_with_a_host(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "problem"),
     [
-        "ftp://127.0.0.1/x",
-        "127.0.0.1:8000",
-        "http://",
-        "http://127.0.0.1:0/",
-        "http://127.0.0.1:65536/",
-        "http://127.0.0.1:port/",
-        "",
+        ("ftp://127.0.0.1/x", r"is not an http\(s\) URL"),
+        ("127.0.0.1:8000", r"has no scheme: write http://127\.0\.0\.1:8000$"),
+        ("http://", r"is not an http\(s\) URL"),
+        ("http://127.0.0.1:0/", r"the port '0' is not a number from 1 to 65535"),
+        ("http://127.0.0.1:65536/", r"the port '65536' is not a number from 1 to 65535"),
+        ("http://127.0.0.1:port/", r"is not an http\(s\) URL"),
+        ("", r"has no scheme"),
     ],
 )
-def test_http_url_refuses_in_one_line_naming_the_option(url: str) -> None:
-    with pytest.raises(InvalidValue, match=r"^--forward-to .* is not an http\(s\) URL"):
+def test_http_url_refuses_in_one_line_naming_the_option(url: str, problem: str) -> None:
+    """One line that names the option and says what is wrong: the scheme, or the port."""
+    with pytest.raises(
+        InvalidValue, match=rf"^--forward-to '{re.escape(url)}'[: ].*{problem}"
+    ) as raised:
         http_url(url, "--forward-to")
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "0.0.0.0", "::", "[::1]", "localhost", "127.1", ""],  # noqa: S104 - parsed only
+)
+def test_bind_host_takes_addresses_and_names(host: str) -> None:
+    assert bind_host(host, "--host") == host
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("999.1.1.1", "is not an IP address"),
+        ("1.2.3.4.5", "is not an IP address"),
+        ("::zz", "is not an IP address"),
+        ("bad_host!", "is neither an IP address nor a host name"),
+        ("-leading.example", "is neither an IP address nor a host name"),
+    ],
+)
+def test_bind_host_refuses_what_no_resolver_can_bind(host: str, problem: str) -> None:
+    """No DNS is asked: 999.1.1.1 would otherwise fail at bind as 'Unknown error -2'."""
+    with pytest.raises(InvalidValue, match=rf"^--host '{re.escape(host)}' {problem}$"):
+        bind_host(host, "--host")

@@ -627,12 +627,17 @@ def test_count_against_a_dead_handler_counts_errors(mhw: Mhw, closed_port: int) 
 
 
 @pytest.mark.parametrize(
-    "url", ["http://[::1", "http://", "http://x:99999/"]
+    ("url", "problem"),
+    [
+        ("http://[::1", "is not an http(s) URL"),
+        ("http://", "is not an http(s) URL"),
+        ("http://x:99999/", "the port '99999' is not a number from 1 to 65535"),
+    ],
 )  # ftp: test_url_must_be_http
-def test_malformed_urls_are_usage_errors(mhw: Mhw, url: str) -> None:
+def test_malformed_urls_are_usage_errors(mhw: Mhw, url: str, problem: str) -> None:
     result = mhw("send", "video.completed", "--url", url, "--secret", "s" * 20)
     assert result.code == 2, result.stderr
-    assert "is not an http(s) URL" in result.stderr
+    assert problem in result.stderr
     assert "Traceback" not in result.stderr
 
 

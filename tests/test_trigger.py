@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,8 +222,15 @@ def test_without_yes_and_no_terminal_it_refuses(mhw: Mhw) -> None:
 def _ask_on_a_terminal(
     isolated_env: dict[str, str], base: str, port: int, answer: bytes
 ) -> tuple[int, str]:
-    """Run trigger with a pseudo-terminal as stdin, answer its question; (exit code, stderr)."""
+    """Run trigger on a pseudo-terminal of its own (its controlling terminal, so that a typed
+    ^C is SIGINT, as in a shell), answer its question; (exit code, what the terminal showed)."""
     controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+
+    def own_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "mh_webhook_cli", "trigger", "image", "--secret", SECRET),
@@ -231,6 +241,7 @@ def _ask_on_a_terminal(
         stdout=subprocess.PIPE,
         stderr=terminal,
         env=isolated_env,
+        preexec_fn=own_terminal,
     )
     os.close(terminal)
     seen = b""
@@ -241,8 +252,8 @@ def _ask_on_a_terminal(
         return b"Start it?" in seen
 
     wait_for(asked, what="the cost question")
-    os.write(controller, answer + b"\n")
-    process.wait(timeout=30)
+    os.write(controller, answer)
+    process.wait(timeout=20)
     try:
         while chunk := os.read(controller, 4096):
             seen += chunk
@@ -258,12 +269,29 @@ def test_cost_question_on_a_terminal(isolated_env: dict[str, str], start: Start)
         "emulate", "--port", "0", "--webhook-url", f"http://127.0.0.1:{port}/", "--secret", SECRET
     )
     base = emulator.ready["url"]
-    code, said = _ask_on_a_terminal(isolated_env, base, port, b"n")
+    code, said = _ask_on_a_terminal(isolated_env, base, port, b"n\n")
     assert code == ExitCode.FAILED
     assert "5 credit(s)" in said and "no credits were spent" in said
+    assert "never awaited" not in said and "Warning" not in said, said
     assert "ai-image-generator" not in emulator.stdout()  # nothing was created
-    code, said = _ask_on_a_terminal(isolated_env, base, port, b"y")
+    code, said = _ask_on_a_terminal(isolated_env, base, port, b"y\n")
     assert code == ExitCode.OK, said
+
+
+def test_ctrl_c_at_the_cost_question_stops_there(
+    isolated_env: dict[str, str], start: Start
+) -> None:
+    """^C typed at the question ends trigger at once (130), with nothing started or printed
+    from Python's insides; the next line typed is not taken as the answer."""
+    port = reserved_port()
+    emulator = start(
+        "emulate", "--port", "0", "--webhook-url", f"http://127.0.0.1:{port}/", "--secret", SECRET
+    )
+    code, said = _ask_on_a_terminal(isolated_env, emulator.ready["url"], port, b"\x03")
+    assert code == ExitCode.INTERRUPTED, said
+    assert "no credits were spent" in said
+    assert "Traceback" not in said and "never awaited" not in said, said
+    assert "ai-image-generator" not in emulator.stdout()
 
 
 def test_video_jobs_are_checked_end_to_end(mhw: Mhw, start: Start, tmp_path: Path) -> None:

@@ -23,7 +23,10 @@ import typer
 import typer.completion
 
 from mh_webhook_cli import __version__
+from mh_webhook_cli.cli.completion import fix_zsh_script
+from mh_webhook_cli.cli.help_text import command_of, examples
 from mh_webhook_cli.cli.options import HELP_OPTIONS, command_group, show_help_when_bare
+from mh_webhook_cli.cli.usage_errors import usage_message
 from mh_webhook_cli.errors import ExitCode, MhwError
 from mh_webhook_cli.report.console import error
 
@@ -46,6 +49,11 @@ GROUPS: dict[str, str] = {
     "config": "Show and change settings (webhook secret, API key, ngrok token).",
 }
 """Command groups (``mhw config set …``), listed after the commands."""
+EXAMPLES = examples(
+    "mhw listen",
+    "mhw send video.completed --url http://127.0.0.1:8787/",
+    "mhw check http://127.0.0.1:8000/webhook",
+)
 
 
 def _unset_flags() -> dict[str, bool]:
@@ -106,10 +114,14 @@ def build_app(command: str | None = None, *, everything: bool = False) -> typer.
             "default_map": _unset_flags() | {group: {"help": False} for group in GROUPS},
         },
     )
-    app.callback(invoke_without_command=True)(_root)
+    app.callback(invoke_without_command=True, epilog=EXAMPLES)(_root)
     for name, summary in COMMANDS.items():
         real = everything or name == command
-        app.command(name, help=summary)(_module(name).__dict__[name] if real else _listed_only)
+        module = _module(name) if real else None
+        # A command run gets its docstring as help (its exit codes, say); listed, its summary.
+        app.command(
+            name, help=None if module else summary, epilog=getattr(module, "EXAMPLES", None)
+        )(module.__dict__[name] if module else _listed_only)
     for name, summary in GROUPS.items():
         real = everything or name == command
         group: typer.Typer = _module(name).app if real else command_group()
@@ -142,18 +154,26 @@ def main() -> None:
     stdout = sys.stdout
     try:
         # Shell completion looks at every command's options, so it gets them all.
-        app = build_app(_command_in(sys.argv[1:]), everything="_MHW_COMPLETE" in os.environ)
-        code = app(prog_name="mhw", standalone_mode=False)
+        completing = "_MHW_COMPLETE" in os.environ
+        app = build_app(_command_in(sys.argv[1:]), everything=completing)
+        command = command_of(app)
+        if completing or any(arg.endswith("-completion") for arg in sys.argv[1:]):
+            fix_zsh_script()
+        code = command.main(prog_name="mhw", standalone_mode=False)
         sys.stdout.flush()  # here, where a reader that left is handled, not at exit
     except typer.TyperException as failure:
         # Typer's usage errors carry the context of the command that failed.
         context = getattr(failure, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
-        error(failure.format_message() + hint)
+        error(usage_message(failure) + hint)
         code = failure.exit_code
-    except typer.Abort:
-        error("aborted")
-        code = ExitCode.FAILED
+    except typer.Abort as failure:
+        # Click turns a Ctrl-C inside a command (at a prompt, say) into Abort.
+        if isinstance(failure.__cause__, KeyboardInterrupt):
+            code = ExitCode.INTERRUPTED
+        else:
+            error("aborted")
+            code = ExitCode.FAILED
     except MhwError as failure:
         error(str(failure))
         code = failure.exit_code

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import HeaderOption, SecretOption, extra_headers, http_url
+from mh_webhook_cli.cli.help_text import examples
+from mh_webhook_cli.cli.options import HeaderOption, SigningSecretOption, extra_headers, http_url
 from mh_webhook_cli.errors import ExitCode, UsageError
 
 
@@ -26,9 +27,16 @@ CHECKS_HELP = (
 """The ids in --only's help (the battery's ids, written out: importing it costs a --help)."""
 
 
+EXAMPLES = examples(
+    "mhw check http://127.0.0.1:8000/webhook",
+    "mhw check http://127.0.0.1:8000/webhook --only forged-signature-rejected",
+    "mhw check http://127.0.0.1:8000/webhook --format junit > report.xml",
+)
+
+
 def check(
     url: Annotated[str, typer.Argument(help="The handler's URL.", show_default=False)],
-    secret: SecretOption = None,
+    secret: SigningSecretOption = None,
     output_format: Annotated[
         CheckFormat,
         typer.Option(
@@ -71,7 +79,7 @@ def check(
     """
     import shutil
 
-    from mh_webhook_cli.cli.options import webhook_secrets
+    from mh_webhook_cli.cli.options import signing_secret
     from mh_webhook_cli.report import check as view
     from mh_webhook_cli.report.console import emit_json, show, warn
     from mh_webhook_cli.send.battery import CheckOutcome, CheckResult, run_checks, select_checks
@@ -83,7 +91,7 @@ def check(
     except ValueError as failure:
         raise UsageError(str(failure)) from None
     extra = extra_headers(headers)
-    found = webhook_secrets(secret, required=False)
+    found = signing_secret(secret, required=False)
     width = shutil.get_terminal_size().columns
     text = output_format is CheckFormat.TEXT
 
@@ -94,7 +102,7 @@ def check(
         show([view.header_line(url), ""])
     report = run_checks(
         url,
-        found[0] if found else None,
+        found,
         only=only_ids,
         skip=skip_ids,
         burst=concurrency,

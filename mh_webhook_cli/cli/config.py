@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import FormatOption, command_group
 from mh_webhook_cli.config_file import config_path, effective, set_value, unset_value
 from mh_webhook_cli.core.settings import SETTINGS, mask, setting_named
@@ -31,19 +32,21 @@ KeyArgument = Annotated[
 ]
 
 
-@app.command("path")
+@app.command("path", epilog=examples("mhw config path"))
 def path_command() -> None:
     """Print the config file's path (set MHW_CONFIG to use another)."""
     print(config_path())
 
 
-@app.command("list")
+@app.command("list", epilog=examples("mhw config list", "mhw config list --format json"))
 def list_command(output_format: FormatOption = Format.TEXT) -> None:
     """List every setting: its value (secrets masked) and where it comes from."""
     show_settings([effective(setting) for setting in SETTINGS.values()], output_format)
 
 
-@app.command("get")
+@app.command(
+    "get", epilog=examples("mhw config get webhook_secret", "mhw config get api_base --format json")
+)
 def get_command(key: KeyArgument, output_format: FormatOption = Format.TEXT) -> None:
     """Print one setting's effective value (secrets masked). Exit 1 if unset."""
     resolved = effective(setting_named(key))
@@ -52,7 +55,14 @@ def get_command(key: KeyArgument, output_format: FormatOption = Format.TEXT) -> 
         raise typer.Exit(ExitCode.FAILED)
 
 
-@app.command("set")
+@app.command(
+    "set",
+    epilog=examples(
+        "mhw config set webhook_secret",
+        "mhw config set api_base http://127.0.0.1:8788",
+        "mhw config set api_key < key.txt",
+    ),
+)
 def set_command(
     key: KeyArgument,
     value: Annotated[
@@ -80,7 +90,7 @@ def set_command(
         warn(f"{setting.env} is set in the environment and takes precedence over the file")
 
 
-@app.command("unset")
+@app.command("unset", epilog=examples("mhw config unset api_base"))
 def unset_command(key: KeyArgument) -> None:
     """Remove a setting from the config file."""
     setting = setting_named(key)

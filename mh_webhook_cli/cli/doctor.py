@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import (
     ApiBaseOption,
     ApiKeyOption,
@@ -12,6 +13,12 @@ from mh_webhook_cli.cli.options import (
 )
 from mh_webhook_cli.errors import ExitCode
 from mh_webhook_cli.report.console import Format
+
+EXAMPLES = examples(
+    "mhw doctor",
+    "mhw doctor --secret mhw_live_...",
+    "mhw doctor --format json",
+)
 
 
 def doctor(

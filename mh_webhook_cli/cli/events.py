@@ -13,12 +13,12 @@ import typer
 from mh_webhook_cli.cli.options import (
     FormatOption,
     HeaderOption,
-    SecretOption,
+    SigningSecretOption,
     StoreOption,
     command_group,
     extra_headers,
     http_url,
-    webhook_secrets,
+    signing_secret,
 )
 from mh_webhook_cli.cli.ui import ui
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
@@ -165,7 +165,7 @@ def replay_command(
             help="Sign again with a fresh timestamp (the original is stale after 5 minutes).",
         ),
     ] = False,
-    secret: SecretOption = None,
+    secret: SigningSecretOption = None,
     header: HeaderOption = None,
     timeout: Annotated[
         float,
@@ -200,7 +200,7 @@ def replay_command(
     if resign:
         dropped |= {SIGNATURE_HEADER, TIMESTAMP_HEADER}
     original = [(name, value) for name, value in found.headers if name.lower() not in dropped]
-    signer = Signer(webhook_secrets(secret)[0] if resign else None)
+    signer = Signer(signing_secret(secret) if resign else None)
     delivery = Delivery(to, found.body, found.event_type, [*original, *extra])
     with make_client(tls_context(insecure=False, cacert=None)) as client:
         result = send_once(client, delivery, signer, timeout)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mh_webhook_cli.cli.completion import event_types
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import AssignmentsOption, FormatOption, command_group, read_input
 from mh_webhook_cli.errors import ExitCode, UsageError
 from mh_webhook_cli.report.console import Format
@@ -14,13 +16,7 @@ from mh_webhook_cli.report.console import Format
 app = command_group()
 
 
-def _event_types() -> list[str]:
-    from mh_webhook_cli.core.catalog import EVENT_TYPES
-
-    return list(EVENT_TYPES)
-
-
-@app.command("list")
+@app.command("list", epilog=examples("mhw fixtures list", "mhw fixtures list --format json"))
 def list_command(output_format: FormatOption = Format.TEXT) -> None:
     """List the events: project type and what each one represents."""
     from mh_webhook_cli.core.fixtures import FIXTURE_DESCRIPTIONS
@@ -29,10 +25,17 @@ def list_command(output_format: FormatOption = Format.TEXT) -> None:
     show_fixture_list(FIXTURE_DESCRIPTIONS, output_format)
 
 
-@app.command("show")
+@app.command(
+    "show",
+    epilog=examples(
+        "mhw fixtures show video.completed",
+        "mhw fixtures show image.errored --set payload.error.code=no_source_face",
+        "mhw fixtures show audio.completed > event.json",
+    ),
+)
 def show_command(
     event: Annotated[
-        str, typer.Argument(help="One of the nine event types.", autocompletion=_event_types)
+        str, typer.Argument(help="One of the nine event types.", autocompletion=event_types)
     ],
     project_id: Annotated[
         str | None, typer.Option("--id", help="Project id to use.", show_default=False)
@@ -48,15 +51,21 @@ def show_command(
     from mh_webhook_cli.core.fixtures import apply_overrides, build_fixture
     from mh_webhook_cli.report.fixtures import show_fixture
 
-    if event not in _event_types():
-        raise UsageError(f"unknown event {event!r}; one of: {', '.join(_event_types())}")
+    if event not in event_types(""):
+        raise UsageError(f"unknown event {event!r}; one of: {', '.join(event_types(''))}")
     document = build_fixture(
         event, project_id=project_id, error_code=error_code, now=datetime.now(timezone.utc)
     )
     show_fixture(apply_overrides(document, assignments or []), output_format)
 
 
-@app.command("validate")
+@app.command(
+    "validate",
+    epilog=examples(
+        "mhw fixtures validate event.json",
+        "mhw events show 12 --format json | jq .body | mhw fixtures validate -",
+    ),
+)
 def validate_command(
     file: Annotated[
         str | None,

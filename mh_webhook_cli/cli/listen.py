@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.listener_options import ListenerOptions, listener_options
-from mh_webhook_cli.cli.options import FormatOption, HeaderOption, extra_headers, http_url, patterns
+from mh_webhook_cli.cli.options import (
+    FormatOption,
+    extra_headers,
+    http_url,
+    known_event_pattern,
+    patterns,
+)
 from mh_webhook_cli.cli.ui import DEFAULT_UI_PORT, UiOption, UiPortOption
 from mh_webhook_cli.core.limits import (
     IDLE_TIMEOUT_DEFAULT,
@@ -24,102 +31,199 @@ if TYPE_CHECKING:
     from mh_webhook_cli.receive.activity import Reporter
 
 
+EXAMPLES = examples(
+    "mhw listen --secret $MAGIC_HOUR_WEBHOOK_SECRET --reject-invalid",
+    "mhw listen --forward-to http://127.0.0.1:8000/webhook --tunnel",
+    "mhw listen --expect video.completed --timeout 600 --format json",
+)
+
+ANSWER = "Answering"
+FORWARD = "Forwarding"
+LIMITS = "Limits"
+CI = "For CI"
+OUTPUT = "Output"
+
+
 @listener_options
 def listen(
     listener: ListenerOptions,
     path: Annotated[
         str | None,
-        typer.Option(help="Accept only this path (404 elsewhere); any path by default."),
+        typer.Option(
+            metavar="PATH",
+            help="Accept only this path (404 elsewhere); any by default.",
+            rich_help_panel=ANSWER,
+        ),
     ] = None,
     tolerance: Annotated[
-        int, typer.Option(help="Allowed timestamp age in seconds; 0 turns it off.", min=0)
+        int,
+        typer.Option(
+            metavar="SECONDS",
+            help="Allowed timestamp age; 0 turns the check off.",
+            min=0,
+            rich_help_panel=ANSWER,
+        ),
     ] = 300,
     reject_invalid: Annotated[
-        bool, typer.Option(help="Answer 401 to a bad or missing signature, like production.")
+        bool,
+        typer.Option(
+            "--reject-invalid",
+            help="Answer 401 to a bad or missing signature, like production.",
+            rich_help_panel=ANSWER,
+        ),
     ] = False,
     respond_status: Annotated[
         int,
-        typer.Option(help="Status to answer with (simulate a failing handler).", min=100, max=599),
+        typer.Option(
+            metavar="CODE",
+            help="Status to answer with (simulate a failing handler).",
+            min=100,
+            max=599,
+            rich_help_panel=ANSWER,
+        ),
     ] = 200,
     respond_body: Annotated[
-        str, typer.Option(help="Body to answer a 2xx with.")
+        str,
+        typer.Option(
+            metavar="TEXT",
+            help='Body of a 2xx answer; {"received":true} by default.',
+            show_default=False,
+            rich_help_panel=ANSWER,
+        ),
     ] = '{"received":true}',
     respond_delay: Annotated[
         float,
         typer.Option(
-            help="Seconds to wait before answering (Magic Hour gives up after 10).", min=0
+            metavar="SECONDS",
+            help="Wait before answering (Magic Hour gives up after 10).",
+            min=0,
+            rich_help_panel=ANSWER,
         ),
     ] = 0.0,
     mirror_status: Annotated[
         bool,
-        typer.Option(help="Answer with the status of the first --forward-to handler."),
-    ] = False,
-    events: Annotated[
-        str | None,
         typer.Option(
-            "--events",
-            help="Show and forward only these types, e.g. 'video.*,image.completed' "
-            "(everything is still stored).",
+            "--mirror-status",
+            help="Answer with the status of the first --forward-to handler.",
+            rich_help_panel=ANSWER,
         ),
-    ] = None,
+    ] = False,
     forward_to: Annotated[
         list[str] | None,
         typer.Option(
             "--forward-to",
             metavar="[TYPES=]URL",
             help="Forward each request's exact bytes and headers to your handler; "
-            "'video.*=URL' routes by type (repeatable).",
+            "'video.*=URL' only those types (repeatable).",
+            rich_help_panel=FORWARD,
         ),
     ] = None,
-    header: HeaderOption = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            metavar="'NAME: VALUE'",
+            help="Add a header to each forward (repeatable).",
+            show_default=False,
+            rich_help_panel=FORWARD,
+        ),
+    ] = None,
     forward_timeout: Annotated[
         float,
         typer.Option(
-            help="Seconds a forward may take in all: connecting, sending, and the "
-            "handler's complete answer.",
+            metavar="SECONDS",
+            help="Time a forward may take in all: connecting, sending, and the handler's "
+            "complete answer.",
             min=0.1,
+            rich_help_panel=FORWARD,
         ),
     ] = MAGIC_HOUR_TIMEOUT_SECONDS,
     max_body: Annotated[
-        int, typer.Option(help="Largest body accepted (bytes); then 413.", min=1)
+        int,
+        typer.Option(
+            metavar="BYTES",
+            help="Largest body accepted; then 413.",
+            min=1,
+            rich_help_panel=LIMITS,
+        ),
     ] = MAX_BODY_DEFAULT,
     read_timeout: Annotated[
-        float, typer.Option(help="Seconds a client may take to send a request; then 408.", min=0.1)
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            help="Time a client may take to send a request; then 408.",
+            min=0.1,
+            rich_help_panel=LIMITS,
+        ),
     ] = READ_TIMEOUT_DEFAULT,
     idle_timeout: Annotated[
         float,
         typer.Option(
-            help="Seconds a connection may stay silent before a request or between two; "
-            "then it is closed.",
+            metavar="SECONDS",
+            help="Time a connection may stay silent; then it is closed.",
             min=0.1,
+            rich_help_panel=LIMITS,
         ),
     ] = IDLE_TIMEOUT_DEFAULT,
     max_connections: Annotated[
         int,
         typer.Option(
-            help="Connections open at once; when full, the longest idle one is closed, "
-            "else the newcomer gets 503.",
+            metavar="N",
+            help="Connections open at once; when full, the longest idle one is closed, else 503.",
             min=1,
+            rich_help_panel=LIMITS,
         ),
     ] = MAX_CONNECTIONS_DEFAULT,
     expect: Annotated[
         str | None,
         typer.Option(
-            help="For CI: exit 0 once these types (comma-separated) have arrived validly signed; "
-            "exit 1 at --timeout.",
+            metavar="TYPES",
+            help="Exit 0 once these types (comma-separated, globs) arrived validly signed; "
+            "needs --timeout.",
+            rich_help_panel=CI,
         ),
     ] = None,
-    count: Annotated[int, typer.Option(help="With --expect: how many of each.", min=1)] = 1,
+    count: Annotated[
+        int,
+        typer.Option(
+            metavar="N", help="With --expect: how many of each.", min=1, rich_help_panel=CI
+        ),
+    ] = 1,
     timeout: Annotated[
         float | None,
-        typer.Option(help="Stop after this many seconds (exit 1 with --expect).", min=0.1),
+        typer.Option(
+            metavar="SECONDS",
+            help="Stop after this long (exit 1 with --expect).",
+            min=0.1,
+            rich_help_panel=CI,
+        ),
     ] = None,
     ready_file: Annotated[
         Path | None,
-        typer.Option(help="Write the URL (JSON) here once accepting, for scripts to wait on."),
+        typer.Option(
+            metavar="PATH",
+            help="Write the URL here (JSON) once accepting, for scripts to wait on.",
+            rich_help_panel=CI,
+        ),
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            metavar="TYPES",
+            help="Show and forward only these, e.g. 'video.*,image.completed' (all are stored).",
+            rich_help_panel=OUTPUT,
+        ),
     ] = None,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Also print payloads and handler answers.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also print payloads and handler answers.",
+            rich_help_panel=OUTPUT,
+        ),
     ] = False,
     ui: UiOption = False,
     ui_port: UiPortOption = DEFAULT_UI_PORT,
@@ -138,11 +242,18 @@ def listen(
         raise UsageError("--mirror-status needs --forward-to")
     for route in routes:
         http_url(route.url, "--forward-to")
+        if route.pattern is not None:
+            known_event_pattern(route.pattern, "--forward-to")
     refuse_forwarding_loop(routes, listener.host, listener.port)
     if path is not None and not path.startswith("/"):
         raise UsageError(f"--path {path!r} must start with /")
-    if expect and not secrets:
+    expected = patterns(expect, "--expect")
+    if expected and not secrets:
         raise UsageError("--expect waits for validly signed events: it needs a webhook secret")
+    if expected and timeout is None:
+        # No wait suits every run (a 'mhw send' takes milliseconds, a video job minutes), and
+        # a CI job that hangs until the CI's own limit is the worst way to fail.
+        raise UsageError("--expect needs --timeout SECONDS: how long to wait before exit 1")
     if ready_file is not None and not ready_file.parent.is_dir():
         raise UsageError(f"--ready-file: no directory {ready_file.parent}")
     config = ListenConfig(
@@ -154,12 +265,11 @@ def listen(
         respond_delay=respond_delay,
         reject_invalid=reject_invalid,
         mirror_status=mirror_status,
-        event_patterns=patterns(events),
+        event_patterns=patterns(events, "--events"),
         forwards=routes,
         forward_headers=tuple(extra_headers(header)),
         forward_timeout=forward_timeout,
     )
-    expected = patterns(expect)
     store_path = listener.store_path()
     from mh_webhook_cli.event_loop import run_loop
     from mh_webhook_cli.receive.session import Session

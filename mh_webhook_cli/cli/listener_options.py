@@ -8,12 +8,13 @@ ListenerOptions``, and typer sees the ten options in its place.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 from mh_webhook_cli.cli.options import (
     DomainOption,
@@ -65,6 +66,32 @@ class ListenerOptions:
         )
 
 
+LISTENER = "Listener"
+TUNNEL = "Tunnel (ngrok)"
+PANELS = {
+    "host": LISTENER,
+    "port": LISTENER,
+    "secret": LISTENER,
+    "store": LISTENER,
+    "no_store": LISTENER,
+    "tunnel": TUNNEL,
+    "ngrok_authtoken": TUNNEL,
+    "domain": TUNNEL,
+    "region": TUNNEL,
+    "ngrok_path": TUNNEL,
+}
+"""The help panel of each listener option: in a command's help they come in two groups."""
+
+
+def _in_panel(annotation: Any, panel: str) -> Any:
+    """``Annotated[T, typer.Option(...)]`` with the option shown in ``panel``: a copy, as
+    the same option (``--secret``) goes in no panel in commands that run no listener."""
+    base, info = get_args(annotation)
+    placed = copy.copy(info)
+    placed.rich_help_panel = panel
+    return Annotated[base, placed]
+
+
 def listener_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give ``command``'s ``listener: ListenerOptions`` parameter to typer as the ten options.
 
@@ -78,7 +105,7 @@ def listener_options(command: Callable[..., None]) -> Callable[..., None]:
             option.name,
             inspect.Parameter.KEYWORD_ONLY,
             default=option.default,
-            annotation=hints[option.name],
+            annotation=_in_panel(hints[option.name], PANELS[option.name]),
         )
         for option in fields(ListenerOptions)
     ]

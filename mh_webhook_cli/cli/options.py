@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import HELP_NAMES
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format, info, warn
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mh_webhook_cli.magichour.api import MagicHourApi
     from mh_webhook_cli.tunnel import TunnelRequest
 
-HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+HELP_OPTIONS = {"help_option_names": HELP_NAMES}
 
 
 def show_help_when_bare(context: typer.Context) -> None:
@@ -87,6 +88,7 @@ SecretOption = Annotated[
     typer.Option(
         "--secret",
         "-s",
+        metavar="SECRET",
         help="Webhook secret; else env MAGIC_HOUR_WEBHOOK_SECRET, else config webhook_secret. "
         "Repeat to accept several while rotating.",
         show_default=False,
@@ -101,9 +103,50 @@ def webhook_secrets(flag: list[str] | None, *, required: bool = True) -> list[st
     return resolve_secrets(flag, warn=warn, required=required)
 
 
-def patterns(text: str | None) -> tuple[str, ...]:
-    """``'video.*, image.completed'`` as a tuple of event type patterns."""
-    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+SigningSecretOption = Annotated[
+    str | None,
+    typer.Option(
+        "--secret",
+        "-s",
+        metavar="SECRET",
+        help="Webhook secret to sign with; else env MAGIC_HOUR_WEBHOOK_SECRET, else config "
+        "webhook_secret.",
+        show_default=False,
+    ),
+]
+"""``--secret`` of a command that signs: one secret, as Magic Hour signs with one (the
+commands that verify take several, see :data:`SecretOption`)."""
+
+
+def signing_secret(flag: str | None, *, required: bool = True) -> str | None:
+    """The secret to sign with: ``--secret``, else the configured one; None when there is
+    none and it is not ``required``."""
+    found = webhook_secrets(None if flag is None else [flag], required=required)
+    return found[0] if found else None
+
+
+def patterns(text: str | None, option: str) -> tuple[str, ...]:
+    """``'video.*, image.completed'`` as a tuple of event type patterns, each of which
+    names or matches at least one event Magic Hour sends: a typo (``vidoe.*``) would
+    otherwise filter out, or wait for, nothing at all, silently."""
+    found = tuple(part.strip() for part in (text or "").split(",") if part.strip())
+    for pattern in found:
+        known_event_pattern(pattern, option)
+    return found
+
+
+def known_event_pattern(pattern: str, option: str) -> None:
+    """UsageError unless ``pattern`` is an event type or a glob matching one, as ``send`` and
+    ``fixtures`` refuse an unknown event."""
+    from fnmatch import fnmatchcase
+
+    from mh_webhook_cli.core.catalog import EVENT_TYPES
+
+    if not any(fnmatchcase(event_type, pattern) for event_type in EVENT_TYPES):
+        raise UsageError(
+            f"{option} {pattern!r} matches no event Magic Hour sends; "
+            f"they are: {', '.join(EVENT_TYPES)}"
+        )
 
 
 def http_url(text: str, option: str) -> str:
@@ -120,6 +163,7 @@ def read_input(path: str | None, *, what: str) -> bytes:
     return read(path, what=what)
 
 
+MAGIC_HOUR_API = "Magic Hour API"
 ApiKeyOption = Annotated[
     str | None,
     typer.Option(
@@ -127,6 +171,7 @@ ApiKeyOption = Annotated[
         metavar="KEY",
         help="Magic Hour API key; else env MAGIC_HOUR_API_KEY, config api_key, or the official "
         "Magic Hour CLI's config.",
+        rich_help_panel=MAGIC_HOUR_API,
         show_default=False,
     ),
 ]
@@ -136,7 +181,8 @@ ApiBaseOption = Annotated[
         "--api-base",
         metavar="URL",
         help="Magic Hour API base URL; else env MAGIC_HOUR_API_BASE, config api_base, else "
-        "https://api.magichour.ai (point it at 'mhw emulate' to spend nothing).",
+        "Magic Hour's (point it at 'mhw emulate' to spend nothing).",
+        rich_help_panel=MAGIC_HOUR_API,
         show_default=False,
     ),
 ]
@@ -173,15 +219,34 @@ def magic_hour_api(api_key_flag: str | None, api_base_flag: str | None) -> Magic
 
 # The listener's options, shared by `mhw listen` and `mhw trigger` (which runs one).
 
+
+def _bind_host(text: str) -> str:
+    from mh_webhook_cli.core.hosts import bind_host
+    from mh_webhook_cli.errors import InvalidValue
+
+    try:
+        return bind_host(text, "--host")
+    except InvalidValue as failure:
+        raise typer.BadParameter(str(failure).removeprefix("--host ")) from None
+
+
 HostOption = Annotated[
-    str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to your network.")
+    str,
+    typer.Option(
+        metavar="ADDRESS",
+        parser=_bind_host,
+        help="Address to bind; 0.0.0.0 exposes it to your network.",
+    ),
 ]
 PortOption = Annotated[
-    int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0, max=65535)
+    int,
+    typer.Option(metavar="PORT", help="Port to listen on; 0 picks a free one.", min=0, max=65535),
 ]
 StoreOption = Annotated[
     Path | None,
-    typer.Option(help="Capture store file; by default $MHW_STORE or one in mhw's data dir."),
+    typer.Option(
+        metavar="PATH", help="Capture store file; by default $MHW_STORE or one in mhw's data dir."
+    ),
 ]
 StoreToReadOption = Annotated[
     Path | None,
@@ -205,6 +270,7 @@ TunnelOption = Annotated[
 NgrokAuthtokenOption = Annotated[
     str | None,
     typer.Option(
+        metavar="TOKEN",
         help="ngrok authtoken; else env NGROK_AUTHTOKEN, mhw's config, ngrok's own config.",
         show_default=False,
     ),
@@ -212,16 +278,18 @@ NgrokAuthtokenOption = Annotated[
 DomainOption = Annotated[
     str | None,
     typer.Option(
+        metavar="DOMAIN",
         help="Your ngrok static domain (one is free), so the registered URL survives restarts.",
         show_default=False,
     ),
 ]
 RegionOption = Annotated[
-    str | None, typer.Option(help="ngrok region (us, eu, ap, au, sa, jp, in).")
+    str | None, typer.Option(metavar="REGION", help="ngrok region (us, eu, ap, au, sa, jp, in).")
 ]
 NgrokPathOption = Annotated[
     str | None,
     typer.Option(
+        metavar="PATH",
         help="An installed ngrok agent to use; else env PYNGROK_NGROK_PATH, else pyngrok's "
         "(downloaded on first use).",
         show_default=False,

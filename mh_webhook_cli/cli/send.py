@@ -7,15 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mh_webhook_cli.cli.completion import event_types
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import (
     AssignmentsOption,
     FormatOption,
     HeaderOption,
-    SecretOption,
+    SigningSecretOption,
     extra_headers,
     http_url,
     read_input,
-    webhook_secrets,
+    signing_secret,
 )
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.errors import ExitCode, UsageError
@@ -23,6 +25,9 @@ from mh_webhook_cli.report.console import Format
 
 if TYPE_CHECKING:
     from mh_webhook_cli.send.delivery import Signer
+
+
+DEFAULT_CONCURRENCY = 10
 
 
 class Kind(str, Enum):
@@ -41,11 +46,22 @@ def _expected_status(text: str) -> str:
     raise typer.BadParameter(f"{text!r} is not a status (401) or a class (4xx)")
 
 
+EXAMPLES = examples(
+    "mhw send video.completed --url http://127.0.0.1:8000/webhook",
+    "mhw send --all --url http://127.0.0.1:8000/webhook --retry",
+    "mhw send image.completed -u http://127.0.0.1:8000/webhook --bad-signature",
+)
+
+
 def send(
     url: Annotated[str, typer.Option("--url", "-u", help="The handler's URL.", show_default=False)],
     event: Annotated[
         str | None,
-        typer.Argument(help="Event type to send, e.g. video.completed.", show_default=False),
+        typer.Argument(
+            help="Event type to send, e.g. video.completed.",
+            show_default=False,
+            autocompletion=event_types,
+        ),
     ] = None,
     data: Annotated[
         str | None,
@@ -79,7 +95,7 @@ def send(
     fail: Annotated[
         bool, typer.Option("--fail", help="With --lifecycle, end in errored, not completed.")
     ] = False,
-    secret: SecretOption = None,
+    secret: SigningSecretOption = None,
     no_sign: Annotated[
         bool, typer.Option("--no-sign", help="Send without the signature headers.")
     ] = False,
@@ -132,8 +148,15 @@ def send(
         typer.Option(min=1, help="Load test: send the event N times.", show_default=False),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight with --count.")
-    ] = 10,
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help=f"With --count: requests in flight at once [default: {DEFAULT_CONCURRENCY}].",
+            show_default=False,
+        ),
+    ] = None,
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Send a signed event to a handler as Magic Hour would. Exit 0 accepted, 1 not, 2 usage.
@@ -150,6 +173,8 @@ def send(
     forged = no_sign or bad_signature or abs(timestamp_offset) > DEFAULT_TOLERANCE_SECONDS
     if expect_status is None and forged:
         expect_status = "4xx"  # a handler that accepts a forgery must not pass for one that works
+    if concurrency is not None and count is None:
+        raise UsageError("--concurrency sets how many of --count N go at once: add --count")
     if count is not None and (all_events or lifecycle is not None or retry):
         raise UsageError(
             "--count sends one event type; it does not combine with --all, --lifecycle or --retry"
@@ -179,7 +204,8 @@ def send(
     if count is not None:
         from mh_webhook_cli.send.load import LoadTest, run_load_test
 
-        test = LoadTest(deliveries[0], signer, count, concurrency, timeout, tls, expect_status)
+        in_flight = concurrency or DEFAULT_CONCURRENCY
+        test = LoadTest(deliveries[0], signer, count, in_flight, timeout, tls, expect_status)
         with reporter.progress(count, deliveries[0].event or "event") as on_progress:
             summary = run_load_test(test, on_progress)
         reporter.load(summary)
@@ -219,7 +245,7 @@ def _read_data(data: str) -> tuple[bytes, str]:
 
 
 def _signer(
-    secret: list[str] | None, no_sign: bool, bad_signature: bool, timestamp_offset: int
+    secret: str | None, no_sign: bool, bad_signature: bool, timestamp_offset: int
 ) -> Signer:
     from mh_webhook_cli.send.delivery import Signer
 
@@ -229,4 +255,4 @@ def _signer(
                 "--no-sign sends no signature; drop --secret, --bad-signature, --timestamp-offset"
             )
         return Signer(None)
-    return Signer(webhook_secrets(secret)[0], timestamp_offset, bad_signature)
+    return Signer(signing_secret(secret), timestamp_offset, bad_signature)

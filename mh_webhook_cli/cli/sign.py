@@ -7,11 +7,24 @@ from typing import Annotated
 
 import typer
 
-from mh_webhook_cli.cli.options import FormatOption, SecretOption, read_input, webhook_secrets
+from mh_webhook_cli.cli.help_text import examples
+from mh_webhook_cli.cli.options import (
+    FormatOption,
+    SigningSecretOption,
+    http_url,
+    read_input,
+    signing_secret,
+)
 from mh_webhook_cli.core.signing import sign as sign_body
 from mh_webhook_cli.errors import UsageError
 from mh_webhook_cli.report.console import Format
 from mh_webhook_cli.report.sign import curl_command, show_signature
+
+EXAMPLES = examples(
+    "mhw sign event.json",
+    "mhw sign event.json --curl http://127.0.0.1:8000/webhook",
+    "echo '{}' | mhw sign --timestamp 1700000000 --format json",
+)
 
 
 def sign(
@@ -23,7 +36,7 @@ def sign(
         str | None,
         typer.Option("--body-file", "-b", help="Same as FILE.", show_default=False),
     ] = None,
-    secret: SecretOption = None,
+    secret: SigningSecretOption = None,
     timestamp: Annotated[
         int | None,
         typer.Option(
@@ -44,9 +57,11 @@ def sign(
     """Sign a body: print the Magic Hour signature headers (or a curl command) for it."""
     if file is not None and body_file is not None:
         raise UsageError("give the body as FILE or --body-file, not both")
+    if curl is not None:
+        http_url(curl, "--curl")
     source = body_file if body_file is not None else file
     body = read_input(source, what="body")
     at = int(time.time()) if timestamp is None else timestamp
-    signature = sign_body(webhook_secrets(secret)[0], at, body)
-    command = curl_command(curl, signature, at, body, source) if curl else None
+    signature = sign_body(signing_secret(secret) or "", at, body)
+    command = None if curl is None else curl_command(curl, signature, at, body, source)
     show_signature(signature, at, command, output_format)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.listener_options import ListenerOptions, listener_options
 from mh_webhook_cli.cli.options import ApiBaseOption, ApiKeyOption, FormatOption, magic_hour_api
 from mh_webhook_cli.errors import UsageError
@@ -30,6 +31,13 @@ DEFAULT_PROMPTS = {
     "video": "A paper boat drifting on a calm pond",
 }
 """Short on purpose: an audio job costs a credit per ten characters."""
+
+
+EXAMPLES = examples(
+    "mhw trigger image",
+    "mhw trigger audio --yes --tunnel --domain you.ngrok-free.app",
+    "mhw trigger image --yes --api-base http://127.0.0.1:8788  # mhw emulate",
+)
 
 
 @listener_options
@@ -126,13 +134,46 @@ def trigger(
         api,
         plan,
         listener=where,
-        ask=not yes,
+        confirm=None if yes else _ask_to_start,
         download_to=download,
         reporter=trigger_reporter(output_format),
         # Our own listener's banner and warnings, on stderr; the requests are the timeline's.
         listener_reporter=ListenTextReporter(requests=False),
     )
     raise typer.Exit(run_loop(session))
+
+
+async def _ask_to_start() -> bool:
+    """Ask on the terminal whether to spend the credits; yes only for y or yes.
+
+    The answer is read on the event loop, not in a thread: a thread blocked in input()
+    would keep Ctrl-C from ending the run (and exit would wait for a line).
+    """
+    import asyncio
+    import os
+
+    sys.stderr.write("Start it? [y/N]: ")
+    sys.stderr.flush()
+    loop = asyncio.get_running_loop()
+    line = loop.create_future()
+    fd = sys.stdin.fileno()
+    typed = bytearray()
+
+    def readable() -> None:
+        chunk = os.read(fd, 1024)
+        typed.extend(chunk)
+        if (not chunk or b"\n" in chunk) and not line.done():
+            line.set_result(bytes(typed))
+
+    loop.add_reader(fd, readable)
+    try:
+        answer = await line
+    except asyncio.CancelledError:  # Ctrl-C: what follows goes below the terminal's ^C
+        sys.stderr.write("\n")
+        raise
+    finally:
+        loop.remove_reader(fd)
+    return answer.split(b"\n")[0].strip().lower() in (b"y", b"yes")
 
 
 def _running_listener(flag: Path | None) -> AttachedListener:

@@ -22,14 +22,19 @@ UiOption = Annotated[
     bool,
     typer.Option(
         "--ui",
-        help="Also serve the web inspector (list, detail, replay) on 127.0.0.1, on its own "
-        "port (--ui-port), never the webhook port.",
+        help="Also serve the web inspector (list, detail, replay) on 127.0.0.1:--ui-port.",
+        rich_help_panel="Output",
     ),
 ]
 UiPortOption = Annotated[
     int,
     typer.Option(
-        "--ui-port", help="The web inspector's port; 0 picks a free one.", min=0, max=65535
+        "--ui-port",
+        metavar="PORT",
+        help="The web inspector's port; 0 picks a free one.",
+        min=0,
+        max=65535,
+        rich_help_panel="Output",
     ),
 ]
 

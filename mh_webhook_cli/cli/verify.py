@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mh_webhook_cli.cli.help_text import examples
 from mh_webhook_cli.cli.options import (
     FormatOption,
     SecretOption,
@@ -26,6 +27,13 @@ from mh_webhook_cli.report.console import Format
 
 if TYPE_CHECKING:
     from mh_webhook_cli.core.http_text import CapturedRequest
+
+
+EXAMPLES = examples(
+    "mhw verify --event 12",
+    "mhw events show 12 --raw | mhw verify --request -",
+    "mhw verify --body-file body.json --timestamp 1700000000 --signature HEX",
+)
 
 
 def verify(

@@ -170,19 +170,20 @@ def _decode_signature(received: str) -> tuple[bytes | None, list[Hint]]:
     return None, hints
 
 
+_NEWLINE_ADDED = Hint(
+    "body_newline_added",
+    "The body received ends with a newline that the signed body did not have "
+    "(an editor, echo or print added it): verify the bytes exactly as sent.",
+)
+
+
 def _body_variants(body: bytes) -> Iterator[_Variant]:
     """The received body, then bodies the signer may have signed instead."""
     yield _Variant(body)
     if body.endswith(b"\n"):
         yield _Variant(
             body.rstrip(b"\r\n"),
-            (
-                Hint(
-                    "body_newline_added",
-                    "The body received ends with a newline that the signed body did not have "
-                    "(an editor, echo or print added it): verify the bytes exactly as sent.",
-                ),
-            ),
+            (_NEWLINE_ADDED,),
         )
     for ending in (b"\n", b"\r\n"):
         yield _Variant(
@@ -240,6 +241,9 @@ def _reserialized_variants(body: bytes) -> Iterator[_Variant]:
             continue
         seen.add(candidate)
         hints = _reserialization_hints(received_text, text, layout, envelope)
+        if hints and received_text.endswith("\n"):
+            # No serializer ends its JSON with a newline: something added it after signing.
+            hints.append(_NEWLINE_ADDED)
         if hints:
             yield _Variant(candidate, tuple(hints))
 
@@ -267,7 +271,9 @@ def _swap_envelope(document: Any) -> Any:
 
 
 def _layout_of(text: str) -> str:
-    if "\n" in text:
+    # A newline at the end is not pretty-printing (an editor or echo added it; a hint of
+    # its own says so): only one between the values is.
+    if "\n" in text.rstrip():
         return "pretty"
     if re.search(r'[\]}"\d el],\s|":\s', text):
         return "python"

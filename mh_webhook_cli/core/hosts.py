@@ -10,7 +10,9 @@ to loopback (``127.1``, ``localhost.``, ``[::ffff:127.0.0.1]``).
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+from urllib.parse import urlsplit
 
 from mh_webhook_cli.errors import InvalidValue
 
@@ -50,20 +52,52 @@ def same_host(first: str, second: str) -> bool:
 
 def http_url(text: str, what: str) -> str:
     """``text`` if it is an http(s) URL with a host and a valid port, else a one-line
-    :class:`~mh_webhook_cli.errors.InvalidValue` naming ``what`` (``"--url"``)."""
+    :class:`~mh_webhook_cli.errors.InvalidValue` naming ``what`` (``"--url"``) and what is
+    wrong: no scheme, another scheme, a port out of range."""
     import httpx  # parsing only, no request; imported here, for start-up time
 
+    like = "an http(s) URL like http://127.0.0.1:8000/webhook"
+    scheme, separator, _ = text.partition("://")
+    if not separator:
+        raise InvalidValue(f"{what} {text!r} has no scheme: write http://{text}")
+    if scheme.lower() not in ("http", "https"):
+        raise InvalidValue(f"{what} {text!r} is not {like}")
     try:
-        url = httpx.URL(text)
-        port_ok = url.port is None or 0 < url.port < 65536
-        valid = url.scheme in ("http", "https") and bool(url.host) and port_ok
+        parts = urlsplit(text)
+        valid = bool(httpx.URL(text).host)
     except (httpx.InvalidURL, ValueError):
         valid = False
     if not valid:
-        raise InvalidValue(
-            f"{what} {text!r} is not an http(s) URL like http://127.0.0.1:8000/webhook"
-        )
+        raise InvalidValue(f"{what} {text!r} is not {like}")
+    try:
+        port = parts.port
+    except ValueError:  # out of range, or not a number
+        port = 0
+    if port == 0:
+        given = parts.netloc.rpartition(":")[2]
+        raise InvalidValue(f"{what} {text!r}: the port {given!r} is not a number from 1 to 65535")
     return text
+
+
+_HOST_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.I)
+
+
+def bind_host(text: str, what: str) -> str:
+    """``text`` if a server can be asked to bind it: an IP address or a host name.
+
+    Numbers that are not an address (``999.1.1.1``) would otherwise reach the resolver as a
+    name, and fail as "Unknown error -2" at bind time. Whether a name resolves is left to
+    the bind: no DNS lookup here.
+    """
+    host = text.strip()
+    bare = host.removeprefix("[").removesuffix("]")
+    if host == "" or _address(bare) is not None:
+        return host
+    if ":" in bare or set(bare) <= _IPV4_SHORTHAND_CHARACTERS - set("abcdefx"):
+        raise InvalidValue(f"{what} {text!r} is not an IP address")
+    if not _HOST_NAME.fullmatch(bare) or len(bare) > 253:
+        raise InvalidValue(f"{what} {text!r} is neither an IP address nor a host name")
+    return host
 
 
 def _address(host: str) -> IPAddress | None:

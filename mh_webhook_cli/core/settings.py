@@ -170,15 +170,21 @@ def clean_value(value: str, source: str) -> tuple[str, str | None]:
 _KNOWN_PREFIX = re.compile(r"^([A-Za-z0-9]{2,8}_(?:[A-Za-z]{2,8}_)?)")
 
 
+SHOWN_FROM = 20
+"""The shortest secret :func:`mask` shows four characters of: 16 or more stay hidden."""
+
+
 def mask(secret: str) -> str:
     """Show enough of a secret to recognise it, never enough to use it.
 
     ``mhw_live_0123...a1b2`` becomes ``mhw_live_…a1b2``: the prefix says which
-    kind of secret it is, the last four characters tell two secrets apart.
-    Values too short to mask meaningfully show nothing at all.
+    kind of secret it is, the last four characters tell two secrets apart. Below
+    :data:`SHOWN_FROM` characters four of them would be a good part of the secret
+    (``dev-endpoint`` as ``…oint``): such a value shows as ``(hidden)``, which says
+    that one is set and nothing of it.
     """
-    if len(secret) < 12:
-        return "…" if secret else ""
+    if len(secret) < SHOWN_FROM:
+        return "(hidden)" if secret else ""
     match = _KNOWN_PREFIX.match(secret)
     prefix = match.group(1) if match and len(secret) - len(match.group(1)) >= 16 else ""
     # Imported here: json_text brings orjson, 4 ms of start-up for commands that never mask.

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
-from mh_webhook_cli.errors import ApiError, ExitCode, MhwError
+from mh_webhook_cli.errors import ApiError, Cancelled, ExitCode, MhwError
 from mh_webhook_cli.event_loop import stop_on_signals
 from mh_webhook_cli.magichour.api import JobKind, MagicHourApi, estimate_credits
 from mh_webhook_cli.magichour.trigger import (
@@ -71,6 +71,10 @@ class Finished:
     plan: TriggerPlan
 
 
+Confirm = Callable[[], Awaitable[bool]]
+"""Asks whether to start the job (spending credits); True to start. The command supplies it:
+how to ask is the terminal's business, not the session's."""
+
 TriggerActivity = Union[Step, WaitingAt, CostEstimate, NotStarted, Interrupted, Finished]  # noqa: UP007 (a runtime alias)
 
 
@@ -107,25 +111,33 @@ class _Run:
     api: MagicHourApi
     plan: TriggerPlan
     account: dict[str, object]
-    ask: bool
+    confirm: Confirm | None
     reporter: TriggerReporter
     download_to: Path | None
     inbox: Inbox = field(default_factory=Inbox)
 
     async def until(
-        self, endpoint: str, stopped: Coroutine[object, object, object]
+        self, endpoint: str, stopped: Callable[[], Awaitable[object]]
     ) -> TriggerResult | None:
-        """Say the cost, ask, then check the job's webhooks at ``endpoint``; None on Ctrl-C."""
+        """Say the cost, ask, then check the job's webhooks at ``endpoint``; None on Ctrl-C.
+
+        ``stopped`` is called once, here: a coroutine made before the question and left
+        unawaited when the answer is no would warn "never awaited".
+        """
         self.plan = replace(self.plan, endpoint=endpoint)
-        await _confirm(self.plan, self.account, self.ask, self.reporter)
-        check = run_trigger(
-            self.plan,
-            self.api,
-            self.inbox,
-            on_step=self.reporter.report,
-            download_to=self.download_to,
-        )
-        return await _until_stopped(check, stopped)
+        interrupt = asyncio.ensure_future(stopped())
+        try:
+            await _confirm(self.plan, self.account, self.confirm, self.reporter, interrupt)
+            check = run_trigger(
+                self.plan,
+                self.api,
+                self.inbox,
+                on_step=self.reporter.report,
+                download_to=self.download_to,
+            )
+            return await _until_stopped(check, interrupt)
+        finally:
+            interrupt.cancel()
 
 
 async def run_session(
@@ -133,14 +145,15 @@ async def run_session(
     plan: TriggerPlan,
     *,
     listener: OwnListener | AttachedListener,
-    ask: bool,
+    confirm: Confirm | None,
     download_to: Path | None,
     reporter: TriggerReporter,
     listener_reporter: Reporter,
 ) -> int:
     """The exit code of one end-to-end check (see :class:`.trigger.Verdict`).
 
-    ``listener_reporter`` shows our own listener's activity, when it is ours.
+    ``listener_reporter`` shows our own listener's activity, when it is ours; ``confirm``,
+    unless None (``--yes``), is asked before anything is spent.
     """
     async with api:
         try:
@@ -149,7 +162,7 @@ async def run_session(
         except ApiError as failure:
             reporter.report(NotStarted(str(failure)))
             return ExitCode.API_ERROR
-        run = _Run(api, plan, account, ask, reporter, download_to)
+        run = _Run(api, plan, account, confirm, reporter, download_to)
         if isinstance(listener, OwnListener):
             result = await _with_own_listener(run, listener, listener_reporter)
         else:
@@ -188,7 +201,7 @@ async def _with_own_listener(
             else f"{endpoint.webhook_url} ({endpoint.url})"
         )
         run.reporter.report(WaitingAt(where))
-        return await run.until(endpoint.webhook_url, session.stopped())
+        return await run.until(endpoint.webhook_url, session.stopped)
 
 
 async def _attached(run: _Run, listener: AttachedListener) -> TriggerResult | None:
@@ -197,38 +210,47 @@ async def _attached(run: _Run, listener: AttachedListener) -> TriggerResult | No
     stop_on_signals(interrupted.set)
     poller = asyncio.ensure_future(poll_store(listener.store, time.time() - 1, run.inbox))
     try:
-        return await run.until(listener.webhook_url or "the running listener", interrupted.wait())
+        return await run.until(listener.webhook_url or "the running listener", interrupted.wait)
     finally:
         poller.cancel()
 
 
 async def _confirm(
-    plan: TriggerPlan, account: dict[str, object], ask: bool, reporter: TriggerReporter
+    plan: TriggerPlan,
+    account: dict[str, object],
+    confirm: Confirm | None,
+    reporter: TriggerReporter,
+    interrupt: asyncio.Future[object],
 ) -> None:
-    """Say what the job costs; unless told ``--yes``, ask before spending it."""
+    """Say what the job costs; then, unless told ``--yes``, ask before spending it.
+
+    Ctrl-C at the question ends the run there (the session's signal handler resolves
+    ``interrupt``): the answer is not waited for, nothing is spent.
+    """
     credits = account.get("credits")
     balance = credits if isinstance(credits, int) else None
     reporter.report(CostEstimate(plan.kind, estimate_credits(plan.kind, plan.text), balance))
-    if not ask:
+    if confirm is None:
         return
-    import typer
-
-    loop = asyncio.get_running_loop()
-    # Asked off the loop, so that the listener keeps answering meanwhile.
-    if not await loop.run_in_executor(
-        None, lambda: typer.confirm("Start it?", default=False, err=True)
-    ):
+    answer = asyncio.ensure_future(confirm())
+    racing: set[asyncio.Future[Any]] = {answer, interrupt}
+    try:
+        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        answer.cancel()
+    if not answer.done() or answer.cancelled():
+        raise Cancelled("not started: no credits were spent")
+    if not answer.result():
         raise MhwError("not started: no credits were spent")
 
 
 async def _until_stopped(
-    work: Coroutine[object, object, TriggerResult], stopped: Coroutine[object, object, object]
+    work: Coroutine[object, object, TriggerResult], interrupt: asyncio.Future[object]
 ) -> TriggerResult | None:
     """``work``'s result, or None when Ctrl-C came first."""
     check = asyncio.ensure_future(work)
-    interrupt = asyncio.ensure_future(stopped)
-    await asyncio.wait({check, interrupt}, return_when=asyncio.FIRST_COMPLETED)
-    interrupt.cancel()
+    racing: set[asyncio.Future[Any]] = {check, interrupt}
+    await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
     if check.done():
         return check.result()
     check.cancel()

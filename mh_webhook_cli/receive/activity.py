@@ -40,6 +40,8 @@ class Listening:
     """With ``--expect``: how many of each."""
     ui_url: str | None = None
     """The web inspector's page (``--ui``), on 127.0.0.1 only."""
+    events: tuple[str, ...] = ()
+    """``--events`` patterns: only these are shown and forwarded (all are stored)."""
 
 
 @dataclass(frozen=True)

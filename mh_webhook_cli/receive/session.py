@@ -372,6 +372,7 @@ class Session:
                 expected=self.expected,
                 count=self.count,
                 ui_url=endpoint.ui_url,
+                events=config.event_patterns,
             )
         )
 

@@ -183,6 +183,8 @@ def describe_failure(
             return f"cannot resolve the host name: {cause.strerror}"
         if isinstance(cause, asyncio.IncompleteReadError):
             return "the server closed the connection before answering"
+        if isinstance(cause, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+            return "the server reset the connection before answering (it crashed, or is full)"
         cause = cause.__cause__ or cause.__context__
     text = str(failure).strip().splitlines()
     return f"{type(failure).__name__}: {text[0]}" if text else type(failure).__name__

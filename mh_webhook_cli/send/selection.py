@@ -8,6 +8,7 @@ with one line in the words of the options.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -100,8 +101,19 @@ def parse_document(raw: bytes, where: str) -> Any:
 
     document, findings = parse_body(raw)
     if findings:
-        raise UsageError(f"{where} is not JSON ({findings[0].message})")
+        raise UsageError(f"{where} is not JSON ({findings[0].message}){_file_hint(raw, where)}")
     return document
+
+
+def _file_hint(raw: bytes, where: str) -> str:
+    """``--data event.json`` was meant as a file: say how to give one."""
+    if where != "--data" or not _LOOKS_LIKE_A_PATH.fullmatch(raw):
+        return ""
+    return f"; to send a file's content, write --data @{raw.decode()}"
+
+
+_LOOKS_LIKE_A_PATH = re.compile(rb"[\w./~-]{1,200}")
+"""Text that may name a file (and is safe to echo back): no JSON starts like this."""
 
 
 def _apply_sets(body: Any, assignments: tuple[str, ...]) -> Any:

@@ -1,0 +1,73 @@
+"""Ctrl-C at any moment of a command ends it quietly with 130, never a traceback."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_for
+
+
+@pytest.mark.parametrize(
+    "module", ["typer._click.core", "mh_webhook_cli.cli.options", "mh_webhook_cli.core.signing"]
+)
+def test_ctrl_c_during_the_imports_prints_no_traceback(
+    isolated_env: dict[str, str], module: str
+) -> None:
+    """-X importtime reports each import as it ends: the interrupt lands while the CLI loads."""
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "mh_webhook_cli", "sign", "-s", "x" * 24],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=isolated_env,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.split(b"|")[-1].strip() == module.encode():
+            break
+    else:
+        process.kill()
+        pytest.fail(f"{module} was never imported")
+    process.send_signal(signal.SIGINT)
+    _out, rest = process.communicate(timeout=30)
+    errors = rest.decode(errors="replace")
+    assert "Traceback" not in errors and "KeyboardInterrupt" not in errors, errors
+    assert process.returncode == 130
+
+
+def test_ctrl_c_while_a_command_reads_stdin_exits_130(isolated_env: dict[str, str]) -> None:
+    """Click turns the interrupt into Abort: it is still 130, with no 'aborted' error."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mh_webhook_cli", "sign", "-s", "x" * 24],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**isolated_env, "PYTHONUNBUFFERED": "1"},
+    )
+    wait_for(lambda: _reads_stdin(process.pid), what="mhw sign to read stdin")
+    process.send_signal(signal.SIGINT)
+    _out, errors = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "Traceback" not in errors.decode() and "aborted" not in errors.decode()
+
+
+def _reads_stdin(pid: int) -> bool:
+    """The process sleeps in read(0): /proc says so (Linux)."""
+    try:
+        syscall = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return bool(syscall) and syscall[0] == "0" and syscall[1] == "0x0"
+
+
+def test_the_mhw_script_runs_the_guarded_entry_point() -> None:
+    [script] = [
+        ep for ep in importlib.metadata.entry_points(group="console_scripts") if ep.name == "mhw"
+    ]
+    assert script.value == "mh_webhook_cli.__main__:run"
