@@ -120,3 +120,43 @@ def test_parse_duration_is_none_for_what_is_not_one() -> None:
     assert parse_duration("10m") == 600
     assert parse_duration("10") is None  # a bare number is a moment (Unix seconds), not an age
     assert parse_duration("m") is None
+
+
+@pytest.mark.parametrize(("retries", "said"), [(0, "0 retries"), (1, "1 retry"), (2, "2 retries")])
+def test_the_emulators_summary_counts_retries_in_words(retries: int, said: str) -> None:
+    from mh_webhook_cli.magichour.emulator import EmulatorStats
+    from mh_webhook_cli.report.emulate import summary_lines
+
+    lines = summary_lines(EmulatorStats(delivered=1, retries=retries))
+    text = [line if isinstance(line, str) else "".join(part for part, _ in line) for line in lines]
+    assert f"1 delivered, {said}, 0 given up" in text[1]
+
+
+def test_the_banner_shows_the_events_filter() -> None:
+    """``--events`` narrows what is shown and forwarded, not what is stored: the banner says
+    both, so a quiet screen is not taken for a quiet sender."""
+    from mh_webhook_cli.receive.activity import Listening
+    from mh_webhook_cli.report.listen import banner_lines
+
+    def shown(events: tuple[str, ...]) -> list[str]:
+        listening = Listening(
+            url="http://127.0.0.1:8787/",
+            public_url=None,
+            webhook_url=None,
+            any_path=True,
+            secrets=(),
+            store="/tmp/events.sqlite3",
+            forwards=(),
+            expected=(),
+            count=1,
+            events=events,
+        )
+        return [
+            line if isinstance(line, str) else "".join(t for t, _ in line)
+            for line in banner_lines(listening)
+        ]
+
+    assert "  show     video.*, image.completed (every event is stored)" in shown(
+        ("video.*", "image.completed")
+    )
+    assert not any(line.startswith("  show ") for line in shown(()))

@@ -333,7 +333,7 @@ def summary_lines(stats: EmulatorStats, dropped: int = 0) -> list[Line]:
         [
             ("  deliveries  ", ""),
             (f"{stats.delivered} delivered", "green"),
-            (f", {stats.retries} retries, ", ""),
+            (f", {stats.retries} {'retry' if stats.retries == 1 else 'retries'}, ", ""),
             (f"{stats.given_up} given up", "red" if stats.given_up else ""),
             (f", {stats.unfinished} unfinished", "yellow" if stats.unfinished else ""),
         ],

@@ -447,6 +447,8 @@ def banner_lines(listening: Listening, width: int | None = None) -> list[Line]:
     if listening.secrets:
         lines.append("  secret   " + ", ".join(listening.secrets))
     lines.append(f"  store    {listening.store or 'off (--no-store)'}")
+    if listening.events:
+        lines.append(f"  show     {', '.join(listening.events)} (every event is stored)")
     lines += [f"  forward  {pattern or '*'} → {url}" for pattern, url in listening.forwards]
     if listening.expected:
         lines.append(f"  expect   {', '.join(listening.expected)} x{listening.count}")
