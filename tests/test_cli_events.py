@@ -71,9 +71,28 @@ def test_list_of_a_store_that_does_not_exist_is_empty(
 ) -> None:
     text = mhw("events", "list", env=env)
     assert (text.code, text.stdout) == (0, "")
+    assert f"nothing captured yet: no store at {store_path}" in text.stderr
     as_json = mhw("events", "list", "--format", "json", env=env)
-    assert (as_json.code, json.loads(as_json.stdout)) == (0, [])
+    assert (as_json.code, json.loads(as_json.stdout), as_json.stderr) == (0, [], "")
     assert not store_path.exists()
+
+
+def test_an_empty_or_cut_listing_says_so_on_stderr(
+    mhw: Mhw, env: dict[str, str], store_path: Path
+) -> None:
+    """People are told why a listing is empty and that one is cut; stdout keeps only rows."""
+    fill(store_path, *(new(received_at=1_800_000_000 + n) for n in range(3)))
+    none = mhw("events", "list", "--type", "audio.*", env=env)
+    assert (none.code, none.stdout) == (0, "")
+    assert "no captured request matches" in none.stderr
+    cut = mhw("events", "list", "--limit", "2", env=env)
+    assert [line.split()[0] for line in cut.stdout.splitlines()[1:]] == ["3", "2"]
+    assert "showing the newest 2: --limit N or --all for more" in cut.stderr
+    for whole in (("--limit", "3"), ("--all",)):
+        listed = mhw("events", "list", *whole, env=env)
+        assert len(listed.stdout.splitlines()) == 4 and "for more" not in listed.stderr, whole
+    as_json = mhw("events", "list", "--limit", "2", "--format", "json", env=env)
+    assert [item["id"] for item in json.loads(as_json.stdout)] == [3, 2]
 
 
 def test_list_text_and_json_newest_first_with_filters(

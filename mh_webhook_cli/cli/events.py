@@ -65,13 +65,15 @@ def list_command(
 ) -> None:
     """List captured requests, newest first."""
     from mh_webhook_cli.core.times import parse_time
-    from mh_webhook_cli.receive.store import open_existing
+    from mh_webhook_cli.receive.store import default_store_path, open_existing
     from mh_webhook_cli.report.events import show_list
 
     cutoff = None if since is None else parse_time(since, now=time.time(), what="--since")
+    shown = None if show_all else limit
     opened = open_existing(store)
     if opened is None:
-        show_list([], output_format)
+        missing = store.expanduser() if store is not None else default_store_path()
+        show_list([], output_format, missing_store=missing)
         return
     with opened:
         show_list(
@@ -79,9 +81,11 @@ def list_command(
                 event_glob=event_glob,
                 since=cutoff,
                 invalid_only=invalid,
-                limit=None if show_all else limit,
+                # One more than shown: whether there are more is worth a line to people.
+                limit=None if shown is None else shown + 1,
             ),
             output_format,
+            limit=shown,
         )
 
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import itertools
 import json
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -35,7 +37,7 @@ from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
 from mh_webhook_cli.receive.store import PAGE_ROWS, StoredRow
-from mh_webhook_cli.report.console import Format, Line, Segment, columns, emit_json, show
+from mh_webhook_cli.report.console import Format, Line, Segment, columns, emit_json, info, show
 from mh_webhook_cli.report.escape import screen_lines
 
 if TYPE_CHECKING:
@@ -305,18 +307,39 @@ def export(rows: Iterable[StoredRow], target: IO[bytes], *, har: bool) -> int:
     return count
 
 
-def show_list(rows: Iterable[StoredRow], output_format: Format) -> None:
-    """``mhw events list``: one JSON array, or the table (nothing at all when empty)."""
+def show_list(
+    rows: Iterable[StoredRow],
+    output_format: Format,
+    *,
+    limit: int | None = None,
+    missing_store: Path | None = None,
+) -> None:
+    """``mhw events list``: one JSON array, or the table.
+
+    ``rows`` may hold one row past ``limit``: it is not shown, it only tells people that
+    there are more. For people, an empty listing says why on stderr (no store yet at
+    ``missing_store``, or no match), and a cut one says how to see the rest.
+    """
+    iterator = iter(rows)
+    page = itertools.islice(iterator, limit)
     if output_format is Format.JSON:
         # Streamed in pieces, and the same text as dumps() of the whole list.
         out = sys.stdout.buffer
         out.write(b"[")
-        _write(out, _joined(_json(summary_json(row)) for row in rows))
+        _write(out, _joined(_json(summary_json(row)) for row in page))
         out.write(b"]\n")
         out.flush()
         return
-    for lines in list_pages(row.request() for row in rows):
+    shown = 0
+    for lines in list_pages(row.request() for row in page):
+        shown += len(lines)
         show(lines)
+    if missing_store is not None:
+        info(f"nothing captured yet: no store at {missing_store} ('mhw listen' creates it)")
+    elif shown == 0:
+        info("no captured request matches")
+    elif next(iterator, None) is not None:
+        info(f"showing the newest {limit}: --limit N or --all for more")
 
 
 def show_detail(row: StoredRow, output_format: Format, *, raw: bool = False) -> None:
