@@ -80,9 +80,8 @@ def check(
     import shutil
 
     from mh_webhook_cli.cli.options import signing_secret
-    from mh_webhook_cli.report import check as view
-    from mh_webhook_cli.report.console import emit_json, show, warn
-    from mh_webhook_cli.send.battery import CheckOutcome, CheckResult, run_checks, select_checks
+    from mh_webhook_cli.report.check import check_reporter
+    from mh_webhook_cli.send.battery import run_checks, select_checks
 
     http_url(url, "URL")
     only_ids, skip_ids = _ids(only), _ids(skip)
@@ -92,14 +91,8 @@ def check(
         raise UsageError(str(failure)) from None
     extra = extra_headers(headers)
     found = signing_secret(secret, required=False)
-    width = shutil.get_terminal_size().columns
-    text = output_format is CheckFormat.TEXT
-
-    def print_result(result: CheckResult) -> None:
-        show(view.result_lines(result, width))
-
-    if text:
-        show([view.header_line(url), ""])
+    reporter = check_reporter(output_format.value, shutil.get_terminal_size().columns)
+    reporter.start(url)
     report = run_checks(
         url,
         found,
@@ -107,20 +100,9 @@ def check(
         skip=skip_ids,
         burst=concurrency,
         headers=extra,
-        on_result=print_result if text else None,
+        on_result=reporter.result,
     )
-    if output_format is CheckFormat.JSON:
-        emit_json(view.check_json(report))
-    elif output_format is CheckFormat.JUNIT:
-        typer.echo(view.check_junit(report))
-    else:
-        show(["", view.summary(report)])
-    skipped = sum(result.outcome is CheckOutcome.SKIPPED for result in report.results)
-    if not found and skipped:
-        warn(
-            f"no webhook secret: {skipped} check{'s' if skipped > 1 else ''} skipped; pass "
-            "--secret or set MAGIC_HOUR_WEBHOOK_SECRET to run them"
-        )
+    reporter.finish(report, secret_given=bool(found))
     if not report.passed:
         raise typer.Exit(ExitCode.FAILED)
 

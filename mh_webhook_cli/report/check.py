@@ -9,11 +9,12 @@ handler answering NUL bytes or a lone surrogate cannot make the file unreadable 
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
 from typing import Any
 from xml.etree import ElementTree
 
-from mh_webhook_cli.report.console import Line, Segment
+from mh_webhook_cli.report.console import Line, Segment, emit_json, show, warn
 from mh_webhook_cli.report.escape import shown
 from mh_webhook_cli.send.battery import CHECK_IDS, CheckOutcome, CheckReport, CheckResult, Exchange
 
@@ -190,3 +191,59 @@ def check_junit(report: CheckReport) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(
         suites, encoding="unicode"
     )
+
+
+class CheckTextReporter:
+    """``mhw check`` for people: each check's lines as it finishes, then the summary; a
+    warning on stderr when checks were skipped for want of a secret."""
+
+    def __init__(self, width: int) -> None:
+        self._width = width
+
+    def start(self, url: str) -> None:
+        show([header_line(url), ""])
+
+    def result(self, result: CheckResult) -> None:
+        show(result_lines(result, self._width))
+
+    def finish(self, report: CheckReport, *, secret_given: bool) -> None:
+        self.summary(report)
+        skipped = sum(result.outcome is CheckOutcome.SKIPPED for result in report.results)
+        if not secret_given and skipped:
+            warn(
+                f"no webhook secret: {skipped} check{'s' if skipped > 1 else ''} skipped; pass "
+                "--secret or set MAGIC_HOUR_WEBHOOK_SECRET to run them"
+            )
+
+    def summary(self, report: CheckReport) -> None:
+        show(["", summary(report)])
+
+
+class CheckJsonReporter(CheckTextReporter):
+    """``--format json``: the whole report as one object, once the battery is done."""
+
+    def start(self, url: str) -> None:
+        pass
+
+    def result(self, result: CheckResult) -> None:
+        pass
+
+    def summary(self, report: CheckReport) -> None:
+        emit_json(check_json(report))
+
+
+class CheckJunitReporter(CheckJsonReporter):
+    """``--format junit``: JUnit XML that CI systems show as test results."""
+
+    def summary(self, report: CheckReport) -> None:
+        sys.stdout.write(check_junit(report) + "\n")
+        sys.stdout.flush()
+
+
+def check_reporter(output_format: str, width: int) -> CheckTextReporter:
+    """The reporter for ``--format`` (text, json or junit)."""
+    if output_format == "json":
+        return CheckJsonReporter(width)
+    if output_format == "junit":
+        return CheckJunitReporter(width)
+    return CheckTextReporter(width)
