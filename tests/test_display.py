@@ -418,3 +418,14 @@ def test_a_megabyte_type_is_measured_and_drawn_in_bounded_time() -> None:
         line = drawn(request_line(received, width))
         assert line.endswith("#123456") and cells(line) <= (width or 1_200), cells(line)
     assert time.perf_counter() - started < 0.5
+
+
+def test_the_summary_starts_below_the_echoed_ctrl_c(terminal: Start, tmp_path: Path) -> None:
+    """A terminal echoes ``^C`` where the cursor is, at the start of a line: the summary
+    begins on the next one, never as ``^Creceived 4 request(s)``."""
+    shown, url = listen(terminal, tmp_path, "--secret", SECRET, size=(80, 24))
+    post_the_usual_four(url)
+    shown.wait_for(lambda lines: numbered(lines, 4), "the fourth request")
+    lines = shown.stop()
+    at = next(index for index, line in enumerate(lines) if line.startswith("received 4 request"))
+    assert lines[at - 1] == "" and numbered(lines[at - 2 : at - 1], 4), lines

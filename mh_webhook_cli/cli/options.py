@@ -321,6 +321,6 @@ def tunnel_plan(
     if plan is None and asked is None:
         info(
             "local only: for a public URL Magic Hour can reach, set an ngrok authtoken "
-            "('mhw config set ngrok_authtoken') and pass --tunnel"
+            "('mhw config set ngrok_authtoken'); the tunnel then opens by default"
         )
     return plan

@@ -145,6 +145,8 @@ class Stopped:
     """Requests by (event type, verification)."""
     refused: int
     """Requests refused at the HTTP level."""
+    interrupted: bool = False
+    """Stopped by Ctrl-C or SIGTERM (a terminal has echoed ``^C`` where the cursor was)."""
 
 
 Activity = Union[  # noqa: UP007 (a runtime alias)

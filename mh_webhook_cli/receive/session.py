@@ -94,6 +94,7 @@ class Session:
         """Requests refused at the HTTP level."""
         self._satisfied = asyncio.Event()
         self._stop = asyncio.Event()
+        self._interrupted = False
         self._tunnel: Tunnel | None = None
         self._server: Server | None = None
         self.listener: Listener
@@ -110,7 +111,9 @@ class Session:
         self.reporter.open(reader_gone)
         try:
             code = await self._serve(timeout, ready_file)
-            self.reporter.report(Stopped(self.listener.counts, self.refused))
+            self.reporter.report(
+                Stopped(self.listener.counts, self.refused, interrupted=self._interrupted)
+            )
         finally:
             reader_left = self.reporter.close()
         return ExitCode.BROKEN_PIPE if reader_left else code
@@ -142,7 +145,12 @@ class Session:
 
     def stop_on_signals(self) -> None:
         """Ctrl-C and SIGTERM end the session cleanly (see :meth:`stop`)."""
-        stop_on_signals(self._stop.set)
+
+        def interrupted() -> None:
+            self._interrupted = True
+            self._stop.set()
+
+        stop_on_signals(interrupted)
 
     async def stopped(self) -> None:
         """Until Ctrl-C or SIGTERM."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import time
 from bisect import bisect_right
 from collections import Counter
@@ -594,9 +595,11 @@ class ListenTextReporter:
         elif isinstance(activity, Stopped):
             self.flush()
             dropped = self._output.close_stdout() if self._output is not None else 0
-            show_stderr(
-                summary_lines(activity.counts, activity.refused, dropped, secret=self._secret)
-            )
+            summary = summary_lines(activity.counts, activity.refused, dropped, secret=self._secret)
+            if activity.interrupted and sys.stderr.isatty():
+                # The terminal echoed ^C where the cursor was: the summary starts below it.
+                summary.insert(0, "")
+            show_stderr(summary)
 
     def request(self, event: RequestReceived) -> None:
         self._turn.add(partial(self._request_lines, event))
@@ -671,8 +674,7 @@ class ListenJsonReporter(ListenTextReporter):
                     "webhook_url": activity.webhook_url,
                     "ui_url": activity.ui_url,
                 }
-            )
-            info(message)  # every status goes to stderr too
+            )  # people read the banner on stderr: it says the same
         else:
             self._emit({"kind": "status", "message": message, "state": activity.state})
 
