@@ -3,22 +3,26 @@ site, can get out of it (the threat model is in ``mh_webhook_cli/receive/inspect
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from test_inspector import (
     LibraryInspector,
+    Target,
     _get,
     body_of,
     fill,
     signed_request,
     store_path,
+    target,
     token_of,
 )
 
 from conftest import SECRET
 
-__all__ = ["store_path"]  # a fixture, used by name
+__all__ = ["store_path", "target"]  # fixtures, used by name
 
 
 def test_another_local_user_who_fetches_the_page_learns_no_token(store_path: Path) -> None:
@@ -60,5 +64,45 @@ def test_a_request_id_that_is_not_ascii_digits_or_past_sqlite_is_refused_not_a_5
         for path in ("/api/requests/" + "9" * 19, "/api/requests/%D9%A1", "/api/requests/1/"):
             assert _get(served.url, path, headers)[0] == 404, path
         assert _get(served.url, "/api/requests/" + "9" * 18, headers)[0] == 404
+    finally:
+        served.close()
+
+
+def test_copy_as_curl_pastes_no_control_character_and_sends_the_same_bytes(
+    store_path: Path, target: Target
+) -> None:
+    """A sender writes the curl command the developer pastes into a terminal: ESC ``[201~``
+    ends a bracketed paste, Ctrl-U wipes what was pasted and the newline runs the rest. The
+    command holds nothing but printable ASCII, newlines and tabs, and still sends the bytes
+    received."""
+    planted = "\x1b[201~\x15touch /tmp/mhw-pwned\n"
+    body = '{"type": "video.completed", "note": "' + planted + '"}'  # raw, as a sender may
+    request = signed_request(
+        body.encode(),
+        headers=[
+            ("Host", "127.0.0.1:8787"),
+            ("Content-Type", "application/json"),
+            ("X-Odd", "caf\xe9 \x9b2J \u00ae 'quoted' $HOME `id` %s \\n"),
+        ],
+    )
+    plain = signed_request(b'{"type": "video.completed", "note": "it\'s\\n\tfine"}')
+    ids = fill(store_path, request, plain)
+    served = LibraryInspector(store_path, [SECRET])
+    try:
+        headers = {"Host": urlsplit(served.url).netloc, "X-Mhw-Token": served.inspector.token}
+        for request_id, sent in zip(ids, (request, plain), strict=True):
+            status, answer = _get(served.url, f"/api/requests/{request_id}", headers)
+            assert status == 200
+            curl = json.loads(answer)["curl"]
+            command = f"{curl['before_url']} {target.url} {curl['after_url']}"  # as the page does
+            unsafe = [c for c in command if not (" " <= c <= "~" or c in "\n\t")]
+            assert unsafe == [], command
+            subprocess.run(["/bin/sh", "-c", command], check=True, capture_output=True, timeout=30)
+            received_headers, received_body = target.received[-1]
+            assert received_body == sent.body
+            for name, value in sent.headers:
+                if name.lower().startswith(("x-", "magic-hour")):
+                    assert received_headers[name.lower()] == value
+        assert "--data-raw" in command  # the plain one went inline
     finally:
         served.close()
