@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,12 +132,11 @@ def curl_command(request: Received) -> dict[str, str]:
 
 
 def _pastes_safely(text: str) -> bool:
-    """No character a terminal acts on: C0 and C1 controls but newline and tab, DEL, and
-    format characters (bidi overrides, zero widths) that make the text look like other text."""
-    return not any(
-        (unicodedata.category(character) in ("Cc", "Cf")) and character not in "\n\t"
-        for character in text
-    )
+    """Nothing a terminal acts on or that makes text look like other text: no control
+    character but newline and tab, no format character (bidi overrides, zero widths), no
+    unusual space. ``str.isprintable`` runs in C: a 1 MiB body costs about a millisecond on
+    the loop the listener may share, where a per-character test costs 60."""
+    return text.replace("\n", " ").replace("\t", " ").isprintable()
 
 
 def _shell_word(header: str) -> str:
