@@ -75,7 +75,9 @@ def signed_request(
     received_at: float | None = None,
     headers: list[tuple[str, str]] | None = None,
 ) -> Received:
-    timestamp = int(time.time())
+    # Signed when it arrived: a replay re-signed now must carry a later timestamp, even
+    # within the same second as the test began.
+    timestamp = int(time.time() if received_at is None else received_at)
     return Received.of(
         received_at=time.time() if received_at is None else received_at,
         method="POST",
