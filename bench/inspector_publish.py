@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from mh_webhook_cli.cli.ui import inspector
 
@@ -66,7 +67,8 @@ def record(request_id: int) -> dict[str, Any]:
 
 def feed(url: str, token: str, counts: list[int], index: int) -> None:
     """A page's feed, read on a thread of its own: the loop measured does only the server's part."""
-    port = int(url.rsplit(":", 1)[1].strip("/"))
+    port = urlsplit(url).port  # the URL ends in "#token=...": the token is given apart
+    assert port is not None
     with socket.create_connection(("127.0.0.1", port)) as page:
         page.sendall(
             f"GET /api/stream?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -74,7 +75,9 @@ def signed_request(
     received_at: float | None = None,
     headers: list[tuple[str, str]] | None = None,
 ) -> Received:
-    timestamp = int(time.time())
+    # Signed when it arrived: a replay re-signed now must carry a later timestamp, even
+    # within the same second as the test began.
+    timestamp = int(time.time() if received_at is None else received_at)
     return Received.of(
         received_at=time.time() if received_at is None else received_at,
         method="POST",
@@ -410,11 +413,16 @@ def test_sender_controlled_text_is_shown_as_text_never_run(
         ui.close()
 
 
+def token_of(url: str) -> str:
+    """The token in the URL mhw printed: after "#", never in the page."""
+    return parse_qs(urlsplit(url).fragment)["token"][0]
+
+
 def _get(
     url: str, path: str, headers: dict[str, str], method: str = "GET", body: bytes = b""
 ) -> tuple[int, bytes]:
     """One request with exactly these headers (no Host unless given), as any page can send."""
-    port = int(url.rsplit(":", 1)[1].strip("/"))
+    port = urlsplit(url).port
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.putrequest(method, path, skip_host=True)
@@ -435,14 +443,15 @@ def test_a_foreign_host_a_missing_token_and_cross_site_requests_are_refused(
     [request_id] = fill(store_path, request)
     ui = EventsUi(ui_env)
     try:
-        host = ui.url.removeprefix("http://").strip("/")
+        host = urlsplit(ui.url).netloc
         # DNS rebinding: a name of the attacker's that resolves to 127.0.0.1.
         for path in ("/", "/app.js", "/api/requests"):
             status, _ = _get(ui.url, path, {"Host": "rebound.example.com"})
             assert status == 403, path
         status, page_html = _get(ui.url, "/", {"Host": host})
         assert status == 200
-        token = page_html.decode().split('name="mhw-token" content="')[1].split('"')[0]
+        token = token_of(ui.url)
+        assert token.encode() not in page_html  # any local user can fetch the page
         replay = f"/api/requests/{request_id}/replay"
         to = json.dumps({"to": target.url}).encode()
         plain = {"Host": host, "Content-Type": "application/json"}
@@ -478,7 +487,7 @@ def test_the_inspector_listens_on_loopback_only_and_a_taken_port_is_one_line(
     ui = EventsUi(ui_env)
     try:
         assert ui.url.startswith("http://127.0.0.1:")
-        taken = ui.url.rsplit(":", 1)[1].strip("/")
+        taken = str(urlsplit(ui.url).port)
         second = subprocess.run(
             [sys.executable, "-m", "mh_webhook_cli", "events", "ui", "--ui-port", taken],
             env=ui_env,
@@ -495,7 +504,8 @@ def test_the_inspector_listens_on_loopback_only_and_a_taken_port_is_one_line(
 
 
 def _open_feed(url: str, token: str, receive_buffer: int | None = None) -> socket.socket:
-    port = int(url.rsplit(":", 1)[1].strip("/"))
+    port = urlsplit(url).port
+    assert port is not None
     feed = socket.socket()
     if receive_buffer is not None:
         feed.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -719,7 +729,7 @@ def test_the_list_filters_by_type_verdict_and_text_a_page_at_a_time(store_path: 
     ids = fill(store_path, *requests)
     served = LibraryInspector(store_path, [SECRET])
     try:
-        host = served.url.removeprefix("http://").strip("/")
+        host = urlsplit(served.url).netloc
         headers = {"Host": host, "X-Mhw-Token": served.inspector.token}
 
         def listing(query: str) -> tuple[list[int], int | None]:
@@ -764,11 +774,12 @@ def test_listen_ui_streams_each_request_and_says_where_it_is(
         where = json.loads(ready.read_text())
         ui_url, url = where["ui_url"], where["url"]
         assert ui_url.startswith("http://127.0.0.1:") and ui_url != url
-        host = ui_url.removeprefix("http://").strip("/")
+        host = urlsplit(ui_url).netloc
         assert _get(ui_url, "/", {"Host": "rebound.example.com"})[0] == 403
         status, page_html = _get(ui_url, "/", {"Host": host})
         assert status == 200
-        token = page_html.decode().split('name="mhw-token" content="')[1].split('"')[0]
+        token = token_of(ui_url)
+        assert token.encode() not in page_html
         feed = _open_feed(ui_url, token)
         feed.settimeout(10)
         request = signed_request(body_of("video.completed", "cm-live"))

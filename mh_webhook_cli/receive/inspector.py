@@ -6,9 +6,11 @@ tunnel exposes. A page on any other site can still make the browser send request
 
 - a ``Host`` other than ``127.0.0.1:PORT`` or ``localhost:PORT`` gets 403: a rebound DNS name
   (``evil.example`` resolving to 127.0.0.1) reaches the socket but never the data;
-- every ``/api/`` request carries the per-run token the page was served with (a header, or
-  ``?token=`` for the event stream, which cannot send headers), and one marked cross-site
-  (``Sec-Fetch-Site``) or from another ``Origin`` is refused, token or not;
+- every ``/api/`` request carries the per-run token (a header, or ``?token=`` for the event
+  stream, which cannot send headers). The token is only in the URL mhw prints, after ``#``
+  (a fragment never reaches a server, a log or a Referer), never in the page: any local
+  user can connect to 127.0.0.1 and fetch the page, and must learn nothing from it. A request
+  marked cross-site (``Sec-Fetch-Site``) or from another ``Origin`` is refused, token or not;
 - the page is served with a content security policy that allows only its own script, and
   shows every sender-controlled string as text, never as markup.
 
@@ -81,8 +83,10 @@ _PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-_TOKEN_MARK = "{{token}}"  # noqa: S105 (where index.html takes the token)
-_REQUEST_PATH = re.compile(r"/api/requests/(\d{1,18})(/raw|/replay)?")
+_REQUEST_ID = "[0-9]{1,18}"
+"""A request id in a path or ``?before=``: ASCII digits only (``str.isdigit`` takes a
+superscript two, which ``int`` refuses: a 500), and below SQLite's 2**63 (an overflow: a 500)."""
+_REQUEST_PATH = re.compile(rf"/api/requests/({_REQUEST_ID})(/raw|/replay)?")
 
 
 class Views(Protocol):
@@ -157,7 +161,6 @@ class Inspector:
         self._loop_thread = 0
         self._hosts: frozenset[str] = frozenset()
         self._origins: frozenset[str] = frozenset()
-        self._page: bytes = b""
         self._feeds: set[_Feed] = set()
         self._pending: deque[dict[str, Any]] = deque()
         self._flush_scheduled = False
@@ -166,10 +169,9 @@ class Inspector:
         self.url = ""
 
     async def start(self) -> str:
-        """Serve on 127.0.0.1 at the port given; the page's URL."""
+        """Serve on 127.0.0.1 at the port given; the page's URL, with the token in its fragment."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._page = _static("index.html").replace(_TOKEN_MARK.encode(), self.token.encode())
         try:
             self._server = await serve(self._handle, HOST, self._port, limits=_LIMITS)
         except OSError as failure:
@@ -182,7 +184,7 @@ class Inspector:
         self._hosts = frozenset({f"{HOST}:{chosen}", f"localhost:{chosen}"})
         self._origins = frozenset(f"http://{host}" for host in self._hosts)
         self._heartbeat = self._loop.call_later(HEARTBEAT_SECONDS, self._beat)
-        self.url = f"http://{HOST}:{chosen}/"
+        self.url = f"http://{HOST}:{chosen}/#token={self.token}"
         return self.url
 
     @property
@@ -300,21 +302,22 @@ class Inspector:
             return _plain(403, "cross-origin request refused")
         token = request.header(TOKEN_HEADER) or parse_qs(query).get("token", [""])[0]
         if not hmac.compare_digest(token.encode(), self.token.encode()):
-            return _plain(403, "missing or wrong inspector token: reload the page")
+            return _plain(
+                403, "missing or wrong inspector token: open the URL mhw printed, #token included"
+            )
         return None
 
     def _static(self, path: str) -> Response:
         name, kind = _STATIC[path]
-        body = self._page if name == "index.html" else _static(name)
         headers = (("content-type", kind), ("content-security-policy", _PAGE_POLICY))
-        return Response(200, body, (*headers, *_SECURITY_HEADERS))
+        return Response(200, _static(name), (*headers, *_SECURITY_HEADERS))
 
     async def _list(self, query: dict[str, list[str]]) -> Response:
         def first(name: str) -> str | None:
             return (query.get(name) or [""])[0] or None
 
         before = first("before")
-        if before is not None and not before.isdigit():
+        if before is not None and not re.fullmatch(_REQUEST_ID, before):
             return _plain(400, "before must be a request id")
         filters = Filters(first("type"), first("verdict"), first("q"))
         cursor = None if before is None else int(before)

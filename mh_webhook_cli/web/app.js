@@ -5,7 +5,10 @@
 "use strict";
 
 (() => {
-  const TOKEN = document.querySelector('meta[name="mhw-token"]').content;
+  // The token is in the URL mhw printed, after "#": a fragment is never sent to a server nor
+  // in a Referer, and the page itself holds no secret, so another local user who fetches it
+  // learns nothing.
+  const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token") || "";
   const ROW_HEIGHT = 28;
   const TREE_OPEN_DEPTH = 3;
   const TREE_MAX_CHILDREN = 500;
