@@ -234,3 +234,20 @@ def test_a_header_with_any_byte_is_forwarded_as_it_came(listen: Any) -> None:
     assert b"\r\nX-Name: caf\xe9\r\n" in forwarded
     (line,) = wait_for(listener.json_lines, what="the delivery line")
     assert line["forwards"][0]["status"] == 200
+
+
+def test_a_replay_or_forward_carries_no_header_about_the_first_connection() -> None:
+    """Upgrade, TE, Trailer and the rest were about the sender's connection to mhw: sent on,
+    an ``Upgrade: h2c`` could have a target switch protocols mid-replay."""
+    from mh_webhook_cli.send.replay import replay_headers
+
+    captured = [
+        ("TE", "trailers"),
+        ("Upgrade", "h2c"),
+        ("Connection", "Upgrade, HTTP2-Settings"),
+        ("Trailer", "x-checksum"),
+        ("Proxy-Connection", "keep-alive"),
+        ("Keep-Alive", "timeout=5"),
+        ("X-Kept", "1"),
+    ]
+    assert replay_headers(captured, b"{}", None, 0) == [("X-Kept", "1")]

@@ -183,11 +183,8 @@ def replay_command(
     output_format: FormatOption = Format.TEXT,
 ) -> None:
     """Send a captured request again: the exact bytes and headers, or re-signed with --resign."""
-    from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS
-    from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
     from mh_webhook_cli.receive.store import stored_request
     from mh_webhook_cli.report.events import show_replay
-    from mh_webhook_cli.send.client import FORWARDED_HEADER
     from mh_webhook_cli.send.delivery import (
         Delivery,
         Signer,
@@ -195,19 +192,17 @@ def replay_command(
         send_once,
         tls_context,
     )
+    from mh_webhook_cli.send.replay import replay_headers
 
     http_url(to, "--to")
     extra = extra_headers(header)
     found = stored_request(request_id, store)
-    # The hop header too: a replay is a new delivery, which the target may forward.
-    dropped = HOP_BY_HOP_HEADERS | {FORWARDED_HEADER}
-    if resign:
-        dropped |= {SIGNATURE_HEADER, TIMESTAMP_HEADER}
-    original = [(name, value) for name, value in found.headers if name.lower() not in dropped]
-    signer = Signer(signing_secret(secret) if resign else None)
-    delivery = Delivery(to, found.body, found.event_type, [*original, *extra])
+    resign_with = signing_secret(secret) if resign else None
+    headers = replay_headers(found.headers, found.body, resign_with, time.time())
+    delivery = Delivery(to, found.body, found.event_type, [*headers, *extra])
     with make_client(tls_context(insecure=False, cacert=None)) as client:
-        result = send_once(client, delivery, signer, timeout)
+        # Signed already, or sent with the signature captured: nothing more to sign.
+        result = send_once(client, delivery, Signer(None), timeout)
     show_replay(result, output_format)
     if not result.ok():
         raise typer.Exit(ExitCode.FAILED)

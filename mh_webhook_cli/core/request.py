@@ -15,7 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 HOP_BY_HOP_HEADERS = frozenset(
-    {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
+    {
+        "host",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "keep-alive",
+        "expect",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+    }
 )
 """Headers about one connection, not the message: never copied when re-sending a request."""
 
