@@ -126,7 +126,7 @@ def trigger(
         api,
         plan,
         listener=where,
-        ask=not yes,
+        confirm=None if yes else _ask_to_start,
         download_to=download,
         reporter=trigger_reporter(output_format),
         # Our own listener's banner and warnings, on stderr; the requests are the timeline's.
@@ -159,3 +159,8 @@ def _running_listener(flag: Path | None) -> AttachedListener:
         raise UsageError(f"--attach: several listeners are running; pick a --store of {stores}")
     ((store, entry),) = announced.items()
     return AttachedListener(store, entry.webhook_url)
+
+
+def _ask_to_start() -> bool:
+    """The question before credits are spent (the session says the cost first)."""
+    return typer.confirm("Start it?", default=False, err=True)

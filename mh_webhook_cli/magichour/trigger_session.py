@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Union
@@ -107,7 +107,8 @@ class _Run:
     api: MagicHourApi
     plan: TriggerPlan
     account: dict[str, object]
-    ask: bool
+    confirm: Callable[[], bool] | None
+    """Asks before anything is spent (None: ``--yes``); it blocks, so it runs off the loop."""
     reporter: TriggerReporter
     download_to: Path | None
     inbox: Inbox = field(default_factory=Inbox)
@@ -117,7 +118,7 @@ class _Run:
     ) -> TriggerResult | None:
         """Say the cost, ask, then check the job's webhooks at ``endpoint``; None on Ctrl-C."""
         self.plan = replace(self.plan, endpoint=endpoint)
-        await _confirm(self.plan, self.account, self.ask, self.reporter)
+        await _confirm(self.plan, self.account, self.confirm, self.reporter)
         check = run_trigger(
             self.plan,
             self.api,
@@ -133,7 +134,7 @@ async def run_session(
     plan: TriggerPlan,
     *,
     listener: OwnListener | AttachedListener,
-    ask: bool,
+    confirm: Callable[[], bool] | None,
     download_to: Path | None,
     reporter: TriggerReporter,
     listener_reporter: Reporter,
@@ -149,7 +150,7 @@ async def run_session(
         except ApiError as failure:
             reporter.report(NotStarted(str(failure)))
             return ExitCode.API_ERROR
-        run = _Run(api, plan, account, ask, reporter, download_to)
+        run = _Run(api, plan, account, confirm, reporter, download_to)
         if isinstance(listener, OwnListener):
             result = await _with_own_listener(run, listener, listener_reporter)
         else:
@@ -203,21 +204,20 @@ async def _attached(run: _Run, listener: AttachedListener) -> TriggerResult | No
 
 
 async def _confirm(
-    plan: TriggerPlan, account: dict[str, object], ask: bool, reporter: TriggerReporter
+    plan: TriggerPlan,
+    account: dict[str, object],
+    confirm: Callable[[], bool] | None,
+    reporter: TriggerReporter,
 ) -> None:
     """Say what the job costs; unless told ``--yes``, ask before spending it."""
     credits = account.get("credits")
     balance = credits if isinstance(credits, int) else None
     reporter.report(CostEstimate(plan.kind, estimate_credits(plan.kind, plan.text), balance))
-    if not ask:
+    if confirm is None:
         return
-    import typer
-
     loop = asyncio.get_running_loop()
     # Asked off the loop, so that the listener keeps answering meanwhile.
-    if not await loop.run_in_executor(
-        None, lambda: typer.confirm("Start it?", default=False, err=True)
-    ):
+    if not await loop.run_in_executor(None, confirm):
         raise MhwError("not started: no credits were spent")
 
 
