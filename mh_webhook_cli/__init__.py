@@ -29,7 +29,8 @@ Four layers; a module imports only from its own layer or a lower one, never in a
    showing times), ``http_text`` (raw HTTP text), ``request`` (one received request),
    ``hosts``, ``limits``, ``json_text``. ``errors`` imports nothing; ``core`` only ``errors``.
 2. Edges, each doing one kind of I/O, lowest first: ``files`` (bounded reads of what a user
-   points at) < ``config_file`` (settings on disk) < ``tunnel`` (ngrok); ``send/`` (the
+   points at) < ``config_file`` (settings on disk) < ``tunnel`` (ngrok); ``event_loop``
+   (one loop per command, Ctrl-C and SIGTERM); ``send/`` (the
    bounded HTTP client, signed deliveries) < ``receive/`` (HTTP server, listener, capture
    store, the ``mhw listen`` session; it may open a tunnel) < ``magichour/`` (API client,
    emulator, ``mhw trigger``, doctor's checks). An edge never imports ``report/`` or
@@ -39,7 +40,9 @@ Four layers; a module imports only from its own layer or a lower one, never in a
    ``escape`` makes every sender-controlled string safe for a terminal, ``writer`` keeps a
    slow stdout from stalling anyone.
 4. ``cli/``: thin typer commands that parse options, call the library, hand it a reporter
-   and map errors to exit codes in one place (``cli.main``).
+   and map errors to exit codes in one place (``cli.main``). ``pytest_plugin`` is the other
+   entry point, pytest's (the ``magic_hour_webhook`` fixtures); ``web/`` is the inspector's
+   page, read as package data.
 
 Where a webhook goes from the socket to the screen, in ``mhw listen``:
 ``receive/http.py`` frames the bytes with llhttp into one ``core.request.Request``;

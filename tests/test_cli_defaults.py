@@ -33,7 +33,7 @@ def test_a_deadline_says_it_covers_the_whole_exchange(
     mhw: Mhw, command: list[str], option: str
 ) -> None:
     """Each is one deadline for connecting, sending and reading the complete answer (see
-    http_client); main's help said "to wait for an answer", which a trickled answer outlasts."""
+    send/client.py); main's help said "to wait for an answer", which a trickled answer outlasts."""
     text = option_help(mhw, command, option)
     assert WHOLE_EXCHANGE in text, text
     assert f"[default: {MAGIC_HOUR_TIMEOUT_SECONDS}]" in text, text

@@ -108,7 +108,7 @@ class _LlhttpRecorder:
 
 
 def llhttp_verdict(data: bytes) -> Verdict:
-    """What llhttp accepts, and the refusals mhw adds to it (see http_server's docstring):
+    """What llhttp accepts, and the refusals mhw adds to it (see receive/http.py's docstring):
     505 for versions but 1.0 and 1.1, 400 for upgrades and for a transfer coding in an
     HTTP/1.0 request, 501 for a transfer coding other than chunked. A request cut short by
     the client's EOF gets 400."""
@@ -179,7 +179,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    """``http_server.serve`` on a loop of its own (uvloop, as mhw runs it), answering 200."""
+    """``receive.http.serve`` on a loop of its own (uvloop, as mhw runs it), answering 200."""
     loop: asyncio.AbstractEventLoop
     try:
         import uvloop

@@ -173,6 +173,31 @@ def test_every_import_follows_the_layer_rule() -> None:
     assert not broken, "imports against the layer rule:\n" + "\n".join(broken)
 
 
+PRESENTATION_LIBRARIES = {"typer", "click", "rich"}
+"""What only report/ and cli/ may use: an edge that prompts or prints has taken the
+command's job (the reporter or a callback the command hands in does it)."""
+
+
+def test_core_and_the_edges_never_use_a_terminal_library() -> None:
+    found = []
+    for module, path in MODULES.items():
+        if layer_of(module) not in {"errors", "core", *EDGES_BELOW}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            found += [
+                f"{module} imports {name} (line {node.lineno})"
+                for name in names
+                if name.split(".")[0] in PRESENTATION_LIBRARIES
+            ]
+    assert not found, "terminal libraries below report/:\n" + "\n".join(found)
+
+
 def test_no_import_cycles() -> None:
     graph: dict[str, set[str]] = {module: set() for module in MODULES}
     for each in IMPORTS:

@@ -15,8 +15,8 @@ from mh_webhook_cli.report.console import info
 if TYPE_CHECKING:
     from mh_webhook_cli.receive.inspector import Inspector
 
-DEFAULT_UI_PORT = 8788
-"""Next to ``mhw listen``'s 8787."""
+DEFAULT_UI_PORT = 8789
+"""Next to ``mhw listen``'s 8787 and ``mhw emulate``'s 8788: the three run side by side."""
 
 UiOption = Annotated[
     bool,

@@ -77,7 +77,7 @@ from mh_webhook_cli.core.catalog import ProjectStatus
 from mh_webhook_cli.core.fixtures import ERROR_CODES, VideoClip, cuid, project_payload
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
 from mh_webhook_cli.core.request import Request, matches
-from mh_webhook_cli.errors import MhwError
+from mh_webhook_cli.errors import InvalidValue, MhwError
 from mh_webhook_cli.event_loop import stop_on_signals
 from mh_webhook_cli.magichour import api_reference as ref
 from mh_webhook_cli.receive.http import Response, Server, serve
@@ -141,7 +141,7 @@ _JSON_HEADERS = (("content-type", "application/json"),)
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """How the emulated Magic Hour behaves; invalid values raise ValueError (one line)."""
+    """How the emulated Magic Hour behaves; a bad value raises InvalidValue (one line)."""
 
     api_key: str | None = None
     """The only key accepted; None accepts any non-empty bearer key."""
@@ -171,27 +171,27 @@ class EmulatorConfig:
 
     def __post_init__(self) -> None:
         if self.webhook_urls and not self.secret:
-            raise ValueError("webhook deliveries need a secret to sign them with")
+            raise InvalidValue("webhook deliveries need a secret to sign them with")
         if not 0 <= self.fail_rate <= 1:
-            raise ValueError(f"the fail rate must be between 0 and 1, not {self.fail_rate:g}")
+            raise InvalidValue(f"the fail rate must be between 0 and 1, not {self.fail_rate:g}")
         if self.speed <= 0:
-            raise ValueError(f"the speed must be above 0, not {self.speed:g}")
+            raise InvalidValue(f"the speed must be above 0, not {self.speed:g}")
         if self.credits < 0:
-            raise ValueError(f"credits cannot be negative ({self.credits})")
+            raise InvalidValue(f"credits cannot be negative ({self.credits})")
         if self.tier not in ref.TIERS:
-            raise ValueError(f"unknown tier {self.tier!r}; choose one of {', '.join(ref.TIERS)}")
+            raise InvalidValue(f"unknown tier {self.tier!r}; choose one of {', '.join(ref.TIERS)}")
         if min(self.queue_seconds, self.render_seconds) < 0:
-            raise ValueError("job durations cannot be negative")
+            raise InvalidValue("job durations cannot be negative")
         if self.delivery_timeout <= 0 or self.max_retry_seconds < 0:
-            raise ValueError("the delivery timeout must be above 0 and the retry time positive")
+            raise InvalidValue("the delivery timeout must be above 0 and the retry time positive")
         if not 1 <= self.delivery_concurrency <= MAX_DELIVERY_CONCURRENCY:
-            raise ValueError(
+            raise InvalidValue(
                 f"the delivery concurrency must be from 1 to {MAX_DELIVERY_CONCURRENCY}, "
                 f"not {self.delivery_concurrency}"
             )
         known = [code for kind in EMULATED_KINDS for code in ERROR_CODES[kind]]
         if self.error_code is not None and self.error_code not in known:
-            raise ValueError(
+            raise InvalidValue(
                 f"unknown error code {self.error_code!r}; choose one of "
                 + ", ".join(dict.fromkeys(known))
             )

@@ -2,8 +2,10 @@
 
 The listener and its session decide nothing about how things look. They hand each of these
 to a :class:`Reporter` the command chose (text for people or JSON lines for machines, in
-:mod:`mh_webhook_cli.report.listen`; later a web page), as stripe-cli's ``listen`` sends
-typed elements to one visitor. A reporter is called on the event loop: it must not block.
+:mod:`mh_webhook_cli.report.listen`; with ``--ui``,
+:class:`~mh_webhook_cli.report.inspector.InspectorFeed` also streams requests to the web
+inspector), as stripe-cli's ``listen`` sends typed elements to one visitor. A reporter is
+called on the event loop: it must not block.
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ directory created 0700. This module is the only one that imports sqlite3.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import hashlib
 import heapq
@@ -223,7 +222,7 @@ class Store:
         self.close()
 
     @_reported
-    def add_many(self, requests: Sequence[Received]) -> builtins.list[Receipt]:
+    def add_many(self, requests: Sequence[Received]) -> list[Receipt]:
         """Store ``requests`` in one transaction (a group commit); their receipts, in order."""
         try:
             rows = [_row(request) for request in requests]
@@ -352,8 +351,8 @@ class Store:
     ) -> Iterator[StoredRow]:
         """:meth:`rows` of one event type, or of those matching ``pattern``, a page at a time,
         from just past ``start`` (a ``(received_at, id)``)."""
-        conditions: builtins.list[str] = []
-        parameters: builtins.list[Any] = []
+        conditions: list[str] = []
+        parameters: list[Any] = []
         if event_type is not None:
             conditions.append("event_type = ?")
             parameters.append(event_type)
@@ -397,12 +396,12 @@ class Store:
                 return (float(found[0]), float(found[1]))
         return (float("-inf"), 0.0) if oldest_first else (float("inf"), 0.0)
 
-    def after(self, request_id: int, *, since: float | None = None) -> builtins.list[Received]:
+    def after(self, request_id: int, *, since: float | None = None) -> list[Received]:
         """Requests stored after ``request_id`` (received from ``since`` on), in the order
         stored: what a follower of a running listener has not seen yet (``mhw trigger
         --attach`` polls this, reading only what is new each time)."""
         sql = f"SELECT {_ROW} FROM requests WHERE id > ?"  # noqa: S608
-        parameters: builtins.list[Any] = [request_id]
+        parameters: list[Any] = [request_id]
         if since is not None:
             sql += " AND received_at >= ?"
             parameters.append(since)
@@ -410,11 +409,11 @@ class Store:
         return [self._read(row) for row in rows]
 
     @_reported
-    def _event_types(self, pattern: str) -> builtins.list[str] | None:
+    def _event_types(self, pattern: str) -> list[str] | None:
         """The stored event types that GLOB ``pattern`` matches, read from the type index
         one seek per type; None when the store holds more than :data:`MERGE_TYPES_SEEN`
         types (junk from strangers), or the pattern matches more than :data:`MERGE_TYPES`."""
-        matching: builtins.list[str] = []
+        matching: list[str] = []
         (event_type,) = self._connection.execute(_FIRST_TYPE).fetchone()
         for _ in range(MERGE_TYPES_SEEN):
             if event_type is None:
@@ -427,12 +426,12 @@ class Store:
         return None
 
     @_reported
-    def _page(self, sql: str, parameters: Sequence[Any]) -> tuple[builtins.list[StoredRow], bool]:
+    def _page(self, sql: str, parameters: Sequence[Any]) -> tuple[list[StoredRow], bool]:
         """The rows of one page, and False when it stopped early at :data:`PAGE_BYTES`.
 
         One statement, so one snapshot: each row's forwards are those of its moment.
         """
-        rows: builtins.list[StoredRow] = []
+        rows: list[StoredRow] = []
         held = 0
         cursor = self._connection.execute(sql, parameters)
         try:
@@ -481,7 +480,7 @@ class LockHolds:
     """How long a connection held the write lock each time, from its statements' trace."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
-        self.seconds: builtins.list[float] = []
+        self.seconds: list[float] = []
         """One entry per committed write transaction, in order."""
         self._taken = 0.0
         connection.set_trace_callback(self._statement)
@@ -517,8 +516,8 @@ class GroupCommitter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._requests: builtins.list[tuple[Received, asyncio.Future[Receipt]]] = []
-        self._forwards: builtins.list[_Forwards] = []
+        self._requests: list[tuple[Received, asyncio.Future[Receipt]]] = []
+        self._forwards: list[_Forwards] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = False
         """A group is with the writer, or about to be: what is submitted meanwhile waits."""
@@ -612,7 +611,7 @@ class GroupCommitter:
                 self._loop.call_soon_threadsafe(self._written, group)
             self._checkpointer.nudge()
 
-    def _store_requests(self, requests: builtins.list[Received]) -> builtins.list[_Outcome]:
+    def _store_requests(self, requests: list[Received]) -> list[_Outcome]:
         """One outcome per request: its receipt, or why it could not be stored."""
         if not requests:
             return []
@@ -630,7 +629,7 @@ class GroupCommitter:
         except Exception as failure:  # it fails this request alone
             return failure
 
-    def _store_forwards(self, forwards: builtins.list[_Forwards]) -> Exception | None:
+    def _store_forwards(self, forwards: list[_Forwards]) -> Exception | None:
         try:
             self.store.add_forwards(
                 [(request_id, result) for request_id, results, _ in forwards for result in results]
@@ -733,9 +732,9 @@ _Forwards = tuple[int, Sequence[ForwardResult], "asyncio.Future[None]"]
 class _Group:
     """What one transaction of the writer stores, and what came of it."""
 
-    requests: builtins.list[tuple[Received, asyncio.Future[Receipt]]]
-    forwards: builtins.list[_Forwards]
-    receipts: builtins.list[_Outcome] = field(default_factory=list)
+    requests: list[tuple[Received, asyncio.Future[Receipt]]]
+    forwards: list[_Forwards]
+    receipts: list[_Outcome] = field(default_factory=list)
     forwards_failure: Exception | None = None
 
 

@@ -180,7 +180,7 @@ def _send(name: StreamName, text: str) -> None:
     if sink is None:
         stream.write(text)
         stream.flush()
-    else:  # every line ends in the one newline it has (see terminal_text)
+    else:  # every line ends in the one newline it has (see report.escape)
         sink.write(text.encode(stream.encoding or "utf-8", "replace"), text.count("\n"))
 
 

@@ -38,7 +38,7 @@ from mh_webhook_cli.core.signing import (
     TIMESTAMP_HEADER,
     sign,
 )
-from mh_webhook_cli.errors import DeadlineExceeded
+from mh_webhook_cli.errors import DeadlineExceeded, InvalidValue
 from mh_webhook_cli.send.client import USER_AGENT, describe_failure, request
 from mh_webhook_cli.send.delivery import serialize
 
@@ -165,18 +165,18 @@ class CheckReport:
 def select_checks(
     only: Iterable[str] | None = None, skip: Iterable[str] | None = None
 ) -> tuple[HandlerCheck, ...]:
-    """The checks to run, in the battery's order; ValueError (one line) for an unknown id."""
+    """The checks to run, in the battery's order; InvalidValue (one line) for an unknown id."""
     only_ids, skip_ids = set(only or ()), set(skip or ())
     unknown = sorted((only_ids | skip_ids) - set(CHECK_IDS))
     if unknown:
-        raise ValueError(f"unknown check {unknown[0]!r}; the checks are {', '.join(CHECK_IDS)}")
+        raise InvalidValue(f"unknown check {unknown[0]!r}; the checks are {', '.join(CHECK_IDS)}")
     chosen = tuple(
         check
         for check in CHECKS
         if (not only_ids or check.id in only_ids) and check.id not in skip_ids
     )
     if not chosen:
-        raise ValueError("no check left to run")
+        raise InvalidValue("no check left to run")
     return chosen
 
 
@@ -238,9 +238,9 @@ async def check_handler(
 
     checks = select_checks(only, skip)
     if not 1 <= burst <= BURST_MAX:
-        raise ValueError(f"the burst must be 1 to {BURST_MAX} deliveries")
+        raise InvalidValue(f"the burst must be 1 to {BURST_MAX} deliveries")
     if time_limit <= 0:
-        raise ValueError("the time limit must be positive")
+        raise InvalidValue("the time limit must be positive")
     started = time.perf_counter()
     results: list[CheckResult] = []
     # A new connection for each delivery, as Magic Hour's arrive: a handler that closes a
@@ -264,7 +264,7 @@ def build_event(event_type: str, *, now: datetime) -> dict[str, Any]:
         return build_fixture(event_type, now=now)
     resource = event_type.partition(".")[0]
     if f"{resource}.started" not in EVENT_TYPES:
-        raise ValueError(
+        raise InvalidValue(
             f"no realistic payload for {event_type!r}: not a video, image or audio event"
         )
     return {**build_fixture(f"{resource}.started", now=now), "type": event_type}

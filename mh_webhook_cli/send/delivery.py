@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from mh_webhook_cli.errors import DeadlineExceeded
+from mh_webhook_cli.errors import DeadlineExceeded, InvalidValue
 from mh_webhook_cli.send.client import (
     USER_AGENT,
     BlockingClient,
@@ -59,13 +59,13 @@ def accepted(status: int, expect_status: int | str | None = None) -> bool:
 
 
 def parse_header(text: str) -> tuple[str, str]:
-    """``'Name: value'`` as a pair; ValueError (one line) when it is not a header."""
+    """``'Name: value'`` as a pair; InvalidValue (one line) when it is not a header."""
     name, separator, value = text.partition(":")
     name = name.strip()
     if not separator or not name or any(c.isspace() for c in name):
-        raise ValueError(f"invalid header {text!r}: expected 'Name: value'")
+        raise InvalidValue(f"invalid header {text!r}: expected 'Name: value'")
     if any(ord(c) < 32 and c != "\t" for c in value):
-        raise ValueError(f"invalid header {text!r}: control characters in the value")
+        raise InvalidValue(f"invalid header {text!r}: control characters in the value")
     return name, value.strip()
 
 
@@ -146,7 +146,7 @@ def tls_context(insecure: bool, cacert: str | None) -> ssl.SSLContext:
             context.load_verify_locations(cafile=cacert)
         except (OSError, ssl.SSLError) as failure:
             reason = getattr(failure, "strerror", None) or str(failure)
-            raise ValueError(f"cannot load --cacert {cacert}: {reason}") from None
+            raise InvalidValue(f"cannot load --cacert {cacert}: {reason}") from None
     return context
 
 
