@@ -161,7 +161,7 @@ def test_listeners_forwarding_to_each_other_do_not_loop(mhw: Mhw, listen: Any) -
     [at_a] = wait_for(a.json_lines, what="A's forward result")
     assert at_a["forwards"][0]["status"] == 200
     assert at_b["forwards"] == [], "B forwarded a request that a listener had forwarded"
-    assert at_b["headers"]["mhw-forwarded"] == "1"
+    assert ["mhw-forwarded", "1"] in at_b["headers"]
     assert len(stored_rows(mhw, a.store)) == 1
     assert len(stored_rows(mhw, b.store)) == 1
 

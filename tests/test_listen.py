@@ -508,7 +508,7 @@ def test_replay_sends_the_stored_request_and_it_verifies_at_its_target(
     line = wait_for(target.json_lines, what="the replayed request")[0]
     assert line["body"].encode() == body
     assert line["verification"] == "ok"
-    resent = line["headers"]["magic-hour-event-timestamp"]
+    resent = dict(line["headers"])["magic-hour-event-timestamp"]
     assert (resent != str(old)) is resign
     to_strict = mhw("events", "replay", "1", "--to", strict.url, "--store", store, *flags)
     assert to_strict.code == (0 if resign else 1)  # only a fresh signature passes a 5-minute window
@@ -856,3 +856,19 @@ def test_the_verdict_of_a_good_signature_is_one_word_everywhere() -> None:
     from mh_webhook_cli.core.signing import Reason
 
     assert Reason.OK.value == VERIFIED
+
+
+def test_json_lines_keep_repeated_headers_in_order(start_listener: Start) -> None:
+    """Two signature headers are the ``ambiguous_headers`` case: a machine reading the JSON
+    line must see both, as the store keeps them."""
+    listening = start_listener("--format", "json", store=False)
+    body = b'{"type":"video.started","payload":{"id":"clxrepeat"}}'
+    with socket.create_connection(("127.0.0.1", listening.port)) as raw:
+        raw.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Repeat: 1\r\nX-Repeat: 2\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    (line,) = wait_for(listening.json_lines, what="the request's JSON line")
+    assert [value for name, value in line["headers"] if name == "X-Repeat"] == ["1", "2"]

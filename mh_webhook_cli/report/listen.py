@@ -387,7 +387,7 @@ def request_json(received: Received) -> dict[str, Any]:
         "retry_of": received.retry_of,
         "answer": received.answer,
         "forwards": list(received.forwards),
-        "headers": dict(request.headers),
+        "headers": [[name, value] for name, value in request.headers],  # repeats kept
         "body": body,
         "body_encoding": encoding,
     }
