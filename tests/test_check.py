@@ -369,3 +369,18 @@ def test_an_endless_answer_is_cut_off_not_buffered() -> None:
     result = report.result("unknown-fields-accepted")
     assert result.outcome is CheckOutcome.PASSED
     assert result.answer is not None and len(result.answer.body) <= 512
+
+
+def test_the_commands_copies_of_the_batterys_constants_agree() -> None:
+    """``mhw check --help`` writes the ids and the burst's bounds out rather than import the
+    battery (start-up is measured): held equal here."""
+    import inspect
+
+    from mh_webhook_cli.cli.check import CHECKS_HELP, check
+    from mh_webhook_cli.send.battery import BURST_DEFAULT, BURST_MAX, CHECK_IDS
+
+    assert CHECKS_HELP.split(", ") == list(CHECK_IDS)
+    concurrency = inspect.signature(check, eval_str=True).parameters["concurrency"]
+    assert concurrency.default == BURST_DEFAULT
+    (option,) = concurrency.annotation.__metadata__
+    assert option.max == BURST_MAX

@@ -32,10 +32,12 @@ def doctor(
     Exit 0 when nothing failed (warnings allowed), 1 otherwise.
     """
     from mh_webhook_cli.cli import options
-    from mh_webhook_cli.magichour.doctor import passed, run_checks
+    from mh_webhook_cli.magichour.doctor import passed, run_doctor_checks
     from mh_webhook_cli.report.doctor import show_checks
 
-    results = run_checks(lambda: (options.api_key(api_key), options.api_base(api_base)), secret)
+    results = run_doctor_checks(
+        lambda: (options.api_key(api_key), options.api_base(api_base)), secret
+    )
     show_checks(results, output_format)
     if not passed(results):
         raise typer.Exit(ExitCode.FAILED)

@@ -193,26 +193,23 @@ def emulate(
         raise UsageError("--api-key is empty")
     if ready_file is not None and not ready_file.parent.is_dir():
         raise UsageError(f"--ready-file: no directory {ready_file.parent}")
-    try:
-        config = EmulatorConfig(
-            api_key=api_key,
-            credits=credits,
-            tier=tier,
-            queue_seconds=queue_seconds,
-            render_seconds=render_seconds,
-            fail_rate=fail_rate,
-            error_code=error_code,
-            seed=seed,
-            webhook_urls=urls,
-            events=patterns(events, "--events"),
-            secret=signer,
-            speed=speed,
-            delivery_timeout=delivery_timeout,
-            delivery_concurrency=delivery_concurrency,
-            max_retry_seconds=max_retry_time,
-        )
-    except ValueError as failure:
-        raise UsageError(str(failure)) from None
+    config = EmulatorConfig(
+        api_key=api_key,
+        credits=credits,
+        tier=tier,
+        queue_seconds=queue_seconds,
+        render_seconds=render_seconds,
+        fail_rate=fail_rate,
+        error_code=error_code,
+        seed=seed,
+        webhook_urls=urls,
+        events=patterns(events, "--events"),
+        secret=signer,
+        speed=speed,
+        delivery_timeout=delivery_timeout,
+        delivery_concurrency=delivery_concurrency,
+        max_retry_seconds=max_retry_time,
+    )
     reporter = emulate_reporter(output_format, config)
     emulator = Emulator(config, on_event=reporter.activity)
 

@@ -71,10 +71,7 @@ def extra_headers(values: list[str] | None) -> list[tuple[str, str]]:
     """``-H 'Name: value'`` options as pairs; a usage error names a malformed one."""
     from mh_webhook_cli.send.delivery import parse_header
 
-    try:
-        return [parse_header(value) for value in values or []]
-    except ValueError as failure:
-        raise UsageError(str(failure)) from None
+    return [parse_header(value) for value in values or []]
 
 
 FormatOption = Annotated[

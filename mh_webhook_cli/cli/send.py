@@ -192,10 +192,7 @@ def send(
     events = selection.events()
     extra = extra_headers(headers)
     signer = _signer(secret, no_sign, bad_signature, timestamp_offset)
-    try:
-        tls = sender.tls_context(insecure, cacert)
-    except ValueError as failure:
-        raise UsageError(str(failure)) from None
+    tls = sender.tls_context(insecure, cacert)
     deliveries = [
         sender.Delivery(url, sender.serialize(body), name, tuple(extra)) for name, body in events
     ]

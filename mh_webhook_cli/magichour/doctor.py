@@ -44,7 +44,7 @@ class Check:
     fix: str | None = None
 
 
-def run_checks(
+def run_doctor_checks(
     api: Callable[[], tuple[Resolved, str]], secret_flag: list[str] | None
 ) -> list[Check]:
     """Every check, in the order ``mhw doctor`` shows them.
