@@ -201,7 +201,7 @@ def test_show_raw_pipes_into_verify(mhw: Mhw, env: dict[str, str], store_path: P
     (row_id,) = fill(store_path, new(headers=headers))
     raw = mhw("events", "show", str(row_id), "--raw", env=env)
     assert raw.code == 0
-    parsed = parse_request(raw.stdout.encode())
+    parsed, _ = parse_request(raw.stdout.encode())
     assert (parsed.body, parsed.headers, parsed.target) == (BODY, headers, "/webhook?from=test")
     verified = mhw("verify", "--request", "-", "--secret", SECRET, input=raw.stdout, env=env)
     assert verified.code == 0, verified.stdout + verified.stderr
@@ -222,7 +222,7 @@ def test_show_raw_writes_exact_bytes_and_rechunks_a_chunked_request(
         timeout=30,
         check=True,
     )
-    parsed = parse_request(completed.stdout)
+    parsed, _ = parse_request(completed.stdout)
     assert (parsed.body, parsed.headers) == (binary, headers)
 
 

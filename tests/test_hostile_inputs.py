@@ -408,7 +408,7 @@ def test_a_capture_takes_1000_header_lines_and_no_more() -> None:
     def capture(count: int) -> bytes:
         return b"POST / HTTP/1.1\n" + b"x-h: v\n" * count + b"\n" + BODY
 
-    assert len(parse_request(capture(1000)).headers) == 1000
+    assert len(parse_request(capture(1000)).request.headers) == 1000
     with pytest.raises(CaptureError, match="more than 1000 header lines"):
         parse_request(capture(1001))
 

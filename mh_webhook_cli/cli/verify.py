@@ -26,7 +26,7 @@ from mh_webhook_cli.errors import CaptureError, ExitCode, UsageError
 from mh_webhook_cli.report.console import Format
 
 if TYPE_CHECKING:
-    from mh_webhook_cli.core.http_text import CapturedRequest
+    from mh_webhook_cli.core.http_text import Capture
 
 
 EXAMPLES = examples(
@@ -117,25 +117,27 @@ def verify(
     secrets = webhook_secrets(secret)
     now = received_at if at is None else parse_time(at, now=received_at, what="--at")
     # The headers as a list, not a dict: a repeated signature header must be seen to be judged.
-    headers = with_signature_headers(captured.headers, signature, timestamp)
-    result = verify_request(captured.body, headers, secrets, tolerance=tolerance, now=now)
-    show_verification(result, captured.body, secrets, captured.notes, output_format)
+    checked = captured.request
+    headers = with_signature_headers(checked.headers, signature, timestamp)
+    result = verify_request(checked.body, headers, secrets, tolerance=tolerance, now=now)
+    show_verification(result, checked.body, secrets, captured.notes, output_format)
     if not result.valid:
         raise typer.Exit(ExitCode.FAILED)
 
 
 def _load_request(
     request: str | None, body_file: str | None, signature: str | None, timestamp: str | None
-) -> CapturedRequest:
+) -> Capture:
     """The request to verify: a capture, or a body alone (its two header values given)."""
-    from mh_webhook_cli.core.http_text import CapturedRequest, parse_request
+    from mh_webhook_cli.core.http_text import Capture, parse_request
+    from mh_webhook_cli.core.request import Request
 
     if request is not None and body_file is not None:
         raise UsageError("give --request or --body-file, not both")
     if body_file is not None:
         if signature is None or timestamp is None:
             raise UsageError("--body-file needs --signature and --timestamp")
-        return CapturedRequest("POST", "/", [], read_input(body_file, what="body"))
+        return Capture(Request.of("POST", "/", [], read_input(body_file, what="body")), [])
     raw = read_input(request, what="request")
     try:
         return parse_request(raw)
@@ -145,11 +147,10 @@ def _load_request(
         ) from None
 
 
-def _stored_request(event_id: int, store_path: Path | None) -> tuple[CapturedRequest, float]:
+def _stored_request(event_id: int, store_path: Path | None) -> tuple[Capture, float]:
     """A request ``mhw listen`` stored, and when it arrived; a usage error when there is none."""
-    from mh_webhook_cli.core.http_text import CapturedRequest
+    from mh_webhook_cli.core.http_text import Capture
     from mh_webhook_cli.receive.store import stored_request
 
     stored = stored_request(event_id, store_path)
-    captured = CapturedRequest(stored.method, stored.target, stored.headers, stored.body)
-    return captured, stored.received_at
+    return Capture(stored.request, []), stored.received_at

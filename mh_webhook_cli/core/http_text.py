@@ -11,8 +11,9 @@ rather than silently fixed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from mh_webhook_cli.core.request import Request
 from mh_webhook_cli.errors import CaptureError
 
 _REQUEST_LINE = re.compile(rb"([A-Z]+) +(\S+) +HTTP/(\d\.\d)")
@@ -26,17 +27,15 @@ not one, and parsing millions of tiny lines would cost memory and time for nothi
 _UNFINISHED_CHUNKS = "the chunked body ends before its last (zero-size) chunk"
 
 
-@dataclass(frozen=True)
-class CapturedRequest:
-    method: str
-    target: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    notes: list[str] = field(default_factory=list)
-    """What was odd about the capture and how it was read (shown to the user)."""
+class Capture(NamedTuple):
+    """A request read from raw HTTP text: mhw's one :class:`~mh_webhook_cli.core.request.Request`
+    type, and what was odd about the text and how it was read (shown to the user)."""
+
+    request: Request
+    notes: list[str]
 
 
-def parse_request(raw: bytes) -> CapturedRequest:
+def parse_request(raw: bytes) -> Capture:
     """Parse one raw HTTP/1.x request: request line, headers, blank line, body."""
     head_end = _HEAD_END.search(raw)
     if head_end is None:
@@ -77,7 +76,7 @@ def parse_request(raw: bytes) -> CapturedRequest:
     return _request(request_line, headers, body, notes)
 
 
-def format_request(request: CapturedRequest) -> bytes:
+def format_request(request: Request) -> bytes:
     """The request as raw HTTP/1.1 bytes that :func:`parse_request` reads back unchanged."""
     head = [f"{request.method} {request.target} HTTP/1.1"]
     head += [f"{name}: {value}" for name, value in request.headers]
@@ -89,14 +88,10 @@ def _request(
     headers: list[tuple[str, str]],
     body: bytes,
     notes: list[str],
-) -> CapturedRequest:
-    return CapturedRequest(
-        method=request_line.group(1).decode(),
-        target=request_line.group(2).decode("latin-1"),
-        headers=headers,
-        body=body,
-        notes=notes,
-    )
+) -> Capture:
+    method = request_line.group(1).decode()
+    target = request_line.group(2).decode("latin-1")
+    return Capture(Request.of(method, target, headers, body), notes)
 
 
 def _exact_length(rest: bytes, header: str) -> tuple[bytes, list[str]]:

@@ -59,6 +59,18 @@ class Request:
     the parser builds it anyway, and a listener looks headers up several times a request."""
     http_version: str = "1.1"
 
+    @classmethod
+    def of(
+        cls,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        client: str = "",
+    ) -> Request:
+        """One built from its parts, not from a socket: a capture, a stored row, a test's."""
+        return cls(method, target, headers, body, client, {n.lower(): v for n, v in headers})
+
     def header(self, name: str) -> str | None:
         return self.by_name.get(name.lower())
 
@@ -133,10 +145,8 @@ class Received:
         forwards: list[ForwardResult] | None = None,
     ) -> Received:
         """One built from its parts, without a socket: a row of the store, a test's request."""
-        by_name = {name.lower(): value for name, value in headers}
-        request = Request(method, target, headers, body, client, by_name)
         return cls(
-            request,
+            Request.of(method, target, headers, body, client),
             received_at,
             verification,
             findings,

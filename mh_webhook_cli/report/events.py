@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
 import itertools
 import json
@@ -32,7 +33,7 @@ import orjson
 from orjson import Fragment
 
 from mh_webhook_cli import __version__
-from mh_webhook_cli.core.http_text import CapturedRequest, format_request
+from mh_webhook_cli.core.http_text import format_request
 from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
@@ -223,14 +224,13 @@ def raw_request(request: Received) -> bytes:
     A chunked request was stored de-chunked; it is written back as one chunk,
     so its headers stay exactly as received and the body still parses out.
     """
-    captured = CapturedRequest(request.method, request.target, request.headers, request.body)
     chunked = any(
         name.lower() == "transfer-encoding" and "chunked" in value.lower()
         for name, value in request.headers
     )
     if not chunked:
-        return format_request(captured)
-    head = format_request(CapturedRequest(request.method, request.target, request.headers, b""))
+        return format_request(request.request)
+    head = format_request(dataclasses.replace(request.request, body=b""))
     size = f"{len(request.body):x}\r\n".encode()
     return head + size + request.body + b"\r\n0\r\n\r\n" if request.body else head + b"0\r\n\r\n"
 
