@@ -413,8 +413,8 @@ class Inspector:
 
         from mh_webhook_cli.errors import DeadlineExceeded
         from mh_webhook_cli.send.client import small_read_client
-        from mh_webhook_cli.send.forward import FORWARD_BODY_CHARACTERS
-        from mh_webhook_cli.send.replay import describe_failure, replay, replay_headers
+        from mh_webhook_cli.send.forward import answer_result, failure_result
+        from mh_webhook_cli.send.replay import replay, replay_headers
 
         if self._client is None:
             self._client = small_read_client()
@@ -429,16 +429,8 @@ class Inspector:
                 deadline=REPLAY_DEADLINE_SECONDS,
             )
         except (DeadlineExceeded, httpx.HTTPError) as failure:
-            return ForwardResult(
-                target=url, status=None, latency_ms=None, error=describe_failure(failure), body=None
-            )
-        return ForwardResult(
-            target=url,
-            status=answer.status,
-            latency_ms=round(answer.latency_ms, 1),
-            error=None,
-            body=answer.body.decode("utf-8", errors="replace")[:FORWARD_BODY_CHARACTERS],
-        )
+            return failure_result(url, failure)
+        return answer_result(url, answer)
 
     # the store, on its own thread
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from mh_webhook_cli.core.hosts import is_local, same_host
 from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS, ForwardResult, Request, matches
 from mh_webhook_cli.errors import DeadlineExceeded, UsageError
-from mh_webhook_cli.send.client import FORWARDED_HEADER
+from mh_webhook_cli.send.client import FORWARDED_HEADER, Answer
 from mh_webhook_cli.send.client import request as bounded_request
 
 if TYPE_CHECKING:
@@ -103,10 +103,13 @@ async def forward(
             deadline=timeout,
             keep=FORWARD_BODY_CHARACTERS * 4,  # UTF-8 needs at most 4 bytes a character
         )
-    except DeadlineExceeded as failure:
-        return _failed(url, f"no complete answer within {failure.seconds:g} s ({failure.phase})")
-    except httpx.HTTPError as failure:
-        return _failed(url, _describe(failure))
+    except (DeadlineExceeded, httpx.HTTPError) as failure:
+        return failure_result(url, failure)
+    return answer_result(url, answer)
+
+
+def answer_result(url: str, answer: Answer) -> ForwardResult:
+    """What a handler answered, as a forward's result is stored and shown (also a replay's)."""
     return ForwardResult(
         target=url,
         status=answer.status,
@@ -116,6 +119,16 @@ async def forward(
     )
 
 
+def failure_result(url: str, failure: Exception) -> ForwardResult:
+    """Why a handler gave no answer, in one line, as a forward's result (also a replay's)."""
+    if isinstance(failure, DeadlineExceeded):
+        return _failed(url, f"no complete answer within {failure.seconds:g} s ({failure.phase})")
+    text = str(failure) or type(failure).__name__
+    if "refused" in text.lower() or "connect" in type(failure).__name__.lower():
+        text = f"cannot connect ({text})"
+    return _failed(url, text)
+
+
 def stopped_forward(url: str) -> ForwardResult:
     """What a forward that mhw stopped before the handler answered came to."""
     return _failed(url, "stopped: mhw was shutting down")
@@ -123,10 +136,3 @@ def stopped_forward(url: str) -> ForwardResult:
 
 def _failed(url: str, error: str) -> ForwardResult:
     return ForwardResult(target=url, status=None, latency_ms=None, error=error, body=None)
-
-
-def _describe(failure: Exception) -> str:
-    text = str(failure) or type(failure).__name__
-    if "refused" in text.lower() or "connect" in type(failure).__name__.lower():
-        return f"cannot connect ({text})"
-    return text

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from mh_webhook_cli.core.request import HOP_BY_HOP_HEADERS
 from mh_webhook_cli.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from mh_webhook_cli.errors import DeadlineExceeded
 from mh_webhook_cli.send.client import FORWARDED_HEADER, Answer, request
 from mh_webhook_cli.send.delivery import Signer
 
@@ -53,13 +52,3 @@ async def replay(
     return await request(
         client, method, url, deadline=deadline, keep=REPLAY_KEEP, content=body, headers=headers
     )
-
-
-def describe_failure(failure: Exception) -> str:
-    """One line on why a request got no answer, as a forward's result says it."""
-    if isinstance(failure, DeadlineExceeded):
-        return f"no complete answer within {failure.seconds:g} s ({failure.phase})"
-    text = str(failure) or type(failure).__name__
-    if "refused" in text.lower() or "connect" in type(failure).__name__.lower():
-        return f"cannot connect ({text})"
-    return text
