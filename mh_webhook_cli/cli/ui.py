@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mh_webhook_cli.cli.options import SecretOption, StoreOption, webhook_secrets
-from mh_webhook_cli.core.signing import DEFAULT_TOLERANCE_SECONDS
+from mh_webhook_cli.core.limits import DEFAULT_TOLERANCE_SECONDS
 from mh_webhook_cli.report.console import info
 
 if TYPE_CHECKING:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 MAGIC_HOUR_TIMEOUT_SECONDS = 10.0
 """Magic Hour gives a handler ten seconds to answer before it counts the delivery as failed."""
+DEFAULT_TOLERANCE_SECONDS = 300
+"""Magic Hour's docs recommend rejecting timestamps more than five minutes from now (here, not
+in :mod:`~mh_webhook_cli.core.signing`, so that an option's default costs no hashlib)."""
 
 MAX_BODY_DEFAULT = 1024 * 1024
 """The largest request body ``mhw listen`` accepts (bytes): a Magic Hour event is a few KiB."""

@@ -27,10 +27,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 
+from mh_webhook_cli.core.limits import DEFAULT_TOLERANCE_SECONDS as DEFAULT_TOLERANCE_SECONDS
+
 SIGNATURE_HEADER = "magic-hour-event-signature"
 TIMESTAMP_HEADER = "magic-hour-event-timestamp"
-DEFAULT_TOLERANCE_SECONDS = 300
-"""Magic Hour's docs recommend rejecting timestamps more than five minutes from now."""
 
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,20}")
