@@ -205,6 +205,36 @@ def test_replay_is_a_new_delivery_without_the_hop_header(mhw: Mhw, tmp_path: Pat
     assert b"mhw-forwarded" not in head.lower(), "the target would not forward a replay"
 
 
+def test_replay_sends_the_captured_headers_as_they_came(mhw: Mhw, tmp_path: Path) -> None:
+    """A capture's own Content-Type and User-Agent are sent, not doubled by mhw's defaults, and
+    a repeated header goes out as often as it came in."""
+    store = tmp_path / "events.sqlite3"
+    headers = [("content-type", "application/json"), ("user-agent", "Svix-Webhooks/1.0")]
+    headers += [("x-dup", "a"), ("x-dup", "b")]
+    with Store(store) as opened:
+        request_id = opened.add(
+            Received.of(time.time(), "POST", "/", headers, BODY, "127.0.0.1:1", None, None,
+                        "unsigned", [], 200)
+        )  # fmt: skip
+
+    def accept(server: RawServer, connection: socket.socket) -> bool:
+        server.send(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        return False
+
+    with raw_server(accept) as target:
+        result = mhw("events", "replay", str(request_id), "--to", target.url, "--store", str(store))
+        [head] = target.heads
+    assert result.code == 0, result.stdout + result.stderr
+    lines = head.lower().split(b"\r\n")
+    assert [line for line in lines if line.startswith(b"content-type:")] == [
+        b"content-type: application/json"
+    ]
+    assert [line for line in lines if line.startswith(b"user-agent:")] == [
+        b"user-agent: svix-webhooks/1.0"
+    ]
+    assert [line for line in lines if line.startswith(b"x-dup:")] == [b"x-dup: a", b"x-dup: b"]
+
+
 def test_replay_timeout_is_for_the_whole_answer(mhw: Mhw, tmp_path: Path) -> None:
     store = tmp_path / "events.sqlite3"
     request_id = forwarded_capture(store)

@@ -100,11 +100,15 @@ class Delivery:
     event: str | None = None
     extra_headers: Sequence[tuple[str, str]] = ()
 
-    def headers(self, signer: Signer, now: float | None = None) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        headers.update(signer.headers(self.body, now))
-        headers.update(self.extra_headers)
-        return headers
+    def headers(self, signer: Signer, now: float | None = None) -> list[tuple[str, str]]:
+        """What is sent, in order: JSON's Content-Type and mhw's User-Agent, the signature,
+        then the extra headers. An extra header replaces a default or signature header of
+        the same name (in any case), and repeats of one are all sent: a replayed capture
+        goes out as it came in."""
+        given = {name.lower() for name, _ in self.extra_headers}
+        ours = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT)]
+        ours += signer.headers(self.body, now).items()
+        return [*((n, v) for n, v in ours if n.lower() not in given), *self.extra_headers]
 
 
 @dataclass(frozen=True)
@@ -174,13 +178,14 @@ async def deliver(
     import httpx
 
     headers = delivery.headers(signer)
-    timestamp = headers.get(TIMESTAMP_HEADER)
+    sent = {name.lower(): value for name, value in headers}
+    timestamp = sent.get(TIMESTAMP_HEADER)
     result = SendResult(
         url=delivery.url,
         event=delivery.event,
         status=None,
         latency_ms=0.0,
-        signature=headers.get(SIGNATURE_HEADER),
+        signature=sent.get(SIGNATURE_HEADER),
         timestamp=None if timestamp is None else int(timestamp),
     )
     started = time.perf_counter()

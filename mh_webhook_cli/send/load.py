@@ -15,7 +15,7 @@ import ssl
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,14 +168,14 @@ class _Connection:
             self.streams[1].close()
             self.streams = None
 
-    async def post(self, body: bytes, headers: Mapping[str, str]) -> int:
+    async def post(self, body: bytes, headers: Sequence[tuple[str, str]]) -> int:
         """The status of the final answer; ValueError when the answer is not HTTP."""
         import httptools
 
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
         reader, writer = self.streams
-        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
         writer.write(
             self.head + f"{lines}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
         )
