@@ -81,6 +81,7 @@ IMAGE_TOOLS = (
 IMAGE_QUALITY_MODES: Mapping[str, str] = {"standard": "z-image-turbo", "pro": "seedream-v4"}
 """Deprecated ``style.quality_mode``: the model each stands for when ``model`` is not given."""
 DEFAULT_IMAGE_MODEL = "default"
+"""The SDK's ``model`` value that lets the API choose (also what a missing ``model`` means)."""
 
 
 class ImageModel(NamedTuple):

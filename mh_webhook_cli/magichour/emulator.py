@@ -864,9 +864,11 @@ def _image_job(body: dict[str, Any], tier: str) -> _NewJob:
     quality_mode = _choice(style, "quality_mode", ref.IMAGE_QUALITY_MODES, "style.quality_mode")
     name = _optional_string(body, "name", "name")
     # model wins over the deprecated quality_mode; a deprecated model means its successor.
-    chosen = model or (ref.IMAGE_QUALITY_MODES[quality_mode] if quality_mode else "default")
+    chosen = model or (
+        ref.IMAGE_QUALITY_MODES[quality_mode] if quality_mode else ref.DEFAULT_IMAGE_MODEL
+    )
     rules = ref.IMAGE_MODELS[ref.DEPRECATED_IMAGE_MODELS.get(chosen, chosen)]
-    with_model = f" with model {chosen}" if chosen != "default" else ""
+    with_model = f" with model {chosen}" if chosen != ref.DEFAULT_IMAGE_MODEL else ""
     if image_count not in rules.image_counts:
         raise _Invalid(f"image_count must be {_counts(rules.image_counts)}{with_model}")
     if resolution not in (None, "auto") and resolution not in rules.resolutions:

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import httpx
 
 HOST = "127.0.0.1"
-PAGE_ROWS = 100
+LIST_PAGE_ROWS = 100
 """Rows in one page of the list."""
 SCAN_ROWS = 5000
 """Rows a filtered page reads at most before answering with what it found so far."""
@@ -339,10 +339,13 @@ class Inspector:
         if not filters.needs_scan():
             rows = list(
                 store.rows(
-                    event_glob=glob, invalid_only=invalid_only, limit=PAGE_ROWS, following=before
+                    event_glob=glob,
+                    invalid_only=invalid_only,
+                    limit=LIST_PAGE_ROWS,
+                    following=before,
                 )
             )
-            return rows, rows[-1].id if len(rows) == PAGE_ROWS else None
+            return rows, rows[-1].id if len(rows) == LIST_PAGE_ROWS else None
         found: list[StoredRow] = []
         scanned = 0
         while scanned < SCAN_ROWS:
@@ -354,7 +357,7 @@ class Inspector:
                 before = row.id
                 if filters.matches(row):
                     found.append(row)
-                    if len(found) == PAGE_ROWS:
+                    if len(found) == LIST_PAGE_ROWS:
                         return found, before
             if len(batch) < 500:
                 return found, None
