@@ -30,6 +30,7 @@ def new(
     event_type: str | None = "video.completed",
     verification: str = "ok",
     headers: list[tuple[str, str]] | None = None,
+    project_id: str = "proj-1",
 ) -> Received:
     return Received.of(
         received_at=time.time() if received_at is None else received_at,
@@ -44,7 +45,7 @@ def new(
         body=body,
         client="127.0.0.1:50000",
         event_type=event_type,
-        project_id="proj-1" if event_type else None,
+        project_id=project_id if event_type else None,
         verification=verification,
         findings=[],
         answer=200 if verification == "ok" else 401,
@@ -102,7 +103,7 @@ def test_list_text_and_json_newest_first_with_filters(
     old, image, bad = fill(
         store_path,
         new(b"1", received_at=now - 7200, event_type="video.started"),
-        new(b"2", received_at=now - 60, event_type="image.completed"),
+        new(b"2", received_at=now - 60, event_type="image.completed", project_id="proj-2"),
         new(b"3", received_at=now - 30, verification="signature_mismatch"),
     )
     text = mhw("events", "list", env=env)
@@ -121,6 +122,9 @@ def test_list_text_and_json_newest_first_with_filters(
     assert ids("--type", "video.*") == [bad, old]
     assert ids("--since", "30m") == [bad, image]
     assert ids("--invalid") == [bad]
+    assert ids("--project", "proj-2") == [image]
+    assert ids("-p", "proj-1", "--type", "video.*") == [bad, old]
+    assert ids("--project", "proj-3") == []
     assert ids("--limit", "1") == [bad]
     assert ids("--limit", "1", "--all") == [bad, image, old]
     first = json.loads(mhw("events", "list", "-f", "json", env=env).stdout)[0]

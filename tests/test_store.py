@@ -14,7 +14,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,11 @@ def test_retry_of_points_at_the_first_delivery_of_the_same_event(store: Store) -
     other_body = store.add(request(body=BODY.replace(b"complete", b"completed")))
     other_project = store.add(request(project_id="proj-2"))
     junk = [store.add(request(event_type=None, body=b"ping")) for _ in range(2)]
+    # An event that names no project is looked up by its bytes alone.
+    unowned = b'{"type":"video.completed","payload":{}}'
+    first_unowned, retry_unowned = (
+        store.add(request(body=unowned, project_id=None)) for _ in range(2)
+    )
     retries = {item.id: item.retry_of for item in store.requests()}
     assert retries[first] is None
     assert retries[retry] == first
@@ -173,6 +178,7 @@ def test_retry_of_points_at_the_first_delivery_of_the_same_event(store: Store) -
     assert retries[other_body] is None
     assert retries[other_project] is None
     assert [retries[row_id] for row_id in junk] == [None, None]
+    assert (retries[first_unowned], retries[retry_unowned]) == (None, first_unowned)
 
 
 def test_forwards_are_attached_in_order(store: Store) -> None:
@@ -241,11 +247,36 @@ def test_wal_mode_schema_version_and_a_newer_schema_is_refused(path: Path) -> No
     Store(path).close()
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     connection.execute("PRAGMA user_version = 99")
     connection.close()
     with pytest.raises(StoreError, match="schema version 99"):
         Store(path)
+
+
+def test_a_new_store_packs_rows_in_16_kb_pages_and_an_old_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    """A 4 KB page held four ~850-byte webhooks and a fifth of itself stayed empty."""
+    from mh_webhook_cli.receive.store import INLINE_CHECKPOINT_BYTES
+
+    new, old = tmp_path / "new.sqlite3", tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as connection:  # as an earlier mhw created it
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("CREATE TABLE t (x)")
+    for path, page_bytes in ((new, 16384), (old, 4096)):
+
+        async def main(path: Path = path) -> int:
+            async with committer_on(path) as committer:
+                await committer.submit(request())
+                connection = committer.store._connection
+                return int(connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+        # The writer copies the WAL in line at the same size in bytes, whatever the page.
+        assert asyncio.run(main()) == INLINE_CHECKPOINT_BYTES // page_bytes
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA page_size").fetchone()[0] == page_bytes
+            assert connection.execute("SELECT count(*) FROM requests").fetchone()[0] == 1
 
 
 def test_a_file_that_is_not_a_store_is_one_clear_error(tmp_path: Path) -> None:
@@ -524,15 +555,18 @@ def test_a_store_that_ran_a_migration_this_mhw_does_not_know_is_refused(path: Pa
         Store(path)
 
 
-def fill_directly(path: Path, rows: list[tuple[float, str, str]]) -> None:
-    """``(received_at, event_type, verification)`` rows, inserted at SQLite's speed."""
+def fill_directly(
+    path: Path, rows: list[tuple[float, str, str]], project: Callable[[int], str] = lambda n: "p"
+) -> None:
+    """``(received_at, event_type, verification)`` rows, inserted at SQLite's speed; the
+    ``n``-th row's project id is ``project(n)``."""
     Store(path).close()  # the schema, as mhw makes it
     with sqlite3.connect(path) as connection:
         connection.executemany(
             "INSERT INTO requests (received_at, method, path, headers, body, body_hash, client, "
             "event_type, project_id, verification, findings, response_status) "
-            "VALUES (?, 'POST', '/', '[]', x'7b7d', 0, 'c', ?, 'p', ?, '[]', 200)",
-            rows,
+            "VALUES (?, 'POST', '/', '[]', x'7b7d', 0, 'c', ?, ?, ?, '[]', 200)",
+            [(at, kind, project(n), verdict) for n, (at, kind, verdict) in enumerate(rows)],
         )
 
 
@@ -586,8 +620,9 @@ def steps_to_list(store: Store, **filters: Any) -> int:
         return 0
 
     store._connection.set_progress_handler(count, 1000)
+    wanted = filters.pop("limit", 20)
     try:
-        assert len(list(store.rows(limit=20, **filters))) == 20
+        assert len(list(store.rows(limit=wanted, **filters))) == wanted
     finally:
         store._connection.set_progress_handler(None, 0)
     return steps
@@ -603,7 +638,8 @@ def test_a_filtered_listing_reads_as_much_whatever_the_store_holds(tmp_path: Pat
         path = tmp_path / f"{size}.sqlite3"
         rare = [(float(n), "image.completed", "bad") for n in range(100)]
         common = [(100.0 + n, "video.completed", "ok") for n in range(size - 100)]
-        fill_directly(path, rare + common)
+        # As jobs do, each project has a few requests (started, completed, a retry).
+        fill_directly(path, rare + common, lambda n: f"p{n // 3}")
         with Store(path) as store:
             listings: dict[str, dict[str, Any]] = {
                 "none": {},
@@ -612,6 +648,8 @@ def test_a_filtered_listing_reads_as_much_whatever_the_store_holds(tmp_path: Pat
                 "type pattern": {"event_glob": "ima*"},
                 "type and since": {"event_glob": "image.completed", "since": 50.0},
                 "since": {"since": size - 200.0},
+                "an old project": {"project": "p7", "limit": 3},
+                "a new project": {"project": f"p{(size - 1) // 3 - 1}", "limit": 3},
             }
             for name, filters in listings.items():
                 costs.setdefault(name, []).append(steps_to_list(store, **filters))
@@ -631,7 +669,7 @@ def wal_frames(path: Path) -> tuple[int, int]:
 def test_a_listener_checkpoints_beside_its_commits_not_in_them(path: Path) -> None:
     """The commit that took the WAL past 1,000 pages also copied it into the database and
     synced the disk: 200-400 ms at a million rows, which every answer of its group waited."""
-    from mh_webhook_cli.receive.store import INLINE_CHECKPOINT_PAGES
+    from mh_webhook_cli.receive.store import INLINE_CHECKPOINT_BYTES, SQLITE_PAGE_BYTES
 
     checked: list[tuple[int, int]] = []
 
@@ -647,7 +685,7 @@ def test_a_listener_checkpoints_beside_its_commits_not_in_them(path: Path) -> No
             )
             checked.append(frames)
             autocheckpoint = committer.store._connection.execute("PRAGMA wal_autocheckpoint")
-            assert autocheckpoint.fetchone()[0] == INLINE_CHECKPOINT_PAGES
+            assert autocheckpoint.fetchone()[0] == INLINE_CHECKPOINT_BYTES // SQLITE_PAGE_BYTES
 
     asyncio.run(main())
     # Far below SQLite's own 1,000 pages, so no commit checkpointed: the checkpointer did.

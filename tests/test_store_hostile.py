@@ -188,6 +188,42 @@ def test_retry_detection_costs_the_same_after_50000_identical_bodies(tmp_path: P
     assert took_events < 2.0, f"1000 retries after 50,000 took {took_events:.1f} s"
 
 
+def test_a_flood_of_one_project_id_keeps_each_insert_at_one_lookup(tmp_path: Path) -> None:
+    """Retries are looked up by project id: a sender that sends 50,000 distinct bodies
+    naming one project must not make each later insert read all of them."""
+    path = tmp_path / "events.sqlite3"
+    bodies = [b'{"type":"video.completed","payload":{"id":"p1"},"n":%d}' % n for n in range(50_000)]
+    with Store(path):
+        pass
+    with sqlite3.connect(path) as connection:
+        connection.executemany(
+            "INSERT INTO requests (received_at, method, path, headers, body, body_hash, client, "
+            "event_type, project_id, verification, findings, response_status) "
+            "VALUES (0, 'POST', '/', '[]', ?, ?, 'c', 'video.completed', 'p1', 'unsigned', "
+            "'[]', 200)",
+            [(body, body_hash(body)) for body in bodies],
+        )
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    with Store(path) as store:
+        store._connection.set_progress_handler(count, 1000)
+        new = [b'{"type":"video.completed","payload":{"id":"p1"},"m":%d}' % n for n in range(100)]
+        receipts = store.add_many(
+            [request(body, event_type="video.completed", project_id="p1") for body in new]
+        )
+        retry = store.add(request(bodies[123], event_type="video.completed", project_id="p1"))
+        store._connection.set_progress_handler(None, 0)
+        assert store.get(retry).retry_of == 124  # type: ignore[union-attr]
+    assert all(receipt.retry_of is None for receipt in receipts)
+    # A scan of the project's 50,000 rows per insert would be 5 million steps and more.
+    assert steps < 100, f"{steps} thousand SQLite steps for 101 inserts"
+
+
 V1_SCHEMA = (
     """CREATE TABLE requests (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -246,9 +282,10 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Pat
     assert retry is not None and retry.retry_of == 1  # the old row is found by the new index
     connection = sqlite3.connect(path)
     try:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         indexes = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
-        assert "requests_retry" in indexes and "requests_body_hash" not in indexes
+        assert {"requests_retry", "requests_project"} <= indexes
+        assert "requests_body_hash" not in indexes
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         connection.close()

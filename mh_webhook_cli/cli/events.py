@@ -58,6 +58,16 @@ def list_command(
             "--invalid", help="Only requests with a bad or missing signature or schema findings."
         ),
     ] = False,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            "-p",
+            metavar="ID",
+            help="Only the requests about this project (the id in the list's project column).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Show at most N.", min=1)] = 20,
     show_all: Annotated[bool, typer.Option("--all", help="No limit.")] = False,
     store: StoreOption = None,
@@ -81,6 +91,7 @@ def list_command(
                 event_glob=event_glob,
                 since=cutoff,
                 invalid_only=invalid,
+                project=project,
                 # One more than shown: whether there are more is worth a line to people.
                 limit=None if shown is None else shown + 1,
             ),

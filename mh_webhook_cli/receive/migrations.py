@@ -105,11 +105,35 @@ def shrink_retry_index(connection: sqlite3.Connection) -> None:
     )
 
 
+def index_projects(connection: sqlite3.Connection) -> None:
+    """Version 5: find a project's requests, and retries, through its id.
+
+    ``mhw events list --project`` reads only that project's rows. The retry lookup
+    moves to the same index: keyed by the body's hash alone, each insert touched a
+    random page of it (hashes are random), so once the store outgrew the cache every
+    commit wrote one page of WAL per request. Magic Hour's project ids begin with
+    their creation time (cuids), so new entries land at the end of this index, as
+    they do in the time indexes. The hash in the key keeps the lookup at one entry
+    even when a sender floods one project id with distinct bodies. Events without a
+    project id keep a hash index of their own (WHERE as in ``store._INSERT``).
+    """
+    connection.execute(
+        "CREATE INDEX requests_project ON requests (project_id, body_hash) "
+        "WHERE project_id IS NOT NULL"
+    )
+    connection.execute("DROP INDEX IF EXISTS requests_retry")
+    connection.execute(
+        "CREATE INDEX requests_retry ON requests (body_hash) "
+        "WHERE event_type IS NOT NULL AND project_id IS NULL"
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     create_tables,
     index_retry_lookup,
     index_filters,
     shrink_retry_index,
+    index_projects,
 )
 """In the order they run; each one's ``__name__`` is what a store records."""
 SCHEMA_VERSION = len(MIGRATIONS)

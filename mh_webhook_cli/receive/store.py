@@ -56,18 +56,22 @@ BUSY_TIMEOUT_SECONDS = 5.0
 """How long a connection waits for another one's write lock before failing."""
 LOCK_POLL_SECONDS = 0.001
 """How often a writer tries again for a lock another connection holds."""
-INLINE_CHECKPOINT_PAGES = 16384
+INLINE_CHECKPOINT_BYTES = 64 * 1024 * 1024
 """A listener's writer copies the WAL into the database itself only once the WAL holds this
-many pages (64 MB): short of that, :class:`_Checkpointer` does it on its own thread."""
+much: short of that, :class:`_Checkpointer` does it on its own thread."""
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 """What a WAL file is cut back to once it starts over, after a flood made it longer."""
 CHECKPOINT_PAUSE_SECONDS = 0.025
 """The least time between two background checkpoints. Each syncs the disk, and on the
 listener's core the syncs cost throughput: with the load of bench/listen.py, 15,250 req/s
 at 5 ms, 16,900 at 25 ms and 17,380 at 100 ms (alternated A/B runs of one build). Short
-enough that the in-line checkpoint at :data:`INLINE_CHECKPOINT_PAGES` finds little left to
+enough that the in-line checkpoint at :data:`INLINE_CHECKPOINT_BYTES` finds little left to
 copy: 8,000 groups of 30 at a million rows gave commits a p99 of 1-4 ms at 5 ms and 8.5 ms
 at 100 ms (a loaded 2-core machine); 25 ms lies between, under the 20 ms target."""
+SQLITE_PAGE_BYTES = 16384
+"""SQLite's page size for a new store. A webhook's row is 700-900 bytes: a 4 KB page holds
+four and leaves a fifth of itself empty, a 16 KB one about twenty (bench/store.py: 1,103 bytes
+an event at 4 KB, 987 at 8 KB, 939 at 16 KB, 942 at 64 KB, for a 519-byte body)."""
 CLEAR_BATCH_ROWS = 2000
 """Rows deleted per transaction by :meth:`Store.clear`: holds the write lock for ~10 ms."""
 CLEAR_PAUSE_SECONDS = 0.005
@@ -82,11 +86,19 @@ INSERT INTO requests (
     -- A retry is a later delivery of the same event: same type, project and bytes.
     -- A body without an event type is no event, so never a retry: identical junk
     -- ('{}' floods, pings) is not Magic Hour retrying, and '= NULL' makes SQLite skip the
-    -- lookup. INDEXED BY: an insert fails loudly rather than ever scanning the table.
-    -- ORDER BY id LIMIT 1 reads one entry; min(id) would read every equal body, per insert.
-    (SELECT id FROM requests INDEXED BY requests_retry
-     WHERE body_hash = ?6 AND event_type = ?8 AND project_id IS ?9 AND body = ?5
-     ORDER BY id LIMIT 1)
+    -- lookup. An event is looked up by its project id (see migrations.index_projects),
+    -- one without by its hash alone; SQLite tests '?9 IS [NOT] NULL' once, before either
+    -- lookup, so only one runs. INDEXED BY: an insert fails loudly rather than ever
+    -- scanning the table. ORDER BY id LIMIT 1 reads one entry; min(id) would read every
+    -- equal body, per insert.
+    coalesce(
+        (SELECT id FROM requests INDEXED BY requests_project
+         WHERE ?9 IS NOT NULL AND project_id = ?9 AND body_hash = ?6 AND event_type = ?8
+         AND body = ?5 ORDER BY id LIMIT 1),
+        (SELECT id FROM requests INDEXED BY requests_retry
+         WHERE ?9 IS NULL AND project_id IS NULL AND body_hash = ?6 AND event_type = ?8
+         AND body = ?5 ORDER BY id LIMIT 1)
+    )
 )
 """
 _CLEAR_BATCH_END = "SELECT max(id) FROM (SELECT id FROM requests WHERE id <= ? ORDER BY id LIMIT ?)"
@@ -304,6 +316,7 @@ class Store:
         event_glob: str | None = None,
         since: float | None = None,
         invalid_only: bool = False,
+        project: str | None = None,
         limit: int | None = None,
         oldest_first: bool = False,
         page_size: int = PAGE_ROWS,
@@ -323,9 +336,11 @@ class Store:
         order shown (see ``migrations.index_filters``), so a limited listing reads about
         as many rows as it shows, however many the store holds. A pattern (``video.*``)
         merges the rows of each event type it matches, each type's from its index.
+        ``project``: only the requests whose body names this project id (its index holds
+        them, sorted here: a project has a few).
         """
         start = self._position(following, oldest_first)
-        filters = (since, invalid_only, limit, oldest_first, page_size, start)
+        filters = (since, invalid_only, project, limit, oldest_first, page_size, start)
         if event_glob is None or _GLOB_SPECIALS.isdisjoint(event_glob):
             return self._walk(event_glob, None, *filters)
         # SQLite's GLOB is fnmatch's language except that it negates with ^ instead of !.
@@ -346,6 +361,7 @@ class Store:
         pattern: str | None,
         since: float | None,
         invalid_only: bool,
+        project: str | None,
         limit: int | None,
         oldest_first: bool,
         page_size: int,
@@ -368,10 +384,17 @@ class Store:
             parameters.append(since)
         if invalid_only:
             conditions.append(_INVALID)
+        source = "requests"
+        if project is not None:
+            # A project has a handful of requests (started, completed, retries): read them
+            # from its index and sort them, rather than walk time order looking for them.
+            conditions.append("project_id = ?")
+            parameters.append(escape_lone_surrogates(project))
+            source = "requests INDEXED BY requests_project"
         where = "".join(f" AND {condition}" for condition in conditions)
         order, after = ("ASC", ">") if oldest_first else ("DESC", "<")
         sql = (
-            f"SELECT {_ROW} FROM requests WHERE (received_at, id) {after} (?, ?){where} "  # noqa: S608
+            f"SELECT {_ROW} FROM {source} WHERE (received_at, id) {after} (?, ?){where} "  # noqa: S608
             f"ORDER BY received_at {order}, id {order} LIMIT ?"
         )
         resume = start
@@ -673,13 +696,15 @@ class _Checkpointer:
     now and then took 200-400 ms, and every answer of its group and of the groups
     queued behind it waited (p99 228-516 ms under load). Here a passive checkpoint
     runs after commits, off the writer, never waiting for it; the writer does one in
-    line only at :data:`INLINE_CHECKPOINT_PAGES`, which also lets the WAL start over
+    line only at :data:`INLINE_CHECKPOINT_BYTES`, which also lets the WAL start over
     when a flood never pauses (a checkpoint running beside the writer cannot catch up
     with it, and a WAL only starts over once one has).
     """
 
     def __init__(self, store: Store) -> None:
-        store._connection.execute(f"PRAGMA wal_autocheckpoint = {INLINE_CHECKPOINT_PAGES}")
+        (page_bytes,) = store._connection.execute("PRAGMA page_size").fetchone()
+        pages = INLINE_CHECKPOINT_BYTES // page_bytes  # a store from before 16 KB pages: 4 KB
+        store._connection.execute(f"PRAGMA wal_autocheckpoint = {pages}")
         store._connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         try:  # used only by the thread below, then closed by close() after joining it
             self._connection = sqlite3.connect(
@@ -828,6 +853,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as failure:
         raise StoreError(f"cannot open capture store {path}: {failure}") from failure
     try:
+        # Only a new, empty file takes it (WAL mode fixes the size of an existing one).
+        connection.execute(f"PRAGMA page_size = {SQLITE_PAGE_BYTES}")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         _migrate(connection, path)
