@@ -524,6 +524,62 @@ def _open_feed(url: str, token: str, receive_buffer: int | None = None) -> socke
     return feed
 
 
+class RenderThreads:
+    """The inspector's own views, noting the thread each rendering runs on."""
+
+    def __init__(self, views: Any) -> None:
+        self.views = views
+        self.threads: dict[str, set[int]] = {}
+
+    def _noted(self, name: str) -> None:
+        self.threads.setdefault(name, set()).add(threading.get_ident())
+
+    def row(self, row: Any) -> dict[str, Any]:
+        self._noted("row")
+        return self.views.row(row)  # type: ignore[no-any-return]
+
+    def live_row(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self.views.live_row(record)  # type: ignore[no-any-return]
+
+    def detail(self, row: Any) -> dict[str, Any]:
+        self._noted("detail")
+        return self.views.detail(row)  # type: ignore[no-any-return]
+
+    def raw(self, request: Received) -> bytes:
+        return self.views.raw(request)  # type: ignore[no-any-return]
+
+
+def test_a_list_and_a_detail_are_rendered_off_the_loop_that_may_be_the_listeners(
+    store_path: Path,
+) -> None:
+    """Escaping and encoding a 1 MiB body took the loop 25-36 ms: every answer the listener
+    owed meanwhile waited. Reading and rendering run on the inspector's reader thread."""
+    from mh_webhook_cli.report.inspector import InspectorViews
+
+    big = body_of("video.completed", "cm-big")[:-1] + b',"pad":"' + b"\x1b" * (1 << 20) + b'"}'
+    [request_id] = fill(store_path, signed_request(big, project="cm-big"))
+    views = RenderThreads(InspectorViews([SECRET], 300, None))
+    inspector = Inspector(views, store_path, port=0)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        url = asyncio.run_coroutine_threadsafe(inspector.start(), loop).result(10)
+        host = {"Host": urlsplit(url).netloc, "X-Mhw-Token": inspector.token}
+        listed = _get(url, "/api/requests", host)
+        shown = _get(url, f"/api/requests/{request_id}", host)
+        assert (listed[0], shown[0]) == (200, 200)
+        assert json.loads(shown[1])["body"] == big.decode()
+        assert json.loads(listed[1])["rows"][0]["id"] == request_id
+        assert views.threads.keys() == {"row", "detail"}
+        assert thread.ident not in views.threads["row"] | views.threads["detail"]
+    finally:
+        asyncio.run_coroutine_threadsafe(inspector.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
 def test_a_page_that_stops_reading_never_holds_up_publish_or_the_other_pages() -> None:
     served = LibraryInspector(None, [])
     try:

@@ -321,7 +321,11 @@ class Inspector:
             return _plain(400, "before must be a request id")
         filters = Filters(first("type"), first("verdict"), first("q"))
         cursor = None if before is None else int(before)
-        rows, after = await self._read(self._page_of, filters, cursor)
+        response: Response = await self._read(self._page_response, filters, cursor)
+        return response
+
+    def _page_response(self, filters: Filters, before: int | None) -> Response:
+        rows, after = self._page_of(filters, before)
         return _json({"rows": [self._views.row(row) for row in rows], "next": after})
 
     def _page_of(self, filters: Filters, before: int | None) -> tuple[list[StoredRow], int | None]:
@@ -364,7 +368,13 @@ class Inspector:
         return found, before
 
     async def _detail(self, request_id: int) -> Response:
-        stored = await self._read(self._get_row, request_id)
+        response: Response = await self._read(self._detail_response, request_id)
+        return response
+
+    def _detail_response(self, request_id: int) -> Response:
+        # Rendered on the reader's thread too: a 1 MiB body took the loop, which may be the
+        # listener's, 25-36 ms to escape and encode, and every answer waited that long.
+        stored = self._get_row(request_id)
         if stored is None:
             return _plain(404, f"no request {request_id} in the capture store")
         return _json(self._views.detail(stored))
@@ -435,7 +445,7 @@ class Inspector:
             return failure_result(url, failure)
         return answer_result(url, answer)
 
-    # the store, on its own thread
+    # the store, and what is rendered from it, on its own thread
 
     async def _read(self, work: Callable[..., Any], *arguments: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._reader, work, *arguments)
