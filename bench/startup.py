@@ -202,17 +202,18 @@ def main() -> int:
         ["fixtures"],
         ["config"],
     ]
-    cases: dict[str, tuple[list[str], list[str], bool]] = {}
+    # Every case is held to the target, a mismatch too: its diagnosis (a few hundred HMACs)
+    # is what a user waits for when their handler fails, the run they make most.
+    cases: dict[str, tuple[list[str], list[str]]] = {}
     for words in helps:
-        cases[" ".join([*words, "--help"])] = ([*mhw, *words, "--help"], bare_help, True)
+        cases[" ".join([*words, "--help"])] = ([*mhw, *words, "--help"], bare_help)
     for name, command in runs_offline.items():
-        cases[name] = (command, bare_run, True)
-    # A mismatch adds the diagnosis (a few hundred HMACs): reported, not held to the target.
-    cases["verify, mismatch"] = ([*verify, "--signature", "0" * 64], bare_run, False)
+        cases[name] = (command, bare_run)
+    cases["verify, mismatch"] = ([*verify, "--signature", "0" * 64], bare_run)
     if arguments.only:
         cases = {name: case for name, case in cases.items() if name in arguments.only}
     failed = False
-    for name, (ours, anchor, held) in cases.items():
+    for name, (ours, anchor) in cases.items():
         timed(ours, env), timed(anchor, env)  # warm the file cache and .pyc files
         ours_times, anchor_times = [], []
         for _ in range(runs):
@@ -221,7 +222,7 @@ def main() -> int:
         ours_median = statistics.median(ours_times)
         anchor_median = statistics.median(anchor_times)
         ratio = quartile(ours_times) / quartile(anchor_times)
-        over = held and ratio > TARGET_RATIO
+        over = ratio > TARGET_RATIO
         failed |= over
         print(
             f"{name:22} mhw {ours_median * 1000:6.1f} ms  bare typer {anchor_median * 1000:6.1f} ms"
