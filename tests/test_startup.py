@@ -91,6 +91,7 @@ def test_a_command_turns_the_garbage_collector_on_as_it_starts(
         assert gc.isenabled()
     finally:
         gc.enable()
+        gc.unfreeze()  # what the command froze: this process's objects, collectable again
     assert capsys.readouterr().out
 
 
