@@ -15,8 +15,6 @@ turned into one: ``mhw events list`` does not pay for the options of ``events re
 each command turns it on again as it starts its work.
 """
 
-from __future__ import annotations
-
 import copy
 import functools
 import gc
