@@ -169,10 +169,8 @@ def _collecting(command: Callable[P, R]) -> Callable[P, R]:
 
     ``mhw`` starts with it off (see :mod:`mh_webhook_cli.__main__`); a command that runs
     for hours (``mhw listen``) or makes many objects (``mhw send --load``) needs it. What
-    start-up made (modules, classes, typer's and pydantic's tables: about 50,000 objects,
-    some 600 of them garbage) is frozen first, out of the collector's sight: it lives as
-    long as the process, and the first passes would otherwise go over all of it, which
-    cost a command's run what the collector being off had saved.
+    start-up made is frozen first, out of the collector's sight, as it lives as long as the
+    process: the first passes, and the one at exit, would otherwise go over all of it again.
     """
 
     @functools.wraps(command)
