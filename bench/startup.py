@@ -227,6 +227,9 @@ def main() -> int:
         cases[name] = (command, bare_run)
     cases["verify, mismatch"] = ([*verify, "--signature", "0" * 64], bare_run)
     if arguments.only:
+        unknown = sorted(set(arguments.only) - set(cases))
+        if unknown:
+            parser.error(f"no such case: {', '.join(unknown)}; the cases: {', '.join(cases)}")
         cases = {name: case for name, case in cases.items() if name in arguments.only}
     failed = False
     for name, (ours, anchor) in cases.items():
