@@ -193,7 +193,7 @@ def api_key(flag: str | None) -> "Resolved":
 def api_base(flag: str | None) -> str:
     """The API base URL by flag > env > config, else Magic Hour's."""
     from mh_webhook_cli.config_file import api_base as resolve_base
-    from mh_webhook_cli.magichour.api import DEFAULT_API_BASE
+    from mh_webhook_cli.magichour.api_reference import DEFAULT_API_BASE
 
     return resolve_base(flag) or DEFAULT_API_BASE
 
@@ -201,7 +201,8 @@ def api_base(flag: str | None) -> str:
 def magic_hour_api(api_key_flag: str | None, api_base_flag: str | None) -> "MagicHourApi":
     """A client for the effective key and base URL; no key is a usage error that says how
     to set one."""
-    from mh_webhook_cli.magichour.api import KEYS_URL, MagicHourApi
+    from mh_webhook_cli.magichour.api import MagicHourApi
+    from mh_webhook_cli.magichour.api_reference import KEYS_URL
 
     key = api_key(api_key_flag)
     if key.value is None:
