@@ -8,16 +8,23 @@ that turns an error into a line on stderr and its exit code.
 A command's module is imported only when that command runs: Typer turns
 every imported command's signature into click options on each run, which
 for all of mhw's commands costs more than the rest of a ``mhw verify``
-(``bench/startup.py`` measures it).
+(``bench/startup.py`` measures it). In a group, only the subcommand that runs is
+turned into one: ``mhw events list`` does not pay for the options of ``events replay``.
+
+``mhw`` starts with the cyclic garbage collector off (:mod:`mh_webhook_cli.__main__`);
+each command turns it on again as it starts its work.
 """
 
-from __future__ import annotations
-
+import copy
+import functools
+import gc
 import importlib
+import inspect
 import os
 import sys
+from collections.abc import Callable
 from types import ModuleType
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 import typer.completion
@@ -99,11 +106,14 @@ def _root(
     show_help_when_bare(context)
 
 
-def build_app(command: str | None = None, *, everything: bool = False) -> typer.Typer:
+def build_app(
+    command: str | None = None, subcommand: str | None = None, *, everything: bool = False
+) -> typer.Typer:
     """The ``mhw`` app: with ``command`` (or ``everything``) real, the others only listed.
 
     A listed command has its name and summary but no options, which is all
-    ``mhw --help`` shows and costs nothing to import.
+    ``mhw --help`` shows and costs nothing to import. In a group, ``subcommand`` is
+    the one that is real.
     """
     app = typer.Typer(
         name="mhw",
@@ -121,12 +131,56 @@ def build_app(command: str | None = None, *, everything: bool = False) -> typer.
         # A command run gets its docstring as help (its exit codes, say); listed, its summary.
         app.command(
             name, help=None if module else summary, epilog=getattr(module, "EXAMPLES", None)
-        )(module.__dict__[name] if module else _listed_only)
+        )(_collecting(module.__dict__[name]) if module else _listed_only)
     for name, summary in GROUPS.items():
         real = everything or name == command
-        group: typer.Typer = _module(name).app if real else command_group()
-        app.add_typer(group, name=name, help=summary)
+        group = _group(_module(name).app, None if everything else subcommand) if real else None
+        app.add_typer(group or command_group(), name=name, help=summary)
     return app
+
+
+def _group(group: typer.Typer, subcommand: str | None) -> typer.Typer:
+    """A copy of ``group`` with ``subcommand`` real (all of them when None), the others listed.
+
+    Listed, a subcommand keeps its name and help, all that ``mhw events --help`` shows.
+    """
+    copied = copy.copy(group)
+    copied.registered_commands = []
+    for info in group.registered_commands:
+        assert info.callback is not None, "typer commands always have a callback"
+        name = info.name or typer.main.get_command_name(info.callback.__name__)
+        listed = copy.copy(info)
+        listed.name = name
+        if subcommand is None or name == subcommand:
+            listed.callback = _collecting(info.callback)
+        else:
+            listed.callback = _listed_only
+            listed.help = inspect.getdoc(info.callback) if info.help is None else info.help
+        copied.registered_commands.append(listed)
+    return copied
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _collecting(command: Callable[P, R]) -> Callable[P, R]:
+    """``command``, turning the garbage collector back on as it starts.
+
+    ``mhw`` starts with it off (see :mod:`mh_webhook_cli.__main__`); a command that runs
+    for hours (``mhw listen``) or makes many objects (``mhw send --load``) needs it. What
+    start-up made is frozen first, out of the collector's sight, as it lives as long as the
+    process: the first passes, and the one at exit, would otherwise go over all of it again.
+    """
+
+    @functools.wraps(command)
+    def collecting(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not gc.isenabled():
+            gc.freeze()
+            gc.enable()
+        return command(*args, **kwargs)
+
+    return collecting
 
 
 def _module(name: str) -> ModuleType:
@@ -155,11 +209,14 @@ def main() -> None:
     try:
         # Shell completion looks at every command's options, so it gets them all.
         completing = "_MHW_COMPLETE" in os.environ
-        app = build_app(_command_in(sys.argv[1:]), everything=completing)
-        command = command_of(app)
+        words = sys.argv[1:]
+        command = _command_in(words)
+        subcommand = _command_in(words[words.index(command) + 1 :]) if command else None
+        app = build_app(command, subcommand, everything=completing)
+        click_command = command_of(app)
         if completing or any(arg.endswith("-completion") for arg in sys.argv[1:]):
             fix_zsh_script()
-        code = command.main(prog_name="mhw", standalone_mode=False)
+        code = click_command.main(prog_name="mhw", standalone_mode=False)
         sys.stdout.flush()  # here, where a reader that left is handled, not at exit
     except typer.TyperException as failure:
         # Typer's usage errors carry the context of the command that failed.

@@ -1,7 +1,5 @@
 """Grade a webhook handler against Magic Hour's rules: forged, stale, unsigned, retried, late."""
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """``mhw config``: read and change mhw's settings file."""
 
-from __future__ import annotations
-
 import os
 import sys
 from typing import Annotated

@@ -1,7 +1,5 @@
 """Check the API key, webhook secret, ngrok token and running listeners."""
 
-from __future__ import annotations
-
 import typer
 
 from mh_webhook_cli.cli.help_text import examples

@@ -1,7 +1,5 @@
 """Run a local Magic Hour API that delivers signed webhooks, with Magic Hour's retries."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

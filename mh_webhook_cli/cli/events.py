@@ -1,7 +1,5 @@
 """``mhw events``: look at the requests ``mhw listen`` captured, export them, clear them."""
 
-from __future__ import annotations
-
 import sys
 import time
 from enum import Enum

@@ -1,7 +1,5 @@
 """``mhw fixtures``: the nine Magic Hour events as realistic examples, and a schema check."""
 
-from __future__ import annotations
-
 from datetime import datetime, timezone
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """Receive webhooks locally: show each one live, verify it, store it, forward it."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 

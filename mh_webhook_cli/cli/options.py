@@ -6,8 +6,6 @@ tunnel); the functions here only call it with the CLI's reporter for warnings, s
 every command reads the same option the same way.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -185,7 +183,7 @@ ApiBaseOption = Annotated[
 ]
 
 
-def api_key(flag: str | None) -> Resolved:
+def api_key(flag: str | None) -> "Resolved":
     """The API key and where it came from (:func:`mh_webhook_cli.config_file.api_key`)."""
     from mh_webhook_cli.config_file import api_key as resolve_key
 
@@ -195,15 +193,16 @@ def api_key(flag: str | None) -> Resolved:
 def api_base(flag: str | None) -> str:
     """The API base URL by flag > env > config, else Magic Hour's."""
     from mh_webhook_cli.config_file import api_base as resolve_base
-    from mh_webhook_cli.magichour.api import DEFAULT_API_BASE
+    from mh_webhook_cli.magichour.api_reference import DEFAULT_API_BASE
 
     return resolve_base(flag) or DEFAULT_API_BASE
 
 
-def magic_hour_api(api_key_flag: str | None, api_base_flag: str | None) -> MagicHourApi:
+def magic_hour_api(api_key_flag: str | None, api_base_flag: str | None) -> "MagicHourApi":
     """A client for the effective key and base URL; no key is a usage error that says how
     to set one."""
-    from mh_webhook_cli.magichour.api import KEYS_URL, MagicHourApi
+    from mh_webhook_cli.magichour.api import MagicHourApi
+    from mh_webhook_cli.magichour.api_reference import KEYS_URL
 
     key = api_key(api_key_flag)
     if key.value is None:
@@ -309,7 +308,7 @@ def tunnel_plan(
     domain: str | None,
     region: str | None,
     ngrok_path: str | None,
-) -> TunnelRequest | None:
+) -> "TunnelRequest | None":
     """The tunnel to open (:func:`mh_webhook_cli.tunnel.plan_tunnel`); says so when none
     opens only because no authtoken is known."""
     from mh_webhook_cli.tunnel import plan_tunnel

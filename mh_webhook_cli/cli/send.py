@@ -1,7 +1,5 @@
 """Send signed events to a webhook handler, as Magic Hour would, and report what it answered."""
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
@@ -243,7 +241,7 @@ def _read_data(data: str) -> tuple[bytes, str]:
 
 def _signer(
     secret: str | None, no_sign: bool, bad_signature: bool, timestamp_offset: int
-) -> Signer:
+) -> "Signer":
     from mh_webhook_cli.send.delivery import Signer
 
     if no_sign:

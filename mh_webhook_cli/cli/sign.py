@@ -1,7 +1,5 @@
 """Sign a body as Magic Hour would: print the two headers, or a ready curl command."""
 
-from __future__ import annotations
-
 import time
 from typing import Annotated
 

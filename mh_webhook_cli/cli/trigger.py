@@ -1,7 +1,5 @@
 """Start a real Magic Hour job and check that its webhooks reach you, end to end."""
 
-from __future__ import annotations
-
 import sys
 from enum import Enum
 from pathlib import Path
@@ -176,7 +174,7 @@ async def _ask_to_start() -> bool:
     return answer.split(b"\n")[0].strip().lower() in (b"y", b"yes")
 
 
-def _running_listener(flag: Path | None) -> AttachedListener:
+def _running_listener(flag: Path | None) -> "AttachedListener":
     """The running listener to follow: the one whose store is ``--store``, else the only one
     ``mhw listen`` announced."""
     from mh_webhook_cli.magichour.trigger_session import AttachedListener

@@ -1,7 +1,5 @@
 """Check a request's signature and explain why it fails."""
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -127,7 +125,7 @@ def verify(
 
 def _load_request(
     request: str | None, body_file: str | None, signature: str | None, timestamp: str | None
-) -> Capture:
+) -> "Capture":
     """The request to verify: a capture, or a body alone (its two header values given)."""
     from mh_webhook_cli.core.http_text import Capture, parse_request
     from mh_webhook_cli.core.request import Request
@@ -147,7 +145,7 @@ def _load_request(
         ) from None
 
 
-def _stored_request(event_id: int, store_path: Path | None) -> tuple[Capture, float]:
+def _stored_request(event_id: int, store_path: Path | None) -> "tuple[Capture, float]":
     """A request ``mhw listen`` stored, and when it arrived; a usage error when there is none."""
     from mh_webhook_cli.core.http_text import Capture
     from mh_webhook_cli.receive.store import stored_request

@@ -32,11 +32,11 @@ import httpx
 from mh_webhook_cli.core.settings import mask, redact
 from mh_webhook_cli.errors import ApiError, DeadlineExceeded, UsageError
 from mh_webhook_cli.magichour import api_reference
+from mh_webhook_cli.magichour.api_reference import DEFAULT_API_BASE, KEYS_URL
 from mh_webhook_cli.send.client import READ_LIMIT, USER_AGENT, Answer, BodySink, describe_failure
 from mh_webhook_cli.send.client import request as bounded_request
 from mh_webhook_cli.send.retry import Backoff
 
-DEFAULT_API_BASE = "https://api.magichour.ai"
 DEFAULT_IMAGE_TOOL = "general"
 """The API's own default art style; mhw names it so that the request says what it asks for."""
 DEFAULT_VOICE = "Elon Musk"
@@ -47,7 +47,6 @@ AUDIO_CHARACTERS_PER_CREDIT = api_reference.VOICE_CHARACTERS_PER_CREDIT
 """The voice generator costs 0.1 credit per character, rounded up."""
 VIDEO_MODEL, VIDEO_RESOLUTION, VIDEO_SECONDS = "ltx-2.5", "480p", 1
 """The cheapest text-to-video the API documents: the shortest clip of its lowest resolution."""
-KEYS_URL = "https://magichour.ai/developer?tab=api-key"
 DASHBOARD_HINT = "it may have started: check your Magic Hour dashboard before retrying"
 TLS_FIX = "behind a proxy? point SSL_CERT_FILE at its CA bundle"
 DOWNLOAD_LIMIT = 4 * 1024**3

@@ -25,6 +25,9 @@ from collections.abc import Mapping
 from functools import cache
 from typing import NamedTuple
 
+DEFAULT_API_BASE = "https://api.magichour.ai"
+KEYS_URL = "https://magichour.ai/developer?tab=api-key"
+"""Where an account's API keys are made (Developer Hub)."""
 TIERS = ("free", "creator", "pro", "business")
 """Account tiers, cheapest first (``V1AccountListResponse.tier``)."""
 PAID_TIERS = TIERS[1:]

@@ -88,7 +88,7 @@ def guarded(name: str, run: Callable[[], list[Check]]) -> list[Check]:
 async def check_api_key(key: Resolved, base_url: str) -> Check:
     """The key works: Magic Hour answers ``GET /v1/account`` with it."""
     from mh_webhook_cli.errors import ApiError
-    from mh_webhook_cli.magichour.api import DEFAULT_API_BASE, KEYS_URL, MagicHourApi
+    from mh_webhook_cli.magichour.api_reference import DEFAULT_API_BASE, KEYS_URL
 
     if key.value is None:
         return Check(
@@ -99,6 +99,9 @@ async def check_api_key(key: Resolved, base_url: str) -> Check:
             "not set: only mhw trigger needs one (to start real jobs)",
             f"get one at {KEYS_URL}, then run 'mhw config set api_key' or set {API_KEY.env}",
         )
+    # Here, not above: the API client's httpx costs 50 ms, which a doctor with no key skips.
+    from mh_webhook_cli.magichour.api import MagicHourApi
+
     where = "" if base_url == DEFAULT_API_BASE else f" at {base_url}"
     try:
         async with MagicHourApi(key.value, base_url, timeout=10.0, retries=1, backoff=0.5) as api:
