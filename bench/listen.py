@@ -29,6 +29,7 @@ at every size.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import hashlib
 import hmac
@@ -147,6 +148,8 @@ def main() -> int:
             raise SystemExit(f"{tool} is needed (apt-get install wrk util-linux)")
 
     work = Path(tempfile.mkdtemp(prefix="mhw-bench-listen-"))
+    # Its stores and outputs take gigabytes: gone at exit, however the run ends.
+    atexit.register(shutil.rmtree, work, True)
     servers = ["anchor", *formats]
     results: dict[str, list[float]] = {name: [] for name in servers}
     answered = dict.fromkeys(formats, 0)
