@@ -11,7 +11,9 @@ duration. Target: no wait over 100 ms.
 from __future__ import annotations
 
 import argparse
+import atexit
 import multiprocessing
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -71,7 +73,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     arguments = parser.parse_args()
-    path = Path(tempfile.mkdtemp(prefix="mhw-bench-clear-")) / "events.sqlite3"
+    work = Path(tempfile.mkdtemp(prefix="mhw-bench-clear-"))
+    atexit.register(shutil.rmtree, work, True)  # a store of hundreds of megabytes
+    path = work / "events.sqlite3"
     started = time.perf_counter()
     build(path, arguments.rows)
     print(f"built {arguments.rows} rows in {time.perf_counter() - started:.1f} s", flush=True)
