@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import hmac
 import json
 
 import pytest
@@ -56,6 +57,29 @@ def test_verify_accepts_pinned_vectors(
     assert result.valid and result.reason is Reason.OK
     assert result.expected_signature == expected
     assert result.age_seconds == 10
+
+
+@pytest.mark.parametrize("key_bytes", [0, 1, 31, 32, 63, 64, 65, 127, 128, 200, 4096])
+def test_the_signature_is_the_standard_librarys_hmac_for_keys_of_every_length(
+    key_bytes: int,
+) -> None:
+    """mhw hashes a secret's HMAC pads once and reuses them: around SHA-256's 64-byte block
+    (a longer key is hashed first) it must give exactly what hmac.digest gives."""
+    secret = ("é" * key_bytes)[: key_bytes // 2] + "k" * (key_bytes % 2)  # 2-byte characters
+    assert len(secret.encode()) == key_bytes
+    for timestamp, body in ((0, b""), (1730742038, b"x" * 1000), ("007", bytes(range(256)))):
+        message = f"{timestamp}.".encode() + body
+        expected = hmac.digest(secret.encode(), message, "sha256")
+        assert signing.signature_digest(secret, timestamp, body) == expected
+        assert sign(secret, timestamp, body) == expected.hex()  # and again, from the cache
+
+
+@given(secret=st.text(), timestamp=st.integers(0, 2**40), body=st.binary())
+def test_the_signature_is_hmac_sha256_for_any_secret(
+    secret: str, timestamp: int, body: bytes
+) -> None:
+    message = f"{timestamp}.".encode() + body
+    assert sign(secret, timestamp, body) == hmac.new(secret.encode(), message, "sha256").hexdigest()
 
 
 def test_docstring_example_holds() -> None:
