@@ -20,10 +20,9 @@ target >= 0.95), lost requests (answered 2xx but not in the store: must be 0)
 and each listener's resident memory once it has served over 100,000 events
 (target < 100 MB; a short run is topped up to that).
 
-Then the latency as the store grows: the first format's listener's p99 under the same
-load, with its store holding each of ``--rows`` requests when the load starts (filled
-through the store's own write path between runs, the listener idle), target under 20 ms
-at every size.
+Then the latency as the store grows: the p99 of a listener in the first format under the
+same load, one listener for each of ``--rows``, its store filled to that many requests
+through the store's own write path before it starts; target under 20 ms at every size.
 """
 
 from __future__ import annotations
@@ -168,10 +167,6 @@ def main() -> int:
         """The listener whose p99 is measured as its store grows."""
         latencies: dict[int, Run] = {}
         """p99 runs by the number of requests the store held when each began."""
-        if sizes and sizes[0] == 0:  # before the rounds below fill the store
-            latencies[0] = wrk(urls[watched], _signed_request_script(work), arguments.seconds)
-            answered[watched] += latencies[0].answered
-            in_flight[watched] += latencies[0].in_flight
         for round_number in range(arguments.rounds):
             script = _signed_request_script(work)
             # Who goes first rotates, so that none always meets the machine warm.
@@ -197,12 +192,14 @@ def main() -> int:
         # Counted before the fills below add rows of their own.
         stored = {name: _stored(work / f"{name}.sqlite3") for name in formats}
         for size in sizes:
-            if size == 0:
-                continue
-            store = work / f"{watched}.sqlite3"
-            _fill(store, size)
-            held = _stored(store)  # more than size when the rounds above stored more
-            latencies[held] = wrk(urls[watched], _signed_request_script(work), arguments.seconds)
+            # A listener of its own for each size, its store filled before it starts: the
+            # rounds above stored more than 100,000, and each run stores more again.
+            store_name = f"latency-{size}"
+            _fill(work / f"{store_name}.sqlite3", size)
+            with _server(work, watched, store_name) as (port, _):
+                latencies[size] = wrk(
+                    f"http://127.0.0.1:{port}/", _signed_request_script(work), arguments.seconds
+                )
     # Counted once the listeners have stopped. wrk cannot say which request an answer was for,
     # so this is a bound: the requests in flight when wrk stopped (sent or about to be) may be
     # stored unanswered and mask as many losses. tests/test_listen.py checks every request.
@@ -279,10 +276,11 @@ def _signed_request_script(work: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _server(work: Path, which: str) -> Iterator[tuple[int, int]]:
+def _server(work: Path, which: str, store_name: str | None = None) -> Iterator[tuple[int, int]]:
     """The anchor (the guide's FastAPI handler under uvicorn, stdout to a file) or ``mhw
-    listen`` in format ``which`` (verifying, storing, its lines to a file), on core 0: port
-    and pid."""
+    listen`` in format ``which`` (verifying, storing in ``store_name``, by default named after
+    the format, its lines to a file), on core 0: port and pid."""
+    name = store_name or which
     port = free_port()
     if which == "anchor":
         command = ["-m", "uvicorn", "guide_handlers:app", "--port", str(port)]
@@ -290,9 +288,9 @@ def _server(work: Path, which: str) -> Iterator[tuple[int, int]]:
         cwd: Path | None = ANCHOR
     else:
         command = ["-m", "mh_webhook_cli", "listen", "--port", str(port), "--secret", SECRET]
-        command += ["--store", str(work / f"{which}.sqlite3"), "--format", which]
+        command += ["--store", str(work / f"{name}.sqlite3"), "--format", which]
         cwd = None
-    with (work / f"{which}.out").open("wb") as out, (work / f"{which}.err").open("wb") as err:
+    with (work / f"{name}.out").open("wb") as out, (work / f"{name}.err").open("wb") as err:
         server = subprocess.Popen(
             ["taskset", "-c", "0", sys.executable, *command],
             cwd=cwd,
