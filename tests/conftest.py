@@ -39,6 +39,7 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),  # the capture store's directory
         MHW_CONFIG=str(tmp_path / "mhw" / "config.json"),
         COLUMNS="200",
         TERM="dumb",
