@@ -145,8 +145,8 @@ def export_command(
     except OSError as failure:
         raise UsageError(f"cannot write {output}: {failure.strerror}") from None
     try:
-        rows = () if opened is None else opened.rows(oldest_first=True)
-        count = export(rows, target, har=export_format is ExportFormat.HAR)
+        pages = () if opened is None else opened.pages(oldest_first=True)
+        count = export(pages, target, har=export_format is ExportFormat.HAR)
     finally:
         if opened is not None:
             opened.close()
