@@ -27,7 +27,7 @@ from mh_webhook_cli import __version__
 from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
-from mh_webhook_cli.receive.store import StoredRow, Store
+from mh_webhook_cli.receive.store import Store, StoredRow
 from mh_webhook_cli.report.events import body_json, detail_json
 
 CONTROLS = "".join(chr(code) for code in range(32)) + "\x7f"
@@ -172,7 +172,8 @@ def test_export_writes_what_the_row_by_row_path_writes(mhw: Mhw, tmp_path: Path)
         "body": None,
     }
     with Store(store_path) as store:
-        store.add_forwards([(receipts[3].id, forward), (receipts[3].id, {**forward, "status": 200})])
+        answered: ForwardResult = {**forward, "status": 200}
+        store.add_forwards([(receipts[3].id, forward), (receipts[3].id, answered)])
         store.add_forwards([(receipts[-1].id, forward)])
     lines, har = exported(mhw, store_path)
     assert (lines, har) == expected(store_path)
