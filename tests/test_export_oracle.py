@@ -86,6 +86,10 @@ def adversarial() -> list[Received]:
         request(b"x", headers=[]),
         request(b"x", headers=[("HOST", "first"), ("host", "second"), ("CONTENT-TYPE", "c/d")]),
         request(b"x", headers=[(name, name) for name in AWKWARD]),
+        # Brackets, commas and quotes inside names and values, where the HAR export reads
+        # the stored text by its punctuation.
+        request(b"x", headers=[("X-A", "a[["), ("], [", "],["), ("", ""), ("Host", 'h"]]')]),
+        request(b"x", headers=[("X C", "v,w"), ("Content-Type", "[[x]]"), ("HOST", " h ")]),
         request(b"x", client="[::1]:9", method="M\u00e9"),
     ]
     rows += [request(text.encode(), event_type=text, project_id=text) for text in AWKWARD]

@@ -284,40 +284,66 @@ def _query_string(path: str) -> list[dict[str, str]]:
 def har_entry(row: StoredRow) -> dict[str, Any]:
     """One request as a HAR entry that browser devtools import.
 
-    What every entry has alike is written once (:data:`_HAR_CONSTANTS`, the response
-    of each status): an export builds a million of these.
+    What every entry has alike is written once (the empty parts, the timings, the
+    response of each status): an export builds a million of these.
     """
-    headers: list[list[str]] = orjson.loads(row.headers)  # pairs of strings, as mhw wrote them
-    by_name = {name.lower(): value for name, value in headers}
+    (
+        row_id,
+        received_at,
+        method,
+        path,
+        headers,
+        body,
+        _,
+        _,
+        _,
+        verification,
+        _,
+        status,
+        _,
+        _,
+        _,
+    ) = row
+    by_name, har_headers = _har_headers(headers)
     post_data: dict[str, Any] = {"mimeType": by_name.get("content-type", "")}
-    post_data["text"], as_base64 = _body_text(row.body)
+    post_data["text"], as_base64 = _body_text(body)
     if as_base64:
         post_data["comment"] = "base64: the body is not UTF-8"
     return {
-        "startedDateTime": utc_iso_ms(row.received_at),
+        "startedDateTime": utc_iso_ms(received_at),
         "time": 0,
         "request": {
-            "method": row.method,
-            "url": f"http://{by_name.get('host', 'localhost')}{row.path}",
+            "method": method,
+            "url": f"http://{by_name.get('host', 'localhost')}{path}",
             "httpVersion": "HTTP/1.1",
             "cookies": _EMPTY_ARRAY,
-            "headers": [{"name": name, "value": value} for name, value in headers],
-            "queryString": _query_string(row.path),
+            "headers": har_headers,
+            "queryString": _query_string(path),
             "postData": post_data,
             "headersSize": -1,
-            "bodySize": len(row.body),
-            "comment": f"mhw request {row.id}: signature {row.verification}",
+            "bodySize": len(body),
+            "comment": f"mhw request {row_id}: signature {verification}",
         },
-        "response": _har_response(row.response_status),
-        **_HAR_CONSTANTS,
+        "response": _har_response(status),
+        "cache": _EMPTY_OBJECT,
+        "timings": _NO_TIMINGS,
     }
 
 
+def _har_headers(stored: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The stored headers by lowercased name (the last of a name wins), and as HAR lists them.
+
+    Parsed with orjson: reading the text by its punctuation instead (no parse when it
+    holds no backslash) measured twice as slow, 3 µs against 1.5 µs a row.
+    """
+    pairs: list[list[str]] = orjson.loads(stored)  # pairs of strings, as mhw wrote them
+    by_name = {name.lower(): value for name, value in pairs}
+    return by_name, [{"name": name, "value": value} for name, value in pairs]
+
+
 _EMPTY_ARRAY = Fragment(b"[]")
-_HAR_CONSTANTS = {
-    "cache": Fragment(b"{}"),
-    "timings": Fragment(b'{"send":0,"wait":0,"receive":0}'),
-}
+_EMPTY_OBJECT = Fragment(b"{}")
+_NO_TIMINGS = Fragment(b'{"send":0,"wait":0,"receive":0}')
 
 
 @functools.lru_cache(maxsize=64)
