@@ -123,6 +123,10 @@ PAGE_BYTES = 8 * 1024 * 1024
 """...or fewer, once their bodies come to this many bytes (a page of large bodies)."""
 
 
+Position = tuple[float, float]
+"""Where a request lies in time order: its ``(received_at, id)``."""
+
+
 class StoredRow(NamedTuple):
     """A request as stored: its JSON columns still the text mhw wrote, not parsed.
 
@@ -172,10 +176,14 @@ def default_store_path() -> Path:
 def open_existing(path: Path | None) -> Store | None:
     """The store at ``path`` (else the default), or None when nothing was ever captured
     there: reading must not create one."""
+    resolved = existing_path(path)
+    return None if resolved is None else Store(resolved)
+
+
+def existing_path(path: Path | None) -> Path | None:
+    """Where the store at ``path`` (else the default) is, or None when there is none yet."""
     resolved = path.expanduser() if path is not None else default_store_path()
-    if not resolved.exists():
-        return None
-    return Store(resolved)
+    return resolved if resolved.exists() else None
 
 
 def stored_row(request_id: int, path: Path | None) -> StoredRow:
@@ -349,15 +357,41 @@ class Store:
         merged = heapq.merge(*streams, key=_time_order, reverse=not oldest_first)
         return itertools.islice(merged, limit)
 
-    def pages(self, *, oldest_first: bool = False) -> Iterator[list[StoredRow]]:
-        """Every request, as :meth:`rows` gives them, in the pages read from SQLite.
+    def pages(
+        self,
+        *,
+        oldest_first: bool = False,
+        after: Position | None = None,
+        through: Position | None = None,
+    ) -> Iterator[list[StoredRow]]:
+        """Every request, as :meth:`rows` gives them, in the pages read from SQLite; oldest
+        first, only those past ``after`` and up to ``through`` (positions from
+        :meth:`position_after`).
 
         For an export, which turns a page into text at once (see
         :func:`mh_webhook_cli.report.events.export`): a loop over a page costs less per row
         than a chain of generators, and a page is what one snapshot holds.
         """
-        start = self._position(None, oldest_first)
-        return self._walk_pages(None, None, None, False, None, oldest_first, PAGE_ROWS, start)
+        start = self._position(None, oldest_first) if after is None else after
+        return self._walk_pages(
+            None, None, None, False, None, oldest_first, PAGE_ROWS, start, through
+        )
+
+    @_reported
+    def position_after(self, after: Position | None, rows: int) -> Position | None:
+        """Where the ``rows``-th request past ``after`` (else from the oldest) lies in time
+        order; None when fewer are stored.
+
+        Read from the time index alone (it holds each id too), so it costs about a
+        microsecond a row skipped: how an export splits the store into ranges that two
+        processes render at once.
+        """
+        found = self._connection.execute(
+            "SELECT received_at, id FROM requests WHERE (received_at, id) > (?, ?) "
+            "ORDER BY received_at, id LIMIT 1 OFFSET ?",
+            (*(after or self._position(None, True)), rows - 1),
+        ).fetchone()
+        return None if found is None else (float(found[0]), float(found[1]))
 
     def _walk(
         self,
@@ -373,7 +407,7 @@ class Store:
         """:meth:`rows` of one event type, or of those matching ``pattern``, a page at a time,
         from just past ``start`` (a ``(received_at, id)``)."""
         pages = self._walk_pages(
-            event_type, pattern, since, invalid_only, limit, oldest_first, page_size, start
+            event_type, pattern, since, invalid_only, limit, oldest_first, page_size, start, None
         )
         return itertools.chain.from_iterable(pages)
 
@@ -386,9 +420,11 @@ class Store:
         limit: int | None,
         oldest_first: bool,
         page_size: int,
-        start: tuple[float, float],
+        start: Position,
+        through: Position | None,
     ) -> Iterator[list[StoredRow]]:
-        """:meth:`_walk`, a page (a list of rows) at a time; never an empty one."""
+        """:meth:`_walk`, a page (a list of rows) at a time, up to ``through`` in the walk's
+        order when given; never an empty one."""
         conditions: list[str] = []
         parameters: list[Any] = []
         if event_type is not None:
@@ -404,8 +440,11 @@ class Store:
             parameters.append(since)
         if invalid_only:
             conditions.append(_INVALID)
-        where = "".join(f" AND {condition}" for condition in conditions)
         order, after = ("ASC", ">") if oldest_first else ("DESC", "<")
+        if through is not None:
+            conditions.append(f"(received_at, id) {'<=' if oldest_first else '>='} (?, ?)")
+            parameters.extend(through)
+        where = "".join(f" AND {condition}" for condition in conditions)
         sql = (
             f"SELECT {_ROW} FROM requests WHERE (received_at, id) {after} (?, ?){where} "  # noqa: S608
             f"ORDER BY received_at {order}, id {order} LIMIT ?"

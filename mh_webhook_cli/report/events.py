@@ -22,11 +22,14 @@ import dataclasses
 import functools
 import itertools
 import json
+import os
+import signal
+import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -37,7 +40,8 @@ from mh_webhook_cli.core.http_text import format_request
 from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
-from mh_webhook_cli.receive.store import PAGE_ROWS, StoredRow
+from mh_webhook_cli.errors import StoreError
+from mh_webhook_cli.receive.store import PAGE_ROWS, Position, Store, StoredRow
 from mh_webhook_cli.report.console import Format, Line, Segment, columns, emit_json, info, show
 from mh_webhook_cli.report.escape import screen_lines
 
@@ -368,27 +372,192 @@ def _har_response(status: int) -> Fragment:
 
 def export(pages: Iterable[Sequence[StoredRow]], target: IO[bytes], *, har: bool) -> int:
     """Write the rows of ``pages`` to ``target`` as JSON lines, or as one HAR document;
-    how many rows there were.
+    how many rows there were."""
+    output = _Output(target, har=har)
+    for text, rows in _chunks(pages, har=har):
+        output.write(text, rows)
+    return output.close()
 
-    Rows become text :data:`_CHUNK_ROWS` at a time (:func:`_chunk_text`), one write each.
+
+SPLIT_FROM_ROWS = 20_000
+"""An export of fewer requests stays in one process: it takes under 0.1 s, and forking
+and splitting would be a noticeable part of that."""
+
+
+def export_store(
+    path: Path,
+    target: IO[bytes],
+    *,
+    har: bool,
+    split_rows: int = PAGE_ROWS,
+    split_from_rows: int = SPLIT_FROM_ROWS,
+) -> int:
+    """:func:`export` of every request in the store at ``path``, oldest first.
+
+    Turning rows into JSON is nearly all of an export's time, all of it Python's, so one
+    core does it however many there are (a thread does not help: the GIL). From
+    ``split_from_rows`` requests on, and where there are two cores and ``os.fork``, a
+    forked helper process renders every other range of ``split_rows`` requests while
+    this one renders the others, and this one writes both in order: each range is one
+    short read, and the memory is a range or two. The last range reaches the end of the
+    store, so requests a listener stores meanwhile are exported as a single process
+    exports them.
     """
-    count = 0
-    if har:
-        target.write(har_head().encode())
+    with Store(path) as store:
+        if store.count() < split_from_rows or not _can_split():
+            return export(store.pages(oldest_first=True), target, har=har)
+    # Closed before forking: a child must not inherit an open SQLite connection (SQLite's
+    # rule; its locks are per process). Each process opens its own.
+    output = _Output(target, har=har)
+    target.flush()
+    with _Helper(path, har=har) as helper, Store(path) as store:
+        start: Position | None = None
+        while True:
+            middle = store.position_after(start, split_rows)
+            end = None if middle is None else store.position_after(middle, split_rows)
+            if middle is None or end is None:
+                break
+            helper.render(middle, end)
+            own = store.pages(oldest_first=True, after=start, through=middle)
+            for text, rows in _chunks(own, har=har):
+                output.write(text, rows)
+            for text, rows in helper.rendered():
+                output.write(text, rows)
+            start = end
+        for text, rows in _chunks(store.pages(oldest_first=True, after=start), har=har):
+            output.write(text, rows)
+    return output.close()
+
+
+def _can_split() -> bool:
+    if not hasattr(os, "fork"):
+        return False
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) >= 2
+    return (os.cpu_count() or 1) >= 2
+
+
+class _Output:
+    """Chunks of documents written to ``target`` as JSON lines or a HAR document."""
+
+    def __init__(self, target: IO[bytes], *, har: bool) -> None:
+        self._target = target
+        self._har = har
+        self.count = 0
+        if har:
+            target.write(har_head().encode())
+
+    def write(self, text: bytes, rows: int) -> None:
+        """``rows`` documents, as :func:`_chunks` made them."""
+        if self._har:
+            if self.count:
+                self._target.write(b",")
+            self._target.write(text)
+        else:
+            self._target.write(text)
+            self._target.write(b"\n")
+        self.count += rows
+
+    def close(self) -> int:
+        """End the document; how many rows were written."""
+        if self._har:
+            self._target.write(HAR_TAIL.encode())
+        return self.count
+
+
+def _chunks(pages: Iterable[Sequence[StoredRow]], *, har: bool) -> Iterator[tuple[bytes, int]]:
+    """The rows of ``pages`` as text :data:`_CHUNK_ROWS` at a time (:func:`_chunk_text`),
+    and how many rows each holds."""
+    document, separator = (har_entry, b",") if har else (detail_json, b"\n")
     for page in pages:
         for first in range(0, len(page), _CHUNK_ROWS):
             chunk = page[first : first + _CHUNK_ROWS]
-            if har:
-                if count:
-                    target.write(b",")
-                target.write(_chunk_text(chunk, har_entry, b","))
-            else:
-                target.write(_chunk_text(chunk, detail_json, b"\n"))
-                target.write(b"\n")
-            count += len(chunk)
-    if har:
-        target.write(HAR_TAIL.encode())
-    return count
+            yield _chunk_text(chunk, document, separator), len(chunk)
+
+
+_FRAME = struct.Struct("<qq")
+"""What the helper sends before each chunk: its length and how many rows it holds. A
+length of -1 ends a range; -2 says the helper failed, with the message's length."""
+_RANGE = struct.Struct("<dddd")
+"""What the helper is asked to render: the positions after which and through which."""
+_PIPE_BYTES = 1 << 20
+"""A range of the usual webhooks is about a megabyte of text: with a pipe this large
+(Linux; the most it allows by default), the helper renders a whole range ahead."""
+
+
+class _Helper:
+    """A forked process rendering the ranges :func:`export_store` asks for, in order."""
+
+    def __init__(self, path: Path, *, har: bool) -> None:
+        import fcntl  # POSIX, like os.fork
+
+        requests_read, requests_write = os.pipe()
+        results_read, results_write = os.pipe()
+        with contextlib.suppress(AttributeError, OSError):
+            fcntl.fcntl(results_write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        self._pid = os.fork()
+        if self._pid == 0:  # pragma: no cover - the child; measured by the tests' output
+            os.close(requests_write)
+            os.close(results_read)
+            _help(path, har, requests_read, results_write)
+        os.close(requests_read)
+        os.close(results_write)
+        self._requests = requests_write
+        self._results = open(results_read, "rb")  # noqa: SIM115 - closed in __exit__
+
+    def __enter__(self) -> _Helper:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        os.close(self._requests)  # the helper's last read: it exits
+        self._results.close()  # a helper still writing gets EPIPE: it exits
+        if kind is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGTERM)
+        os.waitpid(self._pid, 0)
+
+    def render(self, after: Position, through: Position) -> None:
+        """Ask for the rows past ``after`` through ``through``, as text."""
+        os.write(self._requests, _RANGE.pack(*after, *through))
+
+    def rendered(self) -> Iterator[tuple[bytes, int]]:
+        """The chunks of the oldest range asked for and not read yet, as :func:`_chunks`."""
+        while True:
+            header = self._results.read(_FRAME.size)
+            if len(header) < _FRAME.size:
+                raise StoreError("export: the helper process stopped")
+            length, rows = _FRAME.unpack(header)
+            if length == -1:
+                return
+            if length == -2:
+                raise StoreError(self._results.read(rows).decode("utf-8", "replace"))
+            yield self._results.read(length), rows
+
+
+def _help(path: Path, har: bool, requests: int, results: int) -> NoReturn:
+    """The helper's whole life: render each range asked for, until there are no more."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it on Ctrl-C
+    code = 0
+    with open(requests, "rb") as asked, open(results, "wb") as out:
+        try:
+            with Store(path) as store:
+                while len(request := asked.read(_RANGE.size)) == _RANGE.size:
+                    bounds = _RANGE.unpack(request)
+                    pages = store.pages(oldest_first=True, after=bounds[:2], through=bounds[2:])
+                    for text, rows in _chunks(pages, har=har):
+                        out.write(_FRAME.pack(len(text), rows))
+                        out.write(text)
+                    out.write(_FRAME.pack(-1, 0))
+                    out.flush()
+        except BrokenPipeError:
+            code = 1  # the parent stopped reading: it failed, and says why
+        except BaseException as failure:  # reported by the parent
+            code = 1
+            message = str(failure).encode()
+            with contextlib.suppress(OSError):
+                out.write(_FRAME.pack(-2, len(message)) + message)
+                out.flush()
+    os._exit(code)
 
 
 _CHUNK_ROWS = 32
