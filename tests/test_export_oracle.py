@@ -11,8 +11,12 @@ made to break a shortcut.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -28,7 +32,7 @@ from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
 from mh_webhook_cli.receive.store import Store, StoredRow
-from mh_webhook_cli.report.events import body_json, detail_json
+from mh_webhook_cli.report.events import body_json, detail_json, export_store
 
 CONTROLS = "".join(chr(code) for code in range(32)) + "\x7f"
 AWKWARD = ['"quoted"', "back\\slash", CONTROLS, "caf\u00e9", "\u0085next\u2028line", "\u202e"]
@@ -223,3 +227,98 @@ def test_what_a_listener_stored_exports_as_the_plain_path_exports_it(
     assert len(listening.stored()) == len(sent)
     lines, har = exported(mhw, listening.store)
     assert (lines, har) == expected(listening.store)
+
+
+def split_export(store_path: Path, *, har: bool, split_rows: int) -> str:
+    """The export as two processes write it, whatever the store's size."""
+    out = io.BytesIO()
+    export_store(store_path, out, har=har, split_rows=split_rows, split_from_rows=0)
+    return out.getvalue().decode()
+
+
+@pytest.mark.parametrize("split_rows", [1, 2, 7, 1000])
+def test_an_export_split_between_two_processes_writes_every_row_once_in_order(
+    tmp_path: Path, split_rows: int
+) -> None:
+    """Ranges of every size against the adversarial rows, and requests with forwards:
+    one row a range, ranges that end inside a run of equal times, one range for all."""
+    store_path = tmp_path / "events.sqlite3"
+    with Store(store_path) as store:
+        receipts = store.add_many(adversarial() * 3)
+        forward: ForwardResult = {
+            "target": "http://127.0.0.1:9/",
+            "status": 502,
+            "latency_ms": None,
+            "error": None,
+            "body": "caf\u00e9",
+        }
+        store.add_forwards([(receipts[5].id, forward), (receipts[-1].id, forward)])
+    lines, har = expected(store_path)
+    assert split_export(store_path, har=False, split_rows=split_rows) == lines
+    assert split_export(store_path, har=True, split_rows=split_rows) == har
+    assert len(lines.splitlines()) == len(receipts)
+
+
+def test_the_command_splits_a_large_export_and_writes_what_one_process_writes(
+    mhw: Mhw, tmp_path: Path
+) -> None:
+    """25,000 requests: past the size from which ``mhw events export`` forks a helper."""
+    store_path = tmp_path / "events.sqlite3"
+    awkward = adversarial()
+    with Store(store_path) as store:
+        store.add_many(
+            [
+                request(b'{"n":%d}' % n, received_at=1_764_609_000 + n // 3)
+                if n % 1000
+                else awkward[n // 1000 % len(awkward)]
+                for n in range(25_000)
+            ]
+        )
+    assert exported(mhw, store_path) == expected(store_path)
+
+
+def test_a_reader_that_stops_early_stops_both_processes(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``mhw events export | head``: the command ends, and its helper with it."""
+    store_path = tmp_path / "events.sqlite3"
+    with Store(store_path) as store:
+        store.add_many([request(b"x" * 2000, received_at=float(n)) for n in range(30_000)])
+    command = [sys.executable, "-m", "mh_webhook_cli", "events", "export"]
+    exporting = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**isolated_env, "MHW_STORE": str(store_path)},
+    )
+    assert exporting.stdout is not None
+    assert exporting.stdout.read(100_000)
+    helpers = wait_for_helper(exporting.pid)
+    exporting.stdout.close()
+    exporting.wait(timeout=30)
+    for helper in helpers:
+        deadline = time.monotonic() + 30
+        while _alive(helper):
+            assert time.monotonic() < deadline, "the helper outlived the command"
+            time.sleep(0.02)
+
+
+def wait_for_helper(parent: int) -> list[int]:
+    """The forked helper of process ``parent`` (it forks before writing its first range)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = [int(pid) for pid in children.read_text().split()]
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError("no helper process")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie has ended; its parent has not reaped it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
