@@ -32,7 +32,7 @@ from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
 from mh_webhook_cli.receive.store import Store, StoredRow
-from mh_webhook_cli.report.events import body_json, detail_json, export_store
+from mh_webhook_cli.report.events import body_json, detail_json, export_store, summary_json
 
 CONTROLS = "".join(chr(code) for code in range(32)) + "\x7f"
 AWKWARD = ['"quoted"', "back\\slash", CONTROLS, "caf\u00e9", "\u0085next\u2028line", "\u202e"]
@@ -185,6 +185,10 @@ def test_export_writes_what_the_row_by_row_path_writes(mhw: Mhw, tmp_path: Path)
         store.add_forwards([(receipts[-1].id, forward)])
     lines, har = exported(mhw, store_path)
     assert (lines, har) == expected(store_path)
+    listed = mhw("events", "list", "--all", "--format", "json", env={"MHW_STORE": str(store_path)})
+    with Store(store_path) as store:
+        newest_first = ",".join(dumps(summary_json(row)) for row in store.rows())
+    assert (listed.code, listed.stdout) == (0, f"[{newest_first}]\n")
     forwarded = {line["id"]: line["forwards"] for line in map(json.loads, lines.splitlines())}
     assert [len(forwards) for forwards in forwarded.values()].count(0) == len(receipts) - 2
     assert forwarded[receipts[3].id][1]["status"] == 200

@@ -496,7 +496,7 @@ class _Helper:
         with contextlib.suppress(AttributeError, OSError):
             fcntl.fcntl(results_write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         self._pid = os.fork()
-        if self._pid == 0:  # pragma: no cover - the child; measured by the tests' output
+        if self._pid == 0:  # the helper
             os.close(requests_write)
             os.close(results_read)
             _help(path, har, requests_read, results_write)
@@ -606,7 +606,11 @@ def show_list(
         # Streamed in pieces, and the same text as dumps() of the whole list.
         out = sys.stdout.buffer
         out.write(b"[")
-        _write(out, _joined(_json(summary_json(row)) for row in page))
+        separator = b""
+        for chunk in iter(lambda: list(itertools.islice(page, _CHUNK_ROWS)), []):
+            out.write(separator)
+            out.write(_chunk_text(chunk, summary_json, b","))
+            separator = b","
         out.write(b"]\n")
         out.flush()
         return
@@ -641,35 +645,6 @@ def show_replay(result: SendResult, output_format: Format) -> None:
         emit_json(send_json(result, None))
     else:
         show(send_text(result, None))
-
-
-_WRITE_BYTES = 1 << 16
-"""What :func:`_write` gathers before a write: few calls, and a megabyte body is a few of
-them (larger pieces cost more in fresh memory from the kernel than they save)."""
-
-
-def _write(target: IO[bytes], pieces: Iterable[bytes]) -> int:
-    """Write ``pieces`` to ``target`` about :data:`_WRITE_BYTES` at a time; how many."""
-    count = size = 0
-    gathered: list[bytes] = []
-    for piece in pieces:
-        gathered.append(piece)
-        size += len(piece)
-        count += 1
-        if size >= _WRITE_BYTES:
-            target.write(b"".join(gathered))
-            gathered.clear()
-            size = 0
-    target.write(b"".join(gathered))
-    return count
-
-
-def _joined(documents: Iterable[bytes]) -> Iterator[bytes]:
-    """``documents`` with a comma before each but the first: the items of a JSON array."""
-    separator = b""
-    for document in documents:
-        yield separator + document
-        separator = b","
 
 
 def _json(data: Any) -> bytes:
