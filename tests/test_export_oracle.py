@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from mh_webhook_cli import __version__
 from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
+from mh_webhook_cli.errors import StoreError
 from mh_webhook_cli.receive.store import Store, StoredRow
 from mh_webhook_cli.report.events import body_json, detail_json, export_store, summary_json
 
@@ -326,3 +328,18 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
+
+
+def test_a_helper_that_fails_fails_the_export_with_its_reason(tmp_path: Path) -> None:
+    """A row the helper cannot render (a body another program stored as text) ends the
+    export with the helper's reason, and leaves no process behind."""
+    store_path = tmp_path / "events.sqlite3"
+    with Store(store_path) as store:
+        store.add_many([request(b"x", received_at=float(n)) for n in range(20)])
+    with sqlite3.connect(store_path) as connection:  # ranges of 3: the helper renders 4-6
+        connection.execute("UPDATE requests SET body = 'text' WHERE id = 5")
+    children = Path(f"/proc/self/task/{os.getpid()}/children")
+    before = children.read_text()
+    with pytest.raises(StoreError, match="decode"):
+        split_export(store_path, har=False, split_rows=3)
+    assert children.read_text() == before

@@ -408,9 +408,14 @@ def export_store(
             return export(store.pages(oldest_first=True), target, har=har)
     # Closed before forking: a child must not inherit an open SQLite connection (SQLite's
     # rule; its locks are per process). Each process opens its own.
+    target.flush()  # or the helper would hold a copy of what is not written yet
+    try:
+        helper = _Helper(path, har=har)
+    except OSError:  # no process to spare: this one exports it all
+        with Store(path) as store:
+            return export(store.pages(oldest_first=True), target, har=har)
     output = _Output(target, har=har)
-    target.flush()
-    with _Helper(path, har=har) as helper, Store(path) as store:
+    with helper, Store(path) as store:
         start: Position | None = None
         while True:
             middle = store.position_after(start, split_rows)
@@ -495,11 +500,19 @@ class _Helper:
         results_read, results_write = os.pipe()
         with contextlib.suppress(AttributeError, OSError):
             fcntl.fcntl(results_write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        self._pid = os.fork()
-        if self._pid == 0:  # the helper
-            os.close(requests_write)
-            os.close(results_read)
-            _help(path, har, requests_read, results_write)
+        try:
+            self._pid = os.fork()
+        except OSError:
+            for descriptor in (requests_read, requests_write, results_read, results_write):
+                os.close(descriptor)
+            raise
+        if self._pid == 0:  # the helper, which never returns into the parent's code
+            try:
+                os.close(requests_write)
+                os.close(results_read)
+                _help(path, har, requests_read, results_write)
+            finally:
+                os._exit(1)
         os.close(requests_read)
         os.close(results_write)
         self._requests = requests_write
@@ -518,7 +531,10 @@ class _Helper:
 
     def render(self, after: Position, through: Position) -> None:
         """Ask for the rows past ``after`` through ``through``, as text."""
-        os.write(self._requests, _RANGE.pack(*after, *through))
+        try:
+            os.write(self._requests, _RANGE.pack(*after, *through))
+        except BrokenPipeError:  # not the reader of the output: that one is still there
+            raise StoreError("export: the helper process stopped") from None
 
     def rendered(self) -> Iterator[tuple[bytes, int]]:
         """The chunks of the oldest range asked for and not read yet, as :func:`_chunks`."""
