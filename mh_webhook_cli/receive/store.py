@@ -18,7 +18,9 @@ throughput it buys. A listener copies the WAL back into the database on a thread
 of its own (:class:`_Checkpointer`), so that no commit, and no answer, waits for it.
 
 Reading streams: :meth:`Store.rows` gives a page of rows at a time, each page one
-short read, so ``mhw events`` holds a page whatever the store holds. The schema
+short read, so ``mhw events`` holds a page whatever the store holds; :meth:`Store.pages`
+gives the pages themselves, between two positions in time order when asked (an export
+splits the store into such ranges with :meth:`Store.position_after`). The schema
 changes only through the named migrations of :mod:`mh_webhook_cli.receive.migrations`.
 
 Request bodies and headers can be sensitive, so the file is created 0600 in a

@@ -12,6 +12,13 @@ read a :class:`~mh_webhook_cli.receive.store.StoredRow`, whose headers, findings
 and forwards are JSON text as mhw stored it: it goes into the output as it is
 (``orjson.Fragment``) instead of being parsed and written again, which was most
 of an export's time.
+
+What an export costs is Python turning rows into JSON (SQLite reads a million rows in
+0.5 s of the ~5.5 s). So a chunk of rows is written by orjson and checked once
+(:func:`_chunk_text`), and a large store is split between this process and a forked
+helper, one range of rows each in turn (:func:`export_store`). Building the lines in
+SQL instead (``json_quote`` and ``||``, fetched as bytes) was measured and is no
+cheaper: 5.7 s of CPU against 5.3 to 5.5 s for the Python path at a million rows.
 """
 
 from __future__ import annotations
