@@ -27,7 +27,7 @@ import pytest
 from test_listen import Start, event_body, signed_headers
 from test_listen import start_listener as start_listener  # the fixture, shared
 
-from conftest import SECRET, Mhw
+from conftest import SECRET, Mhw, wait_for
 from mh_webhook_cli import __version__
 from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
@@ -343,3 +343,47 @@ def test_a_helper_that_fails_fails_the_export_with_its_reason(tmp_path: Path) ->
     with pytest.raises(StoreError, match="decode"):
         split_export(store_path, har=False, split_rows=3)
     assert children.read_text() == before
+
+
+INSERTER = """
+import sys, time
+from pathlib import Path
+from mh_webhook_cli.core.request import Received
+from mh_webhook_cli.receive.store import Store
+
+with Store(Path(sys.argv[1])) as store:
+    n = 0
+    while True:
+        n += 1
+        store.add(Received.of(1e9 + n, "POST", "/", [], b"new", "c", None, None, "ok", [], 200))
+        if n == 1:
+            Path(sys.argv[2]).touch()
+"""
+
+
+def test_a_split_export_beside_a_writer_writes_each_row_once_in_order(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    """While another process stores requests, as a listener does: every request stored
+    before the export is in it once, everything is in time order, and nothing repeats."""
+    store_path = tmp_path / "events.sqlite3"
+    with Store(store_path) as store:
+        before = [
+            r.id for r in store.add_many([request(b"x", received_at=n / 3) for n in range(3000)])
+        ]
+    started = tmp_path / "started"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", INSERTER, str(store_path), str(started)], env=isolated_env
+    )
+    try:
+        wait_for(started.exists, what="the writer's first row")
+        lines = split_export(store_path, har=False, split_rows=50).splitlines()
+    finally:
+        writer.kill()
+        writer.wait()
+    written = [json.loads(line) for line in lines]
+    ids = [line["id"] for line in written]
+    assert len(ids) == len(set(ids))
+    assert set(before) <= set(ids)
+    order = [(line["received_at"], line["id"]) for line in written]
+    assert order == sorted(order)
