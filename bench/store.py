@@ -10,6 +10,10 @@ an export reads (without the shell, Python's sqlite3 module writing JSON; the
 output says which). Targets (issue 17): every command under 100 MB at any size;
 the filters' time flat as the store grows; export within 3x of the anchor.
 
+From 20,000 events on, ``events export`` renders in two processes (see
+``report.events.export_store``): its CPU time is both processes', and its wall time
+halves only when the second core is free, so run this on a quiet machine.
+
     python bench/store.py [--sizes 10000,100000,1000000]
 
 The requests: the webhook reference's ``video.completed`` example (519 bytes, as
