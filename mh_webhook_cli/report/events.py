@@ -393,8 +393,8 @@ SPLIT_RANGE_ROWS = 500
 as JSON lines, 0.7 MB as HAR) fits in the pipe from the helper (:data:`_PIPE_BYTES`)
 with room for the end of the range before it, so the helper never waits for this
 process. Ranges of 1,000 filled the pipe: the helper stopped in the middle of each
-range until it was read, and a HAR export hardly ran in parallel (7.8 s against 8.8 s
-of CPU)."""
+range until it was read, and a HAR export of a million hardly ran in parallel (7.8 s for
+8.8 s of CPU; 4.6 s for 8.4 s with ranges of 500)."""
 
 
 def export_store(
@@ -414,7 +414,8 @@ def export_store(
     this one renders the others, and this one writes both in order: each range is one
     short read, and the memory is a range or two. The last range reaches the end of the
     store, so requests a listener stores meanwhile are exported as a single process
-    exports them.
+    exports them. A million requests on two idle cores (``bench/store.py``): 3.6 s as
+    JSON lines and 4.9 s as HAR, where one process takes about 5.5 s and 8.5 s.
     """
     with Store(path) as store:
         if store.count() < split_from_rows or not _can_split():
