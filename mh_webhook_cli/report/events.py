@@ -415,7 +415,7 @@ def export_store(
     short read, and the memory is a range or two. The last range reaches the end of the
     store, so requests a listener stores meanwhile are exported as a single process
     exports them. A million requests on two idle cores (``bench/store.py``): 3.6 s as
-    JSON lines and 4.9 s as HAR, where one process takes about 5.5 s and 8.5 s.
+    JSON lines and 4.9 s as HAR, where one process needs about 5.5 s and 8.5 s of CPU.
     """
     with Store(path) as store:
         if store.count() < split_from_rows or not _can_split():
