@@ -308,8 +308,8 @@ def test_listings_and_exports_hold_one_page_whatever_the_store_holds(
                                 patched.setattr(sys, "stdout", io.TextIOWrapper(out))
                                 show_list(store.rows(), Format.JSON)
                         else:
-                            rows = store.rows(oldest_first=True)
-                            assert export(rows, out, har=name == "export.har") == size
+                            pages = store.pages(oldest_first=True)
+                            assert export(pages, out, har=name == "export.har") == size
                     peaks.setdefault(name, []).append(tracemalloc.get_traced_memory()[1])
                 finally:
                     tracemalloc.stop()

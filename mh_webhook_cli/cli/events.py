@@ -145,20 +145,20 @@ def export_command(
     store: StoreOption = None,
 ) -> None:
     """Export every captured request, oldest first."""
-    from mh_webhook_cli.receive.store import open_existing
-    from mh_webhook_cli.report.events import export
+    from mh_webhook_cli.receive.store import existing_path
+    from mh_webhook_cli.report.events import export, export_store
 
-    opened = open_existing(store)
+    found = existing_path(store)
     try:
         target = sys.stdout.buffer if output is None else output.expanduser().open("wb")
     except OSError as failure:
         raise UsageError(f"cannot write {output}: {failure.strerror}") from None
+    har = export_format is ExportFormat.HAR
     try:
-        rows = () if opened is None else opened.rows(oldest_first=True)
-        count = export(rows, target, har=export_format is ExportFormat.HAR)
+        count = (
+            export((), target, har=har) if found is None else export_store(found, target, har=har)
+        )
     finally:
-        if opened is not None:
-            opened.close()
         if output is not None:
             target.close()
     if output is not None:
