@@ -32,7 +32,7 @@ Four layers; a module imports only from its own layer or a lower one, never in a
    points at) < ``config_file`` (settings on disk) < ``tunnel`` (ngrok); ``event_loop``
    (one loop per command, Ctrl-C and SIGTERM); ``send/`` (the
    bounded HTTP client, signed deliveries) < ``receive/`` (HTTP server, listener, capture
-   store, the ``mhw listen`` session; it may open a tunnel) < ``magichour/`` (API client,
+   store and its exports, the ``mhw listen`` session; it may open a tunnel) < ``magichour/`` (API client,
    emulator, ``mhw trigger``, doctor's checks). An edge never imports ``report/`` or
    ``cli/``: sessions and engines emit typed events to a reporter they are handed.
 3. ``report/``: how results look. One module per command's view turns those events and

@@ -15,10 +15,10 @@ of an export's time.
 
 What an export costs is Python turning rows into JSON (SQLite reads a million rows in
 0.5 s of the ~5.5 s). So a chunk of rows is written by orjson and checked once
-(:func:`_chunk_text`), and a large store is split between this process and a forked
-helper, one range of rows each in turn (:func:`export_store`). Building the lines in
-SQL instead (``json_quote`` and ``||``, fetched as bytes) was measured and is no
-cheaper: 5.7 s of CPU against 5.3 to 5.5 s for the Python path at a million rows.
+(:func:`_chunk_text`), and a large store is rendered by this process and a forked helper
+in turn (:func:`export_store`, through :mod:`mh_webhook_cli.receive.export`). Building
+the lines in SQL instead (``json_quote`` and ``||``, fetched as bytes) was measured and
+is no cheaper: 5.7 s of CPU against 5.3 to 5.5 s for the Python path at a million rows.
 """
 
 from __future__ import annotations
@@ -29,14 +29,11 @@ import dataclasses
 import functools
 import itertools
 import json
-import os
-import signal
-import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -47,8 +44,7 @@ from mh_webhook_cli.core.http_text import format_request
 from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
-from mh_webhook_cli.errors import StoreError
-from mh_webhook_cli.receive.store import PAGE_ROWS, Position, Store, StoredRow
+from mh_webhook_cli.receive.store import PAGE_ROWS, StoredRow
 from mh_webhook_cli.report.console import Format, Line, Segment, columns, emit_json, info, show
 from mh_webhook_cli.report.escape import screen_lines
 
@@ -385,78 +381,16 @@ def export(pages: Iterable[Sequence[StoredRow]], target: IO[bytes], *, har: bool
     return output.close()
 
 
-SPLIT_FROM_ROWS = 20_000
-"""An export of fewer requests stays in one process: it takes under 0.1 s, and forking
-and splitting would be a noticeable part of that."""
-SPLIT_RANGE_ROWS = 500
-"""The requests in each range of a split export: the text of 500 usual webhooks (0.6 MB
-as JSON lines, 0.7 MB as HAR) fits in the pipe from the helper (:data:`_PIPE_BYTES`)
-with room for the end of the range before it, so the helper never waits for this
-process. Ranges of 1,000 filled the pipe: the helper stopped in the middle of each
-range until it was read, and a HAR export of a million hardly ran in parallel (7.8 s for
-8.8 s of CPU; 4.6 s for 8.4 s with ranges of 500)."""
+def export_store(path: Path, target: IO[bytes], *, har: bool, **split: int) -> int:
+    """:func:`export` of every request in the store at ``path``, oldest first, rendered by
+    this process and, for a large store, a helper process on another core
+    (:func:`~mh_webhook_cli.receive.export.split_export`, which ``split`` tunes)."""
+    from mh_webhook_cli.receive.export import split_export
 
-
-def export_store(
-    path: Path,
-    target: IO[bytes],
-    *,
-    har: bool,
-    split_rows: int = SPLIT_RANGE_ROWS,
-    split_from_rows: int = SPLIT_FROM_ROWS,
-) -> int:
-    """:func:`export` of every request in the store at ``path``, oldest first.
-
-    Turning rows into JSON is nearly all of an export's time, all of it Python's, so one
-    core does it however many there are (a thread does not help: the GIL). From
-    ``split_from_rows`` requests on, and where there are two cores and ``os.fork``, a
-    forked helper process renders every other range of ``split_rows`` requests while
-    this one renders the others, and this one writes both in order: each range is one
-    short read, and the memory is a range or two. The last range reaches the end of the
-    store, so requests a listener stores meanwhile are exported as a single process
-    exports them. A million requests on two idle cores (``bench/store.py``): 3.6 s as
-    JSON lines and 4.9 s as HAR, where one process needs about 5.5 s and 8.5 s of CPU.
-    """
-    with Store(path) as store:
-        if store.count() < split_from_rows or not _can_split():
-            return export(store.pages(oldest_first=True), target, har=har)
-    # Closed before forking: a child must not inherit an open SQLite connection (SQLite's
-    # rule; its locks are per process). Each process opens its own.
-    target.flush()  # or the helper would hold a copy of what is not written yet
-    try:
-        helper = _Helper(path, har=har)
-    except OSError:  # no process to spare: this one exports it all
-        with Store(path) as store:
-            return export(store.pages(oldest_first=True), target, har=har)
     output = _Output(target, har=har)
-    with helper, Store(path) as store:
-        start: Position | None = None
-        asked = False
-        while True:
-            middle = store.position_after(start, split_rows)
-            end = None if middle is None else store.position_after(middle, split_rows)
-            if middle is None or end is None:
-                break
-            # The helper's next range is asked for before its last one is read, so that it
-            # renders while this process writes that one out and renders its own.
-            helper.render(middle, end)
-            if asked:
-                helper.relay(output)
-            output.write_chunks(store.pages(oldest_first=True, after=start, through=middle))
-            asked = True
-            start = end
-        if asked:
-            helper.relay(output)
-        output.write_chunks(store.pages(oldest_first=True, after=start))
+    target.flush()  # before a fork, or the helper would hold a copy of what is not written yet
+    split_export(path, functools.partial(_chunks, har=har), output.write, **split)
     return output.close()
-
-
-def _can_split() -> bool:
-    if not hasattr(os, "fork"):
-        return False
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) >= 2
-    return (os.cpu_count() or 1) >= 2
 
 
 class _Output:
@@ -500,101 +434,6 @@ def _chunks(pages: Iterable[Sequence[StoredRow]], *, har: bool) -> Iterator[tupl
         for first in range(0, len(page), _CHUNK_ROWS):
             chunk = page[first : first + _CHUNK_ROWS]
             yield _chunk_text(chunk, document, separator), len(chunk)
-
-
-_FRAME = struct.Struct("<qq")
-"""What the helper sends before each chunk: its length and how many rows it holds. A
-length of -1 ends a range; -2 says the helper failed, with the message's length."""
-_RANGE = struct.Struct("<dddd")
-"""What the helper is asked to render: the positions after which and through which."""
-_PIPE_BYTES = 1 << 20
-"""The pipe from the helper: Linux's largest by default (64 KB otherwise)."""
-
-
-class _Helper:
-    """A forked process rendering the ranges :func:`export_store` asks for, in order."""
-
-    def __init__(self, path: Path, *, har: bool) -> None:
-        import fcntl  # POSIX, like os.fork
-
-        requests_read, requests_write = os.pipe()
-        results_read, results_write = os.pipe()
-        with contextlib.suppress(AttributeError, OSError):
-            fcntl.fcntl(results_write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        try:
-            self._pid = os.fork()
-        except OSError:
-            for descriptor in (requests_read, requests_write, results_read, results_write):
-                os.close(descriptor)
-            raise
-        if self._pid == 0:  # the helper, which never returns into the parent's code
-            try:
-                os.close(requests_write)
-                os.close(results_read)
-                _help(path, har, requests_read, results_write)
-            finally:
-                os._exit(1)
-        os.close(requests_read)
-        os.close(results_write)
-        self._requests = requests_write
-        self._results = open(results_read, "rb")  # noqa: SIM115 - closed in __exit__
-
-    def __enter__(self) -> _Helper:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        os.close(self._requests)  # the helper's last read: it exits
-        self._results.close()  # a helper still writing gets EPIPE: it exits
-        if kind is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGTERM)
-        os.waitpid(self._pid, 0)
-
-    def render(self, after: Position, through: Position) -> None:
-        """Ask for the rows past ``after`` through ``through``, as text."""
-        try:
-            os.write(self._requests, _RANGE.pack(*after, *through))
-        except BrokenPipeError:  # not the reader of the output: that one is still there
-            raise StoreError("export: the helper process stopped") from None
-
-    def relay(self, output: _Output) -> None:
-        """Write out the oldest range asked for and not written yet, as the helper made it."""
-        while True:
-            header = self._results.read(_FRAME.size)
-            if len(header) < _FRAME.size:
-                raise StoreError("export: the helper process stopped")
-            length, rows = _FRAME.unpack(header)
-            if length == -1:
-                return
-            if length == -2:
-                raise StoreError(self._results.read(rows).decode("utf-8", "replace"))
-            output.write(self._results.read(length), rows)
-
-
-def _help(path: Path, har: bool, requests: int, results: int) -> NoReturn:
-    """The helper's whole life: render each range asked for, until there are no more."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it on Ctrl-C
-    code = 0
-    with open(requests, "rb") as asked, open(results, "wb") as out:
-        try:
-            with Store(path) as store:
-                while len(request := asked.read(_RANGE.size)) == _RANGE.size:
-                    bounds = _RANGE.unpack(request)
-                    pages = store.pages(oldest_first=True, after=bounds[:2], through=bounds[2:])
-                    for text, rows in _chunks(pages, har=har):
-                        out.write(_FRAME.pack(len(text), rows))
-                        out.write(text)
-                    out.write(_FRAME.pack(-1, 0))
-                    out.flush()
-        except BrokenPipeError:
-            code = 1  # the parent stopped reading: it failed, and says why
-        except BaseException as failure:  # reported by the parent
-            code = 1
-            message = str(failure).encode()
-            with contextlib.suppress(OSError):
-                out.write(_FRAME.pack(-2, len(message)) + message)
-                out.flush()
-    os._exit(code)
 
 
 _CHUNK_ROWS = 32
