@@ -194,6 +194,7 @@ def measure(work: Path) -> int:
             "list --type video.completed": [*mhw, "list", "--type", "video.completed"],
             "list --type 'image.*'": [*mhw, "list", "--type", "image.*"],
             "list --since (1 min)": [*mhw, "list", "--since", minute_before],
+            "list --project (an old one)": [*mhw, "list", "--project", f"{size // 10:025d}"],
             "list --all --format json": [*mhw, "list", "--all", "--format", "json"],
             "export (jsonl)": [*mhw, "export"],
             "export --format har": [*mhw, "export", "--format", "har"],
