@@ -30,10 +30,10 @@ Four layers; a module imports only from its own layer or a lower one, never in a
    ``hosts``, ``limits``, ``json_text``. ``errors`` imports nothing; ``core`` only ``errors``.
 2. Edges, each doing one kind of I/O, lowest first: ``files`` (bounded reads of what a user
    points at) < ``config_file`` (settings on disk) < ``tunnel`` (ngrok); ``event_loop``
-   (one loop per command, Ctrl-C and SIGTERM); ``send/`` (the
-   bounded HTTP client, signed deliveries) < ``receive/`` (HTTP server, listener, capture
-   store and its exports, the ``mhw listen`` session; it may open a tunnel) < ``magichour/`` (API client,
-   emulator, ``mhw trigger``, doctor's checks). An edge never imports ``report/`` or
+   (one loop per command, Ctrl-C and SIGTERM); ``send/`` (the bounded HTTP client, signed
+   deliveries) < ``receive/`` (HTTP server, listener, capture store and its exports, the
+   ``mhw listen`` session; it may open a tunnel) < ``magichour/`` (API client, emulator,
+   ``mhw trigger``, doctor's checks). An edge never imports ``report/`` or
    ``cli/``: sessions and engines emit typed events to a reporter they are handed.
 3. ``report/``: how results look. One module per command's view turns those events and
    results into text for people or JSON lines for machines; ``console`` writes them,

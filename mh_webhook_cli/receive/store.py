@@ -43,7 +43,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial, wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    NamedTuple,
+    ParamSpec,
+    TypedDict,
+    TypeVar,
+)
 
 from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
 from mh_webhook_cli.core.request import ForwardResult, Received
@@ -52,6 +60,8 @@ from mh_webhook_cli.receive.migrations import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import asyncio
+
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 STORE_ENV = "MHW_STORE"
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -140,6 +150,19 @@ PAGE_BYTES = 8 * 1024 * 1024
 
 Position = tuple[float, float]
 """Where a request lies in time order: its ``(received_at, id)``."""
+
+
+class RowFilters(TypedDict, total=False):
+    """What :meth:`Store.rows` (and :meth:`Store.requests`) select, and in which order."""
+
+    event_glob: str | None
+    since: float | None
+    invalid_only: bool
+    project: str | None
+    limit: int | None
+    oldest_first: bool
+    page_size: int
+    following: int | None
 
 
 class StoredRow(NamedTuple):
@@ -301,27 +324,9 @@ class Store:
         found = self._connection.execute(sql, (request_id,)).fetchone()
         return None if found is None else _stored_row(found)
 
-    def requests(
-        self,
-        *,
-        event_glob: str | None = None,
-        since: float | None = None,
-        invalid_only: bool = False,
-        limit: int | None = None,
-        oldest_first: bool = False,
-        page_size: int = PAGE_ROWS,
-        following: int | None = None,
-    ) -> Iterator[Received]:
+    def requests(self, **filters: Unpack[RowFilters]) -> Iterator[Received]:
         """Like :meth:`rows`, each row read into a :class:`Received`."""
-        for row in self.rows(
-            event_glob=event_glob,
-            since=since,
-            invalid_only=invalid_only,
-            limit=limit,
-            oldest_first=oldest_first,
-            page_size=page_size,
-            following=following,
-        ):
+        for row in self.rows(**filters):
             yield self._read(row)
 
     def _read(self, row: StoredRow) -> Received:
