@@ -267,6 +267,33 @@ def test_export_of_a_missing_store_is_empty(mhw: Mhw, env: dict[str, str]) -> No
     assert json.loads(har.stdout)["log"]["entries"] == []
 
 
+def test_export_never_writes_over_its_store_and_a_failed_write_is_one_line(
+    mhw: Mhw, env: dict[str, str], store_path: Path
+) -> None:
+    """Opening the output emptied a store given as its own --output, before a row was read,
+    and a full disk was a traceback."""
+    [stored] = fill(store_path, new())
+    for target in (
+        store_path,
+        Path(f"{store_path}-wal"),
+        store_path.parent / "." / "events.sqlite3",
+    ):
+        refused = mhw("events", "export", "-o", str(target), env=env)
+        assert refused.code == 2, refused.stderr
+        assert (
+            refused.stderr
+            == f"error: --output {target} is the capture store itself: write elsewhere\n"
+        )
+    listed = mhw("events", "list", "--format", "json", env=env)
+    assert [item["id"] for item in json.loads(listed.stdout)] == [stored]
+    if Path("/dev/full").exists():
+        full = mhw("events", "export", "-o", "/dev/full", env=env)
+        assert (full.code, full.stderr) == (
+            1,
+            "error: cannot write /dev/full: No space left on device\n",
+        )
+
+
 def test_clear_needs_yes_without_a_terminal(
     mhw: Mhw, env: dict[str, str], store_path: Path
 ) -> None:

@@ -1,5 +1,6 @@
 """``mhw events``: look at the requests ``mhw listen`` captured, export them, clear them."""
 
+import contextlib
 import sys
 import time
 from enum import Enum
@@ -20,7 +21,7 @@ from mh_webhook_cli.cli.options import (
 )
 from mh_webhook_cli.cli.ui import ui
 from mh_webhook_cli.core.limits import MAGIC_HOUR_TIMEOUT_SECONDS
-from mh_webhook_cli.errors import ExitCode, UsageError
+from mh_webhook_cli.errors import ExitCode, MhwError, UsageError
 from mh_webhook_cli.report.console import Format, info
 
 app = command_group()
@@ -149,6 +150,9 @@ def export_command(
     from mh_webhook_cli.report.events import export, export_store
 
     found = existing_path(store)
+    if output is not None and found is not None and _is_part_of(output.expanduser(), found):
+        # Opening it to write would empty the store before a row is read.
+        raise UsageError(f"--output {output} is the capture store itself: write elsewhere")
     try:
         target = sys.stdout.buffer if output is None else output.expanduser().open("wb")
     except OSError as failure:
@@ -158,11 +162,23 @@ def export_command(
         count = (
             export((), target, har=har) if found is None else export_store(found, target, har=har)
         )
+        target.flush()  # what is still buffered fails here, not silently at close
+    except BrokenPipeError:
+        raise  # stdout's reader went away: mhw stops quietly (see cli.main)
+    except OSError as failure:  # a full disk, a device that takes nothing
+        raise MhwError(f"cannot write {output or 'stdout'}: {failure.strerror}") from None
     finally:
         if output is not None:
-            target.close()
+            with contextlib.suppress(OSError):  # after a failed write, reported above
+                target.close()
     if output is not None:
         info(f"Exported {count} request{'' if count == 1 else 's'} to {output}")
+
+
+def _is_part_of(output: Path, store: Path) -> bool:
+    """Whether ``output`` is the store's file, or its WAL or shared-memory file."""
+    files = [store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")]
+    return output.resolve() in {path.resolve() for path in files}
 
 
 @app.command("replay")
