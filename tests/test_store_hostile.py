@@ -13,6 +13,8 @@ import hashlib
 import socket
 import sqlite3
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -350,6 +352,50 @@ def test_a_version_2_store_opens_with_every_row_found_by_every_filter(tmp_path: 
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         connection.close()
+
+
+def test_a_store_an_older_listener_writes_is_not_migrated_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older mhw listen's inserts name its schema's indexes: upgraded under it, the store
+    made it answer every webhook 500 until restarted. Its registry entry names the store."""
+    from mh_webhook_cli.receive.registry import RunningListener, register
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = tmp_path / "events.sqlite3"
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    for statement in V2_SCHEMA:
+        connection.execute(statement)
+    connection.close()
+    older = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        register(
+            RunningListener(
+                pid=older.pid,
+                url="http://127.0.0.1:8787/",
+                port=8787,
+                public_url=None,
+                webhook_url="http://127.0.0.1:8787/",
+                store=str(tmp_path / "." / "events.sqlite3"),
+                started_at="2026-12-01T00:00:00Z",
+            )
+        )
+        with pytest.raises(StoreError) as refused:
+            Store(path)
+        assert str(refused.value) == (
+            f"capture store {path} is in use by an older mhw listen (pid {older.pid}): "
+            "stop it, then run this again (the store is upgraded when next opened)"
+        )
+        with sqlite3.connect(path) as unchanged:
+            assert unchanged.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        older.kill()
+        older.wait()
+    with Store(path):  # once it has stopped, the store is upgraded
+        pass
+    with sqlite3.connect(path) as upgraded:
+        assert upgraded.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 MALFORMED = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"

@@ -987,6 +987,8 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
     version = _schema_version(connection, path)
     if version == SCHEMA_VERSION:
         return  # the usual case takes no write lock, so readers never wait for the listener
+    if version > 0:
+        _refuse_while_an_older_listener_writes(path)
     with _transaction(connection):
         # Read again under the write lock: another process may have migrated meanwhile.
         version = _schema_version(connection, path)
@@ -1014,6 +1016,25 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
                     (migration.__name__, time.time()),
                 )
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _refuse_while_an_older_listener_writes(path: Path) -> None:
+    """A listener that runs on a store of an older schema is an older mhw: its inserts name
+    the indexes of that schema, and a migration under it would make every one fail (each
+    webhook answered 500 until it restarts). Its registry entry names the store."""
+    from mh_webhook_cli.receive.registry import running_listeners
+
+    here = path.resolve()
+    for listener in running_listeners():
+        if (
+            listener.pid != os.getpid()
+            and listener.store
+            and Path(listener.store).resolve() == here
+        ):
+            raise StoreError(
+                f"capture store {path} is in use by an older mhw listen (pid {listener.pid}): "
+                "stop it, then run this again (the store is upgraded when next opened)"
+            )
 
 
 def _schema_version(connection: sqlite3.Connection, path: Path) -> int:
