@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import io
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -292,6 +293,19 @@ def test_export_never_writes_over_its_store_and_a_failed_write_is_one_line(
             1,
             "error: cannot write /dev/full: No space left on device\n",
         )
+
+
+def test_a_row_another_program_wrote_is_one_line_in_every_view(
+    mhw: Mhw, env: dict[str, str], store_path: Path
+) -> None:
+    fill(store_path, new(), new(b"2"))
+    with sqlite3.connect(store_path) as connection:
+        connection.execute("UPDATE requests SET received_at = 'late' WHERE id = 2")
+    for command in (["export"], ["export", "-f", "har"]):
+        result = mhw("events", *command, env=env)
+        assert result.code == 1, (command, result.stderr)
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert "not as mhw writes it" in result.stderr
 
 
 def test_clear_needs_yes_without_a_terminal(

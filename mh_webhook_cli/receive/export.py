@@ -116,6 +116,9 @@ _PIPE_BYTES = 1 << 20
 """The pipe from the helper: Linux's largest by default (64 KB otherwise)."""
 
 
+_STOPPED = "export: the helper process stopped"
+
+
 class _Helper:
     """A forked process rendering the ranges :func:`export_store` asks for, in order."""
 
@@ -160,20 +163,31 @@ class _Helper:
         try:
             os.write(self._requests, _RANGE.pack(*after, *through))
         except BrokenPipeError:  # not the reader of the output: that one is still there
-            raise StoreError("export: the helper process stopped") from None
+            raise StoreError(self._last_words()) from None
 
     def relay(self, write: Write) -> None:
         """Write out the oldest range asked for and not written yet, as the helper made it."""
         while True:
             header = self._results.read(_FRAME.size)
             if len(header) < _FRAME.size:
-                raise StoreError("export: the helper process stopped")
+                raise StoreError(_STOPPED)
             length, rows = _FRAME.unpack(header)
             if length == -1:
                 return
             if length == -2:
                 raise StoreError(self._results.read(rows).decode("utf-8", "replace"))
             write(self._results.read(length), rows)
+
+    def _last_words(self) -> str:
+        """Why the helper stopped, as it said before it went (the text it made is skipped):
+        it can fail and exit before this process reads what it rendered."""
+        while len(header := self._results.read(_FRAME.size)) == _FRAME.size:
+            length, size = _FRAME.unpack(header)
+            if length == -2:
+                return self._results.read(size).decode("utf-8", "replace")
+            if length > 0:
+                self._results.read(length)
+        return _STOPPED
 
 
 def _help(path: Path, render: Render, requests: int, results: int) -> NoReturn:

@@ -414,7 +414,12 @@ class Store:
             "ORDER BY received_at, id LIMIT 1 OFFSET ?",
             (*(after or self._position(None, True)), rows - 1),
         ).fetchone()
-        return None if found is None else (float(found[0]), float(found[1]))
+        if found is None:
+            return None
+        try:
+            return (float(found[0]), float(found[1]))
+        except (TypeError, ValueError) as failure:  # written by another program
+            raise StoreError(f"a stored request is not as mhw writes it: {failure}") from None
 
     def _walk(
         self,

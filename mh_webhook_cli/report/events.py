@@ -44,6 +44,7 @@ from mh_webhook_cli.core.http_text import format_request
 from mh_webhook_cli.core.json_text import dumps
 from mh_webhook_cli.core.request import ForwardResult, Received
 from mh_webhook_cli.core.times import utc_iso_ms
+from mh_webhook_cli.errors import StoreError
 from mh_webhook_cli.receive.store import PAGE_ROWS, StoredRow
 from mh_webhook_cli.report.console import Format, Line, Segment, columns, emit_json, info, show
 from mh_webhook_cli.report.escape import screen_lines
@@ -433,7 +434,12 @@ def _chunks(pages: Iterable[Sequence[StoredRow]], *, har: bool) -> Iterator[tupl
     for page in pages:
         for first in range(0, len(page), _CHUNK_ROWS):
             chunk = page[first : first + _CHUNK_ROWS]
-            yield _chunk_text(chunk, document, separator), len(chunk)
+            try:
+                text = _chunk_text(chunk, document, separator)
+            except (TypeError, ValueError, AttributeError) as failure:
+                # A row another program wrote with other types (a text time, a text body).
+                raise StoreError(f"a stored request is not as mhw writes it: {failure}") from None
+            yield text, len(chunk)
 
 
 _CHUNK_ROWS = 32
