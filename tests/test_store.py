@@ -657,6 +657,30 @@ def test_a_filtered_listing_reads_as_much_whatever_the_store_holds(tmp_path: Pat
         assert large <= 2 * small + 5, f"{name}: {small} -> {large} thousand steps"
 
 
+def test_listing_one_project_costs_its_rows_once_however_many_pages(tmp_path: Path) -> None:
+    """Paged like the other filters, each page sorted all of the project's rows again: a
+    sender flooding one project id made --project --all quadratic."""
+    costs = []
+    for size in (1_000, 4_000):
+        path = tmp_path / f"{size}.sqlite3"
+        fill_directly(path, [(float(n), "video.completed", "ok") for n in range(size)])
+        with Store(path) as store:
+            steps = 0
+
+            def count() -> int:
+                nonlocal steps
+                steps += 1
+                return 0
+
+            store._connection.set_progress_handler(count, 100)
+            listed = [row.id for row in store.rows(project="p", page_size=50)]
+            store._connection.set_progress_handler(None, 0)
+            assert listed == list(range(size, 0, -1))
+            costs.append(steps)
+    small, large = costs
+    assert large <= 6 * small, f"4x the rows cost {large / small:.1f}x the steps"
+
+
 def wal_frames(path: Path) -> tuple[int, int]:
     """The WAL's frames, and how many of them are copied into the database (from the
     wal-index header in the -shm file: mxFrame at byte 16, nBackfill at byte 96)."""

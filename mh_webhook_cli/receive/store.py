@@ -495,6 +495,13 @@ class Store:
             f"SELECT {_ROW} FROM {source} WHERE (received_at, id) {after} (?, ?){where} "  # noqa: S608
             f"ORDER BY received_at {order}, id {order} LIMIT ?"
         )
+        if project is not None:
+            # One statement, sorted once, read a page at a time: paged like the others, each
+            # page sorted all of the project's rows again (quadratic in a flood of one id).
+            # Its snapshot is held meanwhile, which a project's few rows make short.
+            everything = -1 if limit is None else limit
+            yield from self._stream(sql, (*start, *parameters, everything), page_size)
+            return
         resume = start
         remaining = limit
         while remaining is None or remaining > 0:
@@ -567,6 +574,20 @@ class Store:
         finally:
             cursor.close()
         return rows, True
+
+    def _stream(
+        self, sql: str, parameters: Sequence[Any], page_size: int
+    ) -> Iterator[list[StoredRow]]:
+        """The rows of one statement, ``page_size`` at a time."""
+        try:
+            cursor = self._connection.execute(sql, parameters)
+            try:
+                while page := list(map(_stored_row, cursor.fetchmany(page_size))):
+                    yield page
+            finally:
+                cursor.close()
+        except sqlite3.Error as failure:
+            raise StoreError(f"capture store {self.path}: {failure}") from failure
 
     @_reported
     def count(self) -> int:
