@@ -200,6 +200,8 @@ def main() -> int:
                 latencies[size] = wrk(
                     f"http://127.0.0.1:{port}/", _signed_request_script(work), arguments.seconds
                 )
+            for leftover in work.glob(f"{store_name}.sqlite3*"):  # a gigabyte at 1M
+                leftover.unlink()
     # Counted once the listeners have stopped. wrk cannot say which request an answer was for,
     # so this is a bound: the requests in flight when wrk stopped (sent or about to be) may be
     # stored unanswered and mask as many losses. tests/test_listen.py checks every request.
