@@ -73,12 +73,12 @@ INLINE_CHECKPOINT_BYTES = 64 * 1024 * 1024
 much: short of that, :class:`_Checkpointer` does it on its own thread."""
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 """What a WAL file is cut back to once it starts over, after a flood made it longer."""
-CHECKPOINT_PAUSE_SECONDS = 0.1
+CHECKPOINT_PAUSE_SECONDS = 0.025
 """The least time between two background checkpoints. Each syncs the disk on the listener's
-core: under bench/listen.py's load, 100 ms took 2.2% less CPU per request than 25 ms
-(alternated A/B runs), and the in-line checkpoint at :data:`INLINE_CHECKPOINT_BYTES` still
-finds little left to copy (p99 latency with a million rows stored: see bench/listen.py
---rows, in the README's performance section)."""
+core. Under bench/listen.py's load, 100 ms instead took 2.2% less CPU per request in one
+set of alternated A/B runs and 3.3% more in another (noise), and doubled p99 latency
+(4.5 ms to 6.9 ms): shorter pauses keep each checkpoint, and what the in-line one at
+:data:`INLINE_CHECKPOINT_BYTES` finds left to copy, small."""
 SQLITE_PAGE_BYTES = 16384
 """SQLite's page size for a new store. A webhook's row is 700-900 bytes: a 4 KB page holds
 four and leaves a fifth of itself empty, a 16 KB one about twenty (bench/store.py's rows, a
