@@ -168,7 +168,7 @@ def _collecting(command: Callable[P, R]) -> Callable[P, R]:
     """``command``, turning the garbage collector back on as it starts.
 
     ``mhw`` starts with it off (see :mod:`mh_webhook_cli.__main__`); a command that runs
-    for hours (``mhw listen``) or makes many objects (``mhw send --load``) needs it. What
+    for hours (``mhw listen``) or makes many objects (``mhw send --count``) needs it. What
     start-up made is frozen first, out of the collector's sight, as it lives as long as the
     process: the first passes, and the one at exit, would otherwise go over all of it again.
     """
