@@ -609,9 +609,10 @@ def test_pages_resume_exactly_after_their_last_row_even_among_equal_times(
             assert [r.id for r in merged] == newest_first[::-1][:5]
 
 
-def steps_to_list(store: Store, **filters: Any) -> int:
-    """Thousands of SQLite VM instructions to read the first 20 rows a filter selects:
-    what a listing costs, measured without a clock."""
+@contextlib.contextmanager
+def sqlite_steps(store: Store, every: int = 1000) -> Iterator[Callable[[], int]]:
+    """How many times ``every`` SQLite VM instructions the store's connection ran inside
+    the block: what a query costs, measured without a clock."""
     steps = 0
 
     def count() -> int:
@@ -619,13 +620,19 @@ def steps_to_list(store: Store, **filters: Any) -> int:
         steps += 1
         return 0
 
-    store._connection.set_progress_handler(count, 1000)
-    wanted = filters.pop("limit", 20)
+    store._connection.set_progress_handler(count, every)
     try:
-        assert len(list(store.rows(limit=wanted, **filters))) == wanted
+        yield lambda: steps
     finally:
         store._connection.set_progress_handler(None, 0)
-    return steps
+
+
+def steps_to_list(store: Store, **filters: Any) -> int:
+    """Thousands of SQLite VM instructions to read the first 20 rows a filter selects."""
+    wanted = filters.pop("limit", 20)
+    with sqlite_steps(store) as steps:
+        assert len(list(store.rows(limit=wanted, **filters))) == wanted
+    return steps()
 
 
 def test_a_filtered_listing_reads_as_much_whatever_the_store_holds(tmp_path: Path) -> None:
@@ -664,19 +671,10 @@ def test_listing_one_project_costs_its_rows_once_however_many_pages(tmp_path: Pa
     for size in (1_000, 4_000):
         path = tmp_path / f"{size}.sqlite3"
         fill_directly(path, [(float(n), "video.completed", "ok") for n in range(size)])
-        with Store(path) as store:
-            steps = 0
-
-            def count() -> int:
-                nonlocal steps
-                steps += 1
-                return 0
-
-            store._connection.set_progress_handler(count, 100)
+        with Store(path) as store, sqlite_steps(store, every=100) as steps:
             listed = [row.id for row in store.rows(project="p", page_size=50)]
-            store._connection.set_progress_handler(None, 0)
             assert listed == list(range(size, 0, -1))
-            costs.append(steps)
+            costs.append(steps())
     small, large = costs
     assert large <= 6 * small, f"4x the rows cost {large / small:.1f}x the steps"
 

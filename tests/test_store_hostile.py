@@ -23,6 +23,7 @@ import httpx
 import pytest
 from test_listen import Start, event_body, signed_headers
 from test_listen import start_listener as start_listener  # the fixture, shared
+from test_store import sqlite_steps
 
 from conftest import SECRET
 from mh_webhook_cli.core.json_text import dumps, escape_lone_surrogates
@@ -205,25 +206,19 @@ def test_a_flood_of_one_project_id_keeps_each_insert_at_one_lookup(tmp_path: Pat
             "'[]', 200)",
             [(body, body_hash(body)) for body in bodies],
         )
-    steps = 0
-
-    def count() -> int:
-        nonlocal steps
-        steps += 1
-        return 0
-
     with Store(path) as store:
-        store._connection.set_progress_handler(count, 1000)
-        new = [b'{"type":"video.completed","payload":{"id":"p1"},"m":%d}' % n for n in range(100)]
-        receipts = store.add_many(
-            [request(body, event_type="video.completed", project_id="p1") for body in new]
-        )
-        retry = store.add(request(bodies[123], event_type="video.completed", project_id="p1"))
-        store._connection.set_progress_handler(None, 0)
+        with sqlite_steps(store) as steps:
+            new = [
+                b'{"type":"video.completed","payload":{"id":"p1"},"m":%d}' % n for n in range(100)
+            ]
+            receipts = store.add_many(
+                [request(body, event_type="video.completed", project_id="p1") for body in new]
+            )
+            retry = store.add(request(bodies[123], event_type="video.completed", project_id="p1"))
         assert store.get(retry).retry_of == 124  # type: ignore[union-attr]
     assert all(receipt.retry_of is None for receipt in receipts)
     # A scan of the project's 50,000 rows per insert would be 5 million steps and more.
-    assert steps < 100, f"{steps} thousand SQLite steps for 101 inserts"
+    assert steps() < 100, f"{steps()} thousand SQLite steps for 101 inserts"
 
 
 V1_SCHEMA = (

@@ -365,18 +365,22 @@ class Store:
         them, sorted here: a project has a few).
         """
         start = self._position(following, oldest_first)
-        filters = (since, invalid_only, project, limit, oldest_first, page_size, start)
+        filters = (since, invalid_only, project, limit, oldest_first, page_size, start, None)
+
+        def walk(event_type: str | None, pattern: str | None) -> Iterator[StoredRow]:
+            return itertools.chain.from_iterable(self._walk_pages(event_type, pattern, *filters))
+
         if event_glob is None or _GLOB_SPECIALS.isdisjoint(event_glob):
-            return self._walk(event_glob, None, *filters)
+            return walk(event_glob, None)
         # SQLite's GLOB is fnmatch's language except that it negates with ^ instead of !.
         pattern = event_glob.replace("[!", "[^")
         types = self._event_types(pattern)
         if types is None:
             # Too many kinds of event to merge: walk time order, testing each row.
-            return self._walk(None, pattern, *filters)
+            return walk(None, pattern)
         # Each matching type's rows come in order from (event_type, received_at); merged,
         # they are the pattern's rows in order, without sorting every match of it.
-        streams = [self._walk(event_type, None, *filters) for event_type in types]
+        streams = [walk(event_type, None) for event_type in types]
         merged = heapq.merge(*streams, key=_time_order, reverse=not oldest_first)
         return itertools.islice(merged, limit)
 
@@ -421,34 +425,6 @@ class Store:
         except (TypeError, ValueError) as failure:  # written by another program
             raise StoreError(f"a stored request is not as mhw writes it: {failure}") from None
 
-    def _walk(
-        self,
-        event_type: str | None,
-        pattern: str | None,
-        since: float | None,
-        invalid_only: bool,
-        project: str | None,
-        limit: int | None,
-        oldest_first: bool,
-        page_size: int,
-        start: tuple[float, float],
-    ) -> Iterator[StoredRow]:
-        """:meth:`rows` of one event type, or of those matching ``pattern``, a page at a time,
-        from just past ``start`` (a ``(received_at, id)``)."""
-        pages = self._walk_pages(
-            event_type,
-            pattern,
-            since,
-            invalid_only,
-            project,
-            limit,
-            oldest_first,
-            page_size,
-            start,
-            None,
-        )
-        return itertools.chain.from_iterable(pages)
-
     def _walk_pages(
         self,
         event_type: str | None,
@@ -462,8 +438,9 @@ class Store:
         start: Position,
         through: Position | None,
     ) -> Iterator[list[StoredRow]]:
-        """:meth:`_walk`, a page (a list of rows) at a time, up to ``through`` in the walk's
-        order when given; never an empty one."""
+        """:meth:`rows` of one event type, or of those matching ``pattern``, a page (a list of
+        rows) at a time, from just past ``start`` and up to ``through`` in the walk's order
+        when given; never an empty page."""
         conditions: list[str] = []
         parameters: list[Any] = []
         if event_type is not None:
