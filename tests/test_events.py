@@ -6,6 +6,7 @@ package, so a field added to the spec, or a model that stops matching it, fails 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from mh_webhook_cli.core import catalog
 from mh_webhook_cli.core.catalog import (
     EVENT_MODELS,
     EVENT_TYPES,
@@ -609,3 +611,39 @@ def test_bodies_parse_exactly_as_the_stdlib_reads_them(value: object, ascii_only
     document, findings = parse_body(body)
     assert findings == []
     assert repr(document) == repr(json.loads(body))  # repr: 1 == 1.0 would hide a float
+
+
+_PAYLOAD_NODES = [(event_type, node) for event_type, node in TYPED_CASES if len(node.steps) > 1]
+"""Every spec node inside a payload, of every event type."""
+_GONE = object()
+"""A mutation that deletes the node instead of replacing it."""
+
+
+@given(
+    st.booleans(),
+    st.lists(
+        st.tuples(
+            st.sampled_from(_PAYLOAD_NODES),
+            st.just(_GONE) | _json_values | st.floats() | st.integers(min_value=2**63),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_the_fast_conformance_check_answers_as_pydantic_does(
+    from_fixture: bool, mutations: list[tuple[tuple[str, Node], object]]
+) -> None:
+    """validate_event answers "valid" by msgspec, without pydantic's model: held to pydantic's
+    answer on payloads changed anywhere, in any JSON way, up to three places at once."""
+    event_type = mutations[0][0][0]
+    event = build_fixture(event_type, now=NOW) if from_fixture else full_sample(event_type)
+    for (_, node), value in mutations:
+        with contextlib.suppress(KeyError, IndexError, TypeError):  # an earlier change removed it
+            event = (
+                deleted(event, node.steps) if value is _GONE else replaced(event, node.steps, value)
+            )
+    model = catalog._PAYLOAD_MODELS[event_type.split(".")[0]]
+    payload = event["payload"]
+    by_pydantic = catalog._pydantic_findings(model, payload)
+    assert catalog._conformance_check(model)(payload) == (by_pydantic == [])
+    assert validate_event(event) == by_pydantic
