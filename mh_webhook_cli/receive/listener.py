@@ -100,6 +100,8 @@ class Listener:
         """Emptied by :meth:`stop_forwarding`."""
         self._forwarding: set[asyncio.Task[Any]] = set()
         self._responses: dict[int, Response] = {}
+        self._running: asyncio.AbstractEventLoop | None = None
+        """The loop requests arrive on, kept: on Python 3.11 asking for it costs a system call."""
         self.counts: Counter[tuple[str, str]] = Counter()
         """Requests by (event type, verification), for the summary on exit."""
         self.closing_refusals = 0
@@ -116,20 +118,18 @@ class Listener:
         if self._committer is None:
             self._accepted(received, shown)
             return self._response(received.answer)
-        # The common case without a task per request: answer when the commit future resolves.
-        committed = self._committer.submit(received)
-        answered: asyncio.Future[Response] = committed.get_loop().create_future()
+        # The common case, without a task per request: answer once the row is committed.
+        answered: asyncio.Future[Response] = self._loop().create_future()
 
-        def after_commit(done: asyncio.Future[Receipt]) -> None:
-            failure = done.exception()
-            if failure is not None:
-                answered.set_result(self._store_failed(failure))
+        def stored(outcome: Receipt | Exception) -> None:
+            if isinstance(outcome, Exception):
+                answered.set_result(self._store_failed(outcome))
                 return
-            received.id, received.retry_of = done.result()
+            received.id, received.retry_of = outcome
             answered.set_result(self._response(received.answer))
-            self._accepted(received, shown, done.get_loop())
+            self._accepted(received, shown)
 
-        committed.add_done_callback(after_commit)
+        self._committer.store_then(received, stored)
         return answered
 
     def judge(self, request: Request) -> Received:
@@ -171,21 +171,17 @@ class Listener:
         )
         return reason.value
 
-    def _accepted(
-        self,
-        received: Received,
-        shown: bool,
-        loop: asyncio.AbstractEventLoop | None = None,
-        forwarded: bool = False,
-    ) -> None:
-        """Stored and about to be answered: count, show, forward (unless already done).
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        if self._running is None:
+            self._running = asyncio.get_running_loop()
+        return self._running
 
-        ``loop`` saves a system call when the caller has it (the commit future's loop).
-        """
+    def _accepted(self, received: Received, shown: bool, forwarded: bool = False) -> None:
+        """Stored and about to be answered: count, show, forward (unless already done)."""
         self.counts[(received.event_type or "(not an event)", received.verification)] += 1
         routes = [] if forwarded else self._routes_for(received, shown)
         # Scheduled, not called: the answer is written first, rendering comes after it.
-        (loop or asyncio.get_running_loop()).call_soon(
+        self._loop().call_soon(
             self._on_received,
             RequestReceived(received, shown, bool(routes), self.config.respond_delay),
         )

@@ -617,7 +617,8 @@ class LockHolds:
 class GroupCommitter:
     """Group commit on a writer thread, for the asyncio event loop that serves the requests.
 
-    The loop only queues: :meth:`submit` returns a future, and the requests
+    The loop only queues: :meth:`submit` returns a future (:meth:`store_then` takes a
+    callback instead, which a listener under load prefers), and the requests
     submitted during one turn of the loop go to the writer thread as one group,
     committed in one transaction. Requests submitted while that commit runs form
     the next group, handed over as soon as it is done. Only after the commit are
@@ -629,7 +630,8 @@ class GroupCommitter:
     meanwhile only the answers that need this commit wait, while the loop goes
     on parsing, refusing and answering everything else. What keeps it cheap is
     one hand-off per group, not per request: one queue put to wake the writer,
-    one ``call_soon_threadsafe`` to wake the loop with every receipt of the group.
+    one ``call_soon_threadsafe`` to wake the loop with every receipt of the group,
+    which goes to each request's callback there and then.
 
     The writer thread is the only user of the store's connection until
     :meth:`close`. One row that cannot be stored does not fail its group: the
@@ -638,7 +640,7 @@ class GroupCommitter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._requests: list[tuple[Received, asyncio.Future[Receipt]]] = []
+        self._requests: list[tuple[Received, OnStored]] = []
         self._forwards: list[_Forwards] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = False
@@ -658,19 +660,32 @@ class GroupCommitter:
         :data:`BUSY_TIMEOUT_SECONDS`): the listener then answers 500 and the
         sender retries. It fails with :class:`StoreClosed` once :meth:`close` began.
         """
-        if self._closed:
-            return self._refused()
-        committed: asyncio.Future[Receipt] = self._future()
-        self._requests.append((request, committed))
+        committed: asyncio.Future[Receipt] = self._running_loop().create_future()
+        self.store_then(request, partial(_resolve, committed))
         return committed
+
+    def store_then(self, request: Received, on_stored: OnStored) -> None:
+        """:meth:`submit` without a future: ``on_stored`` is called on the loop with the
+        row's receipt, or the exception a future would hold (never from inside this call).
+
+        A future costs its callback a turn of the loop on top of its own upkeep, about a
+        microsecond a request for a listener's answer; this is how it answers.
+        """
+        if self._closed:
+            self._running_loop().call_soon(on_stored, self._closing())
+            return
+        self._group_soon()
+        self._requests.append((request, on_stored))
 
     def record_forwards(
         self, request_id: int, results: Sequence[ForwardResult]
     ) -> asyncio.Future[None]:
         """A future resolved once what forwarding one request did is stored with it."""
+        stored: asyncio.Future[None] = self._running_loop().create_future()
         if self._closed:
-            return self._refused()
-        stored: asyncio.Future[None] = self._future()
+            stored.set_exception(self._closing())
+            return stored
+        self._group_soon()
         self._forwards.append((request_id, results, stored))
         return stored
 
@@ -691,29 +706,27 @@ class GroupCommitter:
         await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
         await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.close)
 
-    def _future(self) -> asyncio.Future[Any]:
-        """The future of something about to be queued, and the hand-over of its group."""
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
         if loop is None:
             import asyncio
 
             loop = self._loop = asyncio.get_running_loop()
+        return loop
+
+    def _group_soon(self) -> None:
+        """Something is about to be queued: hand its group over soon, unless one is out."""
         if not self._in_flight:
+            loop = self._running_loop()
             self._in_flight = True
             # After one more turn of the loop, so that the requests read in it join the group
             # too: a commit costs about the same whatever its size, and groups grow from ~16
             # requests to ~30 under bench/listen.py's load (+6-10% requests/s, alternated
             # with the code before; unloaded, the extra turn takes microseconds).
             loop.call_soon(loop.call_soon, self._dispatch)
-        return loop.create_future()
 
-    def _refused(self) -> asyncio.Future[Any]:
-        """A future failed already: the committer is closing."""
-        import asyncio
-
-        refused = asyncio.get_running_loop().create_future()
-        refused.set_exception(StoreClosed(f"capture store {self.store.path} is closing"))
-        return refused
+    def _closing(self) -> StoreClosed:
+        return StoreClosed(f"capture store {self.store.path} is closing")
 
     def _dispatch(self) -> None:
         """Hand what is pending to the writer, as one group (on the loop)."""
@@ -761,14 +774,14 @@ class GroupCommitter:
         return None
 
     def _written(self, group: _Group) -> None:
-        """Resolve a committed group's futures, and hand the next group over (on the loop)."""
-        for (_, committed), outcome in zip(group.requests, group.receipts, strict=True):
-            if committed.done():  # a caller that gave up: its row is stored all the same
-                continue
-            if isinstance(outcome, Exception):
-                committed.set_exception(outcome)
-            else:
-                committed.set_result(outcome)
+        """Tell a committed group's callers, and hand the next group over (on the loop)."""
+        for (_, on_stored), outcome in zip(group.requests, group.receipts, strict=True):
+            try:
+                on_stored(outcome)
+            except Exception as bug:  # the caller's: the group's other callers still hear
+                self._running_loop().call_exception_handler(
+                    {"message": "a store_then callback failed", "exception": bug}
+                )
         failure = group.forwards_failure
         for _, _, stored in group.forwards:
             if not stored.done():
@@ -848,6 +861,8 @@ class Receipt(NamedTuple):
 _Row = tuple[Any, ...]
 _Outcome = Receipt | Exception
 """What storing one request came to."""
+OnStored = Callable[[_Outcome], None]
+"""Told on the loop how storing one request came out (see :meth:`GroupCommitter.store_then`)."""
 _Forwards = tuple[int, Sequence[ForwardResult], "asyncio.Future[None]"]
 """A request's id, what forwarding it did, and the future resolved once that is stored."""
 
@@ -856,10 +871,19 @@ _Forwards = tuple[int, Sequence[ForwardResult], "asyncio.Future[None]"]
 class _Group:
     """What one transaction of the writer stores, and what came of it."""
 
-    requests: list[tuple[Received, asyncio.Future[Receipt]]]
+    requests: list[tuple[Received, OnStored]]
     forwards: list[_Forwards]
     receipts: list[_Outcome] = field(default_factory=list)
     forwards_failure: Exception | None = None
+
+
+def _resolve(future: asyncio.Future[Receipt], outcome: _Outcome) -> None:
+    if future.done():  # a caller that gave up: its row is stored all the same
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _time_order(row: StoredRow) -> tuple[float, int]:
