@@ -68,9 +68,13 @@ class AgentLog:
         return self.level in ("warn", "eror", "crit")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestReceived:
-    """A request was stored (unless ``--no-store``) and answered."""
+    """A request was stored (unless ``--no-store``) and answered.
+
+    Treat it as read-only: not frozen only because a frozen dataclass's ``__init__`` costs
+    twice as much, and a listener reports thousands a second.
+    """
 
     received: Received
     shown: bool

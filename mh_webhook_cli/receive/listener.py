@@ -47,7 +47,7 @@ from mh_webhook_cli.core.signing import (
 )
 from mh_webhook_cli.errors import StoreClosed
 from mh_webhook_cli.receive.activity import RequestReceived
-from mh_webhook_cli.receive.http import Response
+from mh_webhook_cli.receive.http import Later, Response
 from mh_webhook_cli.send.forward import ForwardRoute, forward, stopped_forward, was_forwarded
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class Listener:
         self.closing_refusals = 0
         """Requests answered 503 because the store was closing: their senders retry them."""
 
-    def handle(self, request: Request) -> Response | Awaitable[Response]:
+    def handle(self, request: Request) -> Response | Later | Awaitable[Response]:
         received = self.judge(request)
         shown = matches(received.event_type, self.config.event_patterns)
         needs_coroutine = self.config.respond_delay > 0 or (
@@ -118,16 +118,17 @@ class Listener:
         if self._committer is None:
             self._accepted(received, shown)
             return self._response(received.answer)
-        # The common case, without a task per request: answer once the row is committed.
-        answered: asyncio.Future[Response] = self._loop().create_future()
+        # The common case, without a task or a future per request: answer once the row is
+        # committed, then show it.
+        answered = Later()
 
         def stored(outcome: Receipt | Exception) -> None:
             if isinstance(outcome, Exception):
-                answered.set_result(self._store_failed(outcome))
+                answered.answer(self._store_failed(outcome))
                 return
             received.id, received.retry_of = outcome
-            answered.set_result(self._response(received.answer))
-            self._accepted(received, shown)
+            answered.answer(self._response(received.answer))
+            self._accepted(received, shown, answered=True)
 
         self._committer.store_then(received, stored)
         return answered
@@ -176,15 +177,21 @@ class Listener:
             self._running = asyncio.get_running_loop()
         return self._running
 
-    def _accepted(self, received: Received, shown: bool, forwarded: bool = False) -> None:
-        """Stored and about to be answered: count, show, forward (unless already done)."""
+    def _accepted(
+        self, received: Received, shown: bool, *, answered: bool = False, forwarded: bool = False
+    ) -> None:
+        """Stored, and answered or about to be: count, show, forward (unless already done).
+
+        The answer is written first, rendering comes after it: once ``answered``, it is shown
+        now, else on the loop's next turn.
+        """
         self.counts[(received.event_type or "(not an event)", received.verification)] += 1
         routes = [] if forwarded else self._routes_for(received, shown)
-        # Scheduled, not called: the answer is written first, rendering comes after it.
-        self._loop().call_soon(
-            self._on_received,
-            RequestReceived(received, shown, bool(routes), self.config.respond_delay),
-        )
+        event = RequestReceived(received, shown, bool(routes), self.config.respond_delay)
+        if answered:
+            self._on_received(event)
+        else:
+            self._loop().call_soon(self._on_received, event)
         if routes:
             self._forward_in_background(received, routes)
 

@@ -146,13 +146,15 @@ def request_line(
 ) -> Line:
     """``14:05:12 video.completed clx… complete ✓ signed → 200 #12``, plus marks for
     retries, schema findings and a delayed answer; fitted to ``width`` columns."""
-    what = bounded(received.event_type or f"{received.request.method} {received.request.target}")
-    what_style = "bold cyan" if received.event_type else "bold"
+    event_type = received.event_type
+    request = received.request
     parts: list[tuple[Form, ...]] = [
         _time_forms(int(received.received_at)),
-        (((f"{what:<16}", what_style),), ((what, what_style),)),
+        _what_forms(event_type)
+        if event_type
+        else _what_forms(None, request.method, request.target),
         ((GAP, (bounded(received.project_id or "-"), "")), ()),
-        ((GAP, (bounded(received.project_status or "-"), "")), ()),
+        _status_forms(received.project_status or "-"),
         _verdict_forms(received.verification, secret),
         _answer_forms(received.answer, delay > LATE_SECONDS),
         _delay_forms(delay) if delay else NOTHING,
@@ -161,6 +163,20 @@ def request_line(
         ((GAP, (f"#{received.id}", "dim")),) if received.id is not None else NOTHING,
     ]
     return fit(parts, _REQUEST_STEPS, width)
+
+
+@lru_cache(maxsize=64)
+def _what_forms(event_type: str | None, method: str = "", target: str = "") -> tuple[Form, ...]:
+    """The event type, padded to align the lines after it, then bare; for a request that is
+    no event, its method and target."""
+    what = bounded(event_type or f"{method} {target}")
+    style = "bold cyan" if event_type else "bold"
+    return (((f"{what:<16}", style),), ((what, style),))
+
+
+@lru_cache(maxsize=64)
+def _status_forms(status: str) -> tuple[Form, ...]:
+    return ((GAP, (bounded(status), "")), ())
 
 
 NOTHING: tuple[Form, ...] = ((),)
