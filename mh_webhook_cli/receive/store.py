@@ -85,12 +85,15 @@ core. Under bench/listen.py's load, 100 ms instead took 2.2% less CPU per reques
 set of alternated A/B runs and 3.3% more in another (noise), and doubled p99 latency
 (4.5 ms to 6.9 ms): shorter pauses keep each checkpoint, and what the in-line one at
 :data:`INLINE_CHECKPOINT_BYTES` finds left to copy, small."""
-SQLITE_PAGE_BYTES = 16384
-"""SQLite's page size for a new store. A webhook's row is 700-900 bytes: a 4 KB page holds
-four and leaves a fifth of itself empty, a 16 KB one about twenty (bench/store.py's rows, a
-519-byte body, schema 4: 1,103 bytes an event at 4 KB, 987 at 8 KB, 939 at 16 KB, 942 at
-64 KB). A listener's CPU per request stays the same (62.0 us at 4 KB, 62.1 at 16 KB, under
-bench/listen.py's load, alternated rounds)."""
+SQLITE_PAGE_BYTES = 8192
+"""SQLite's page size for a new store, between size on disk and a listener's CPU.
+
+A webhook's row is 700-900 bytes: a 4 KB page holds four and leaves a fifth of itself
+empty (bench/store.py's rows, a 519-byte body, schema 4: 1,103 bytes an event at 4 KB, 987
+at 8 KB, 939 at 16 KB; schema 5: 1,018 at 8 KB, 969 at 16 KB). But every commit writes
+and checksums each page it touched, table and indexes, 5-6 of them a group: at 16 KB a
+listener under bench/listen.py's load spent 4% more CPU per request than at 8 KB (paired
+A/B runs, 10 rounds), more than its 5% fewer bytes were worth."""
 CLEAR_BATCH_ROWS = 2000
 """Rows deleted per transaction by :meth:`Store.clear`: holds the write lock for ~10 ms."""
 CLEAR_PAUSE_SECONDS = 0.005
