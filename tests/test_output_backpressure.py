@@ -286,3 +286,31 @@ def test_a_listener_started_with_stdout_closed_prints_to_no_connection(
         process.wait()
     with Store(store) as stored:
         assert len(list(stored.requests())) == 3
+
+
+def test_the_writer_gathers_the_lines_of_a_flood_into_few_writes() -> None:
+    """Each datagram of a SEQPACKET socket is one ``write``. Lines queued a millisecond apart
+    (the loop lets go of the GIL between them, as a listener does) go out at most once per
+    interval, not once each: under load the writer's thread wakes 50 times a second."""
+    from mh_webhook_cli.report.writer import WRITE_INTERVAL_SECONDS, BackgroundWriter
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    writer = BackgroundWriter(ours.fileno())
+    lines = [b"line %d\n" % number for number in range(20)]
+    try:
+        theirs.settimeout(5)
+        started = time.monotonic()
+        for line in lines:
+            writer.write(line, 1)
+            time.sleep(0.001)  # pacing the flood, not waiting for an outcome
+        elapsed = time.monotonic() - started
+        received, writes = b"", 0
+        while len(received) < len(b"".join(lines)):
+            received += theirs.recv(65536)
+            writes += 1
+        assert received == b"".join(lines)
+        assert writes <= 2 + elapsed / WRITE_INTERVAL_SECONDS
+    finally:
+        writer.close(1.0)
+        ours.close()
+        theirs.close()

@@ -194,6 +194,7 @@ def _delay_forms(delay: float) -> tuple[Form, ...]:
     return (((f"  after {delay:g} s", "dim"),), ())
 
 
+@lru_cache(maxsize=64)  # a sender retrying one delivery again and again draws it each time
 def _retry_forms(original: int) -> tuple[Form, ...]:
     return (
         (GAP, (f"retry of #{original}", "magenta")),
@@ -203,6 +204,7 @@ def _retry_forms(original: int) -> tuple[Form, ...]:
     )
 
 
+@lru_cache(maxsize=64)
 def _findings_forms(count: int) -> tuple[Form, ...]:
     return (
         (GAP, (f"⚠ {count} schema finding(s)", "yellow")),
