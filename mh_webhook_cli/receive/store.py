@@ -79,11 +79,12 @@ then gathers what arrives meanwhile, and the costs of a commit (taking the lock,
 frames, waking two threads) are shared by more requests: 3.5-4% less CPU a request under
 bench/listen.py's load, p99 unchanged (paired A/B runs). A request arriving after a quiet
 millisecond never waits for it."""
-CHECKPOINT_PAUSE_SECONDS = 0.025
-"""The least time between two background checkpoints. Each syncs the disk on the listener's
-core. Under bench/listen.py's load, 100 ms instead took 2.2% less CPU per request in one
-set of alternated A/B runs and 3.3% more in another (noise), and doubled p99 latency
-(4.5 ms to 6.9 ms): shorter pauses keep each checkpoint, and what the in-line one at
+CHECKPOINT_PAUSE_SECONDS = 0.05
+"""The least time between two background checkpoints. Each syncs the WAL and the database
+on the listener's core, a cost that hardly depends on how much it copies. Under
+bench/listen.py's load, against 25 ms: 5-7% less CPU per request, p99 3.6-3.8 ms to
+5.0-5.6 ms (two sets of paired A/B runs); 100 ms saved no more and took p99 to 6.4 ms.
+Short pauses keep each checkpoint, and what the in-line one at
 :data:`INLINE_CHECKPOINT_BYTES` finds left to copy, small."""
 SQLITE_PAGE_BYTES = 8192
 """SQLite's page size for a new store, between size on disk and a listener's CPU.
