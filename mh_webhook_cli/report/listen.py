@@ -625,10 +625,12 @@ class ListenTextReporter:
     def _request_lines(self, event: RequestReceived, width: int | None) -> list[Line]:
         received = event.received
         lines = [request_line(received, width, secret=self._secret, delay=event.delay)]
-        lines += finding_lines(received, width)
+        if received.findings:
+            lines += finding_lines(received, width)
         if self.verbose:
             lines += payload_lines(received, width)
-        if not event.forwarding:  # under --mirror-status its forwards are done: right under it
+        # Under --mirror-status its forwards are done: right under it.
+        if received.forwards and not event.forwarding:
             lines += forward_lines(received, self.verbose, width)
         return lines
 
