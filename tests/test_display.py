@@ -354,6 +354,29 @@ def drawn(line: Any) -> str:
     return "".join(text for text, _ in line)
 
 
+def test_lines_drawn_for_huge_fields_keep_no_copy_of_them() -> None:
+    """The line's caches hold what a line draws (FIELD_SHOWN characters of a field), never a
+    stranger's whole megabyte of type, status or target: 64 entries of those kept 128 MB."""
+    import gc
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(40):
+            huge = f"{number:03d}" + "x" * 500_000
+            request_line(judged(json.dumps({"type": huge, "payload": {}}).encode()), 120)
+            event = {"type": "video.completed", "payload": {"status": huge}}
+            request_line(judged(json.dumps(event).encode()), 120)
+            request_line(judged(b"{}", target="/" + huge[:30_000]), 120)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 4_000_000, f"{kept / 1e6:.0f} MB kept after the requests are gone"
+
+
 WIDE = st.text(st.sampled_from("a\x1b\u202e東京👨\u200d👩e\u0301\n"), max_size=80)
 """Escapes (4 columns each), wide characters, combining marks, a zero-width joiner."""
 

@@ -613,6 +613,21 @@ def test_bodies_parse_exactly_as_the_stdlib_reads_them(value: object, ascii_only
     assert repr(document) == repr(json.loads(body))  # repr: 1 == 1.0 would hide a float
 
 
+_ANY_TEXT = st.lists(
+    st.characters() | st.sampled_from(["\ud800", "\udbff", "\udc00"]), max_size=4
+).map("".join)
+"""Text with lone surrogates too, which JSON carries as escapes (st.text() never draws one)."""
+_ANY_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _ANY_TEXT,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(_ANY_TEXT, children, max_size=3)
+    ),
+    max_leaves=8,
+)
 _PAYLOAD_NODES = [(event_type, node) for event_type, node in TYPED_CASES if len(node.steps) > 1]
 """Every spec node inside a payload, of every event type."""
 _GONE = object()
@@ -624,7 +639,7 @@ _GONE = object()
     st.lists(
         st.tuples(
             st.sampled_from(_PAYLOAD_NODES),
-            st.just(_GONE) | _json_values | st.floats() | st.integers(min_value=2**63),
+            st.just(_GONE) | _ANY_JSON | st.floats() | st.integers(min_value=2**63),
         ),
         min_size=1,
         max_size=3,
@@ -647,3 +662,27 @@ def test_the_fast_conformance_check_answers_as_pydantic_does(
     by_pydantic = catalog._pydantic_findings(model, payload)
     assert catalog._conformance_check(model)(payload) == (by_pydantic == [])
     assert validate_event(event) == by_pydantic
+
+
+@given(
+    st.sampled_from(EVENT_TYPES),
+    st.booleans(),
+    st.dictionaries(_ANY_TEXT, _ANY_JSON, min_size=1, max_size=3),
+    st.sampled_from(["payload", "download", "error"]),
+)
+def test_the_fast_conformance_check_answers_as_pydantic_with_any_extra_keys(
+    event_type: str, from_fixture: bool, extras: dict[str, object], where: str
+) -> None:
+    """Unknown keys, lone surrogates in them included ({"\\ud800":1} is valid JSON), in the
+    payload or an object inside it, read from the body as a listener reads it. msgspec raised
+    UnicodeEncodeError on such a key, and the listener answered 500 without storing."""
+    event = build_fixture(event_type, now=NOW) if from_fixture else full_sample(event_type)
+    target = event["payload"]
+    if isinstance(target.get(where), dict):
+        target = target[where]
+    target.update(extras)
+    document, findings = parse_body(json.dumps(event).encode())
+    assert findings == []
+    model = catalog._PAYLOAD_MODELS[event_type.split(".")[0]]
+    by_pydantic = catalog._pydantic_findings(model, document["payload"])
+    assert validate_event(document) == by_pydantic

@@ -31,7 +31,9 @@ from mh_webhook_cli.receive.http import (
     LINGER_SECONDS,
     Handler,
     HttpProtocol,
+    Later,
     Limits,
+    RejectHook,
     Response,
     _Connections,
     serve,
@@ -232,6 +234,86 @@ def statuses(answers: bytes) -> list[int]:
         if status != 100:
             found.append(status)
     return found
+
+
+@contextlib.contextmanager
+def serving(handler: Handler, on_reject: RejectHook | None = None) -> Iterator[int]:
+    """``receive.http.serve`` with ``handler`` on a uvloop loop of its own: its port."""
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    started = serve(handler, "127.0.0.1", 0, on_reject=on_reject)
+    server = asyncio.run_coroutine_threadsafe(started, loop).result(10)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def bodies(answers: bytes) -> list[bytes]:
+    """The bodies in a stream of responses (each framed by Content-Length)."""
+    found = []
+    while answers:
+        head, _, rest = answers.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        found.append(rest[:length])
+        answers = rest[length:]
+    return found
+
+
+def test_answers_given_through_later_before_the_handler_returns_keep_up_with_a_pipeline() -> None:
+    """3,000 pipelined requests in one read, each answered before its handler returns: every
+    answer, in order (answered from a callback, each nested a call, and ~330 overflowed)."""
+
+    def handler(request: Request) -> Later:
+        later = Later()
+        later.answer(Response(200, request.target.encode()))
+        return later
+
+    targets = [f"/{number}" for number in range(3000)]
+    with serving(handler) as port:
+        pipeline = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % t.encode() for t in targets)
+        answers = exchange(port, pipeline)
+    assert bodies(answers) == [target.encode() for target in targets]
+
+
+def test_answers_given_through_later_go_out_in_request_order() -> None:
+    """Answered from the loop later, sooner for each later request: still in order."""
+    handed: list[Later] = []
+
+    def handler(request: Request) -> Later:
+        later = Later()
+        delay = 0.05 - 0.01 * int(request.target.strip("/"))
+        asyncio.get_running_loop().call_later(
+            delay, later.answer, Response(200, request.target.encode())
+        )
+        handed.append(later)
+        return later
+
+    targets = [f"/{number}" for number in range(5)]
+    with serving(handler) as port:
+        pipeline = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % t.encode() for t in targets)
+        answers = exchange(port, pipeline)
+    assert bodies(answers) == [target.encode() for target in targets]
+    assert all(later.response is not None for later in handed)
+
+
+def test_a_handler_that_fails_answers_500_and_says_why() -> None:
+    """A bug of ours is answered 500 (the sender retries) and reported, never silent."""
+    rejected: list[tuple[int, str]] = []
+
+    def handler(request: Request) -> Response:
+        raise ValueError("judging broke")
+
+    with serving(handler, lambda client, status, reason: rejected.append((status, reason))) as port:
+        answers = exchange(port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    assert statuses(answers) == [500]
+    assert rejected == [(500, "internal error in mhw: ValueError('judging broke')")]
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -170,6 +170,20 @@ def test_text_lines_show_type_id_verdict_answer_and_retries(start_listener: Star
     assert "received 4 request(s)" in summary
 
 
+def test_an_event_with_a_lone_surrogate_key_is_answered_stored_and_shown(
+    start_listener: Start,
+) -> None:
+    """Valid JSON ({"\\ud800": 1}) that once made the judging raise: 500, nothing stored."""
+    listening = start_listener("--format", "json")
+    event = json.loads(event_body())
+    event["payload"]["\ud800"] = 1
+    body = json.dumps(event).encode()  # the surrogate on the wire as its JSON escape
+    assert httpx.post(listening.url, content=body).status_code == 200
+    wait_for(listening.json_lines, what="the request's line")
+    assert listening.stop() == 0
+    assert [row[-1] for row in listening.stored()] == [body]
+
+
 def test_reject_invalid_answers_401_but_stores(start_listener: Start) -> None:
     listening = start_listener("--secret", SECRET, "--reject-invalid")
     body = event_body()

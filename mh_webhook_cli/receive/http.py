@@ -81,25 +81,27 @@ class Later:
     thousands of requests a second.
     """
 
-    __slots__ = ("_response", "_then")
+    __slots__ = ("_deliver", "response")
 
     def __init__(self) -> None:
-        self._response: Response | None = None
-        self._then: Callable[[Response], None] | None = None
+        self.response: Response | None = None
+        """What :meth:`answer` gave; the server sends one given before the handler returned
+        as it sends a :class:`Response` returned."""
+        self._deliver: Callable[[Response], None] | None = None
 
     def answer(self, response: Response) -> None:
-        then, self._then = self._then, None
-        if then is None:  # answered before the server asked: it takes the response then
-            self._response = response
-        else:
-            then(response)
+        if self.response is not None:
+            return  # once
+        self.response = response
+        if self._deliver is not None:
+            self._deliver(response)
 
-    def then(self, deliver: Callable[[Response], None]) -> None:
+    def when_answered(self, deliver: Callable[[Response], None]) -> None:
         """Call ``deliver`` with the response: now if there is one, else when there is."""
-        if self._response is None:
-            self._then = deliver
+        if self.response is None:
+            self._deliver = deliver
         else:
-            deliver(self._response)
+            deliver(self.response)
 
 
 Handler = Callable[[Request], Union[Response, Later, Awaitable[Response]]]  # noqa: UP007
@@ -110,7 +112,7 @@ request, which matters at thousands of requests a second; :class:`Later` costs l
 """
 RejectHook = Callable[[str, int, str], None]
 """Called as (client, status, reason) when a request or connection is refused before
-reaching the handler."""
+reaching the handler, or answered 500 because the handler failed."""
 
 
 @dataclass(frozen=True)
@@ -458,14 +460,18 @@ class HttpProtocol(asyncio.Protocol):
             request, keep_alive = item
             try:
                 outcome = self._handler(request)
-            except Exception:
-                outcome = _INTERNAL_ERROR
+            except Exception as bug:
+                outcome = self._internal_error(bug)
+            if isinstance(outcome, Later) and outcome.response is not None:
+                # Answered already: sent in this loop, not from a callback, or a read of
+                # many pipelined requests would nest a call per request.
+                outcome = outcome.response
             if isinstance(outcome, Response):
                 self._answer(request, keep_alive, outcome)
                 continue
             self._busy = True
             if isinstance(outcome, Later):
-                outcome.then(partial(self._answered_later, request, keep_alive))
+                outcome.when_answered(partial(self._answered_later, request, keep_alive))
                 return
             if not isinstance(outcome, asyncio.Future):
                 outcome = asyncio.ensure_future(outcome)
@@ -476,6 +482,12 @@ class HttpProtocol(asyncio.Protocol):
         if not self._done_reading and self._transport is not None:
             self._settle()
 
+    def _internal_error(self, bug: Exception) -> Response:
+        """A bug of the handler: 500 (the sender retries), and said, not silent."""
+        if self._on_reject is not None:
+            self._on_reject(self._client, 500, f"internal error in mhw: {bug!r}"[:300])
+        return _INTERNAL_ERROR
+
     def _answered_later(self, request: Request, keep_alive: bool, response: Response) -> None:
         self._busy = False
         self._answer(request, keep_alive, response)
@@ -484,7 +496,13 @@ class HttpProtocol(asyncio.Protocol):
     def _answered_by_future(
         self, request: Request, keep_alive: bool, done: asyncio.Future[Response]
     ) -> None:
-        self._answered_later(request, keep_alive, _result(done))
+        if done.cancelled():  # shutdown cut it short
+            response = _SHUTTING_DOWN
+        elif (bug := done.exception()) is not None:
+            response = self._internal_error(cast(Exception, bug))
+        else:
+            response = done.result()
+        self._answered_later(request, keep_alive, response)
 
     def _answer(self, request: Request, keep_alive: bool, response: Response) -> None:
         transport = self._transport
@@ -691,15 +709,6 @@ _SHUTTING_DOWN = Response(503, b"mhw is shutting down; retry later\n")
 _TOO_MANY_CONNECTIONS = Response(
     503, b"mhw has too many connections open; retry later\n", (("retry-after", "1"),)
 )
-
-
-def _result(done: asyncio.Future[Response]) -> Response:
-    """The handler's answer; 503 when shutdown cut it short, 500 for a bug of ours."""
-    if done.cancelled():
-        return _SHUTTING_DOWN
-    if done.exception() is not None:
-        return _INTERNAL_ERROR
-    return done.result()
 
 
 @lru_cache(maxsize=64)

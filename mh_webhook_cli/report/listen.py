@@ -148,13 +148,13 @@ def request_line(
     retries, schema findings and a delayed answer; fitted to ``width`` columns."""
     event_type = received.event_type
     request = received.request
+    # The caches are keyed on what is drawn, never on a stranger's whole string.
+    what = bounded(event_type) if event_type else bounded(f"{request.method} {request.target}")
     parts: list[tuple[Form, ...]] = [
         _time_forms(int(received.received_at)),
-        _what_forms(event_type)
-        if event_type
-        else _what_forms(None, request.method, request.target),
+        _what_forms(what, bool(event_type)),
         ((GAP, (bounded(received.project_id or "-"), "")), ()),
-        _status_forms(received.project_status or "-"),
+        _status_forms(bounded(received.project_status or "-")),
         _verdict_forms(received.verification, secret),
         _answer_forms(received.answer, delay > LATE_SECONDS),
         _delay_forms(delay) if delay else NOTHING,
@@ -166,17 +166,16 @@ def request_line(
 
 
 @lru_cache(maxsize=64)
-def _what_forms(event_type: str | None, method: str = "", target: str = "") -> tuple[Form, ...]:
+def _what_forms(what: str, event: bool) -> tuple[Form, ...]:
     """The event type, padded to align the lines after it, then bare; for a request that is
     no event, its method and target."""
-    what = bounded(event_type or f"{method} {target}")
-    style = "bold cyan" if event_type else "bold"
+    style = "bold cyan" if event else "bold"
     return (((f"{what:<16}", style),), ((what, style),))
 
 
 @lru_cache(maxsize=64)
 def _status_forms(status: str) -> tuple[Form, ...]:
-    return ((GAP, (bounded(status), "")), ())
+    return ((GAP, (status, "")), ())
 
 
 NOTHING: tuple[Form, ...] = ((),)
