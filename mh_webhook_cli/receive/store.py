@@ -631,9 +631,9 @@ class GroupCommitter:
     callback instead, which a listener under load prefers), and the requests
     submitted during one turn of the loop go to the writer thread as one group,
     committed in one transaction. Requests submitted while that commit runs form
-    the next group, handed over as soon as it is done. Only after the commit are
-    the group's futures resolved, so an answer never goes out before its row is
-    durable.
+    the next group, handed over once it is done (and :data:`GROUP_INTERVAL_SECONDS`
+    after the last). Only after the commit are the group's callers told, so an answer
+    never goes out before its row is durable.
 
     Why a thread: SQLite may wait, and the loop must not. Another process may
     hold the write lock for seconds (``mhw events clear``, a ``sqlite3`` shell);
