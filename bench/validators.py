@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -33,14 +35,8 @@ from typing_extensions import TypedDict
 
 from mh_webhook_cli.core import catalog
 
-BODY = (
-    b'{"type":"video.completed","payload":{"id":"clx7uu86w0a5qp55yxz315r6r","name":"Example Name",'
-    b'"status":"complete","type":"ANIMATION","created_at":"2023-11-07T05:31:56Z","width":512,'
-    b'"height":960,"enabled":true,"start_seconds":0,"end_seconds":15,"total_frame_cost":450,'
-    b'"credits_charged":450,"fps":30,"error":null,"downloads":[{"url":"https://videos.magichour.ai/'
-    b'id/output.mp4","expires_at":"2024-10-19T05:16:19.027Z"}],"download":{"url":"https://videos.'
-    b'magichour.ai/id/output.mp4","expires_at":"2024-10-19T05:16:19.027Z"}}}'
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from listen import BODY  # the webhook bench/listen.py sends
 
 
 class _Download(TypedDict):
@@ -78,7 +74,7 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
     arguments = parser.parse_args()
-    event = orjson.loads(BODY)
+    event = orjson.loads(BODY.encode())
     payload = event["payload"]
     model = catalog.VideoProject
     as_typed_dict = TypeAdapter(_VideoProject)

@@ -266,6 +266,16 @@ def bodies(answers: bytes) -> list[bytes]:
     return found
 
 
+def echoes_in_order(handler: Handler, count: int) -> bool:
+    """Whether ``count`` pipelined GETs of /0, /1, ... sent in one write get answers whose
+    bodies are their targets, in order (the handler answers each with its target)."""
+    targets = [b"/%d" % number for number in range(count)]
+    with serving(handler) as port:
+        pipeline = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % t for t in targets)
+        answers = exchange(port, pipeline)
+    return bodies(answers) == targets
+
+
 def test_answers_given_through_later_before_the_handler_returns_keep_up_with_a_pipeline() -> None:
     """3,000 pipelined requests in one read, each answered before its handler returns: every
     answer, in order (answered from a callback, each nested a call, and ~330 overflowed)."""
@@ -275,11 +285,7 @@ def test_answers_given_through_later_before_the_handler_returns_keep_up_with_a_p
         later.answer(Response(200, request.target.encode()))
         return later
 
-    targets = [f"/{number}" for number in range(3000)]
-    with serving(handler) as port:
-        pipeline = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % t.encode() for t in targets)
-        answers = exchange(port, pipeline)
-    assert bodies(answers) == [target.encode() for target in targets]
+    assert echoes_in_order(handler, 3000)
 
 
 def test_answers_given_through_later_go_out_in_request_order() -> None:
@@ -295,11 +301,7 @@ def test_answers_given_through_later_go_out_in_request_order() -> None:
         handed.append(later)
         return later
 
-    targets = [f"/{number}" for number in range(5)]
-    with serving(handler) as port:
-        pipeline = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % t.encode() for t in targets)
-        answers = exchange(port, pipeline)
-    assert bodies(answers) == [target.encode() for target in targets]
+    assert echoes_in_order(handler, 5)
     assert all(later.response is not None for later in handed)
 
 
