@@ -57,6 +57,37 @@ def test_ctrl_c_while_a_command_reads_stdin_exits_130(isolated_env: dict[str, st
     assert "Traceback" not in errors.decode() and "aborted" not in errors.decode()
 
 
+def test_ctrl_c_while_mhw_exits_prints_no_traceback(isolated_env: dict[str, str]) -> None:
+    """The command is done and Python shuts down (threads joined, ``atexit``), which under load
+    takes long enough for a Ctrl-C to land in: it printed "Exception ignored in: <module
+    'threading'...>" and a KeyboardInterrupt traceback. An ``atexit`` hook that waits on stdin
+    holds mhw in its shutdown until the interrupt has landed."""
+    held_at_exit = (
+        "import atexit, runpy, sys\n"
+        "def hold():\n"
+        "    print('exiting', file=sys.stderr, flush=True)\n"
+        "    sys.stdin.read()\n"
+        "atexit.register(hold)\n"
+        "sys.argv[1:] = ['doctor']\n"
+        "runpy.run_module('mh_webhook_cli', run_name='__main__', alter_sys=True)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", held_at_exit],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=isolated_env,
+    )
+    assert process.stderr is not None and process.stdin is not None
+    assert process.stderr.readline() == b"exiting\n"
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=30)
+    errors = process.stderr.read().decode(errors="replace")
+    process.stdin.close()
+    assert "Traceback" not in errors and "KeyboardInterrupt" not in errors, errors
+    assert process.returncode in (130, -signal.SIGINT)  # a shell reports 130 for both
+
+
 def _reads_stdin(pid: int) -> bool:
     """The process sleeps in read(0): /proc says so (Linux)."""
     try:

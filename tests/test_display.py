@@ -98,10 +98,13 @@ class Terminal:
     def stop(self) -> list[str]:
         """Ctrl-C, then everything it writes until it exits."""
         self.process.send_signal(signal.SIGINT)
+        return self.end()
+
+    def end(self) -> list[str]:
+        """Everything it writes until it exits (its end of the terminal then reads as closed)."""
         deadline = time.monotonic() + 20
         while self._read(0.1) and time.monotonic() < deadline:
-            if self.process.poll() is not None and not select.select([self.primary], [], [], 0)[0]:
-                break
+            pass
         self.process.wait(timeout=10)
         return self.lines()
 
@@ -330,12 +333,11 @@ def test_emulator_lines_fit_the_terminal(
 def test_doctor_folds_its_advice_at_80_columns(terminal: Start) -> None:
     """A fix to follow is folded at spaces, whole, never wider than the terminal."""
     shown = terminal("doctor", size=(80, 24))
-    # The summary line ("✗ 1 failed, …" or "✓ ready, …"), not a check's own "✗  name" line:
-    # stopped before the summary, doctor would be interrupted mid-line.
-    summary = re.compile(r"[✓✗] (ready|\d+ failed)")
-    shown.wait_for(lambda lines: any(summary.match(line) for line in lines), "the summary")
-    lines = shown.stop()
-    assert all(cell_len(line) <= 80 for line in lines), lines
+    # doctor ends by itself: a Ctrl-C as it exits printed Python's KeyboardInterrupt traceback.
+    lines = shown.end()
+    assert shown.process.returncode == 1, lines  # no webhook secret: a failed check
+    too_wide = [line for line in lines if cell_len(line) > 80]
+    assert not too_wide, too_wide
     assert any("https://magichour.ai/developer?tab=webhooks" in line for line in lines), lines
     assert "MAGIC_HOUR_WEBHOOK_SECRET" in " ".join(lines)
 
